@@ -1,0 +1,8 @@
+"""Builders assemble graphs and return ordinary ``workflow.Workflow`` objects: explicit graphs
+(``WorkflowBuilder``), Magentic teams and conversation patterns."""
+
+from __future__ import annotations
+
+from ._workflow_builder import WorkflowBuilder
+
+__all__ = ("WorkflowBuilder",)

@@ -1,0 +1,285 @@
+"""A built workflow: an immutable definition that runs, streams and resumes.
+
+Concurrent runs share nothing but the definition. Without a checkpoint store, runs that stop
+short of completion (waiting for input, failed, cancelled) are kept in this process so they
+can still be resumed: human input needs no database.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from ._errors import CheckpointError
+from ._executor import Executor
+from ._graph import WorkflowGraph
+from ._observer import Observer
+from ._result import PendingRequest, RunResult
+from ._runner import EventSink, Reply, Runner, RunState
+from ._stream import stream_events
+from ._types import RunStatus
+from ._typing import type_name
+from .events import WorkflowEvent
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
+__all__ = ("Workflow",)
+
+Durability = Literal["sync", "async"]
+_RESUMABLE = (RunStatus.AWAITING_INPUT, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.MAX_SUPERSTEPS)
+
+
+class Workflow:
+    """An immutable, validated graph of executors, ready to run any number of times."""
+
+    def __init__(
+        self,
+        graph: WorkflowGraph,
+        *,
+        max_supersteps: int = 1000,
+        max_concurrency: int | None = None,
+        strict: bool = False,
+        checkpoint_store: Any = None,
+        durability: Durability = "sync",
+        types: Iterable[type] = (),
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        if max_supersteps < 1:
+            raise ValueError(f"max_supersteps must be >= 1, got {max_supersteps!r}")
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1 or None, got {max_concurrency!r}")
+        if durability not in ("sync", "async"):
+            raise ValueError(f"durability must be 'sync' or 'async', got {durability!r}")
+        self._graph = graph
+        self.max_supersteps = max_supersteps
+        self.max_concurrency = max_concurrency
+        self.strict = strict
+        self.checkpoint_store = checkpoint_store
+        self.durability: Durability = durability
+        self.types: tuple[type, ...] = tuple(types)
+        self.observers: tuple[Observer, ...] = tuple(observers)
+        self._paused: dict[str, RunState] = {}
+
+    # -- the definition ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._graph.name
+
+    @property
+    def graph(self) -> WorkflowGraph:
+        """The validated graph (read by diagrams and tools; never mutate it)."""
+        return self._graph
+
+    @property
+    def start_executor_id(self) -> str:
+        return self._graph.start
+
+    @property
+    def executors(self) -> Mapping[str, Executor]:
+        return self._graph.executors
+
+    @property
+    def graph_hash(self) -> str:
+        return self._graph.graph_hash
+
+    def __repr__(self) -> str:
+        return f"Workflow(name={self.name!r}, executors={len(self._graph.executors)})"
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self, input: Any, *, run_id: str | None = None) -> RunResult:
+        """Run to completion, a pause for input, failure, cancellation or the superstep limit."""
+        runner = self._new_run(input, run_id, EventSink())
+        return await self._execute(runner, resumed=False)
+
+    def run_stream(self, input: Any, *, run_id: str | None = None) -> AsyncIterator[WorkflowEvent]:
+        """Stream a run's events, ending with ``RunFinished``; leaving early cancels the run."""
+
+        async def start(send: MemoryObjectSendStream[WorkflowEvent]) -> None:
+            await self._execute(self._new_run(input, run_id, EventSink(send)), resumed=False)
+
+        return stream_events(start)
+
+    def run_sync(self, input: Any, *, run_id: str | None = None) -> RunResult:
+        """Run from synchronous code (scripts, notebooks without a running loop)."""
+        return anyio.run(functools.partial(self.run, input, run_id=run_id))
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        checkpoint_id: str | None = None,
+        responses: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Continue a run from its latest checkpoint (or fork from ``checkpoint_id``)."""
+        runner, done = await self._resume_runner(run_id, checkpoint_id, responses, EventSink())
+        if done is not None:
+            return done
+        return await self._execute(runner, resumed=True)
+
+    def resume_stream(
+        self,
+        run_id: str,
+        *,
+        checkpoint_id: str | None = None,
+        responses: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[WorkflowEvent]:
+        """Like ``resume``, streaming the events of the continuation."""
+
+        async def start(send: MemoryObjectSendStream[WorkflowEvent]) -> None:
+            runner, done = await self._resume_runner(run_id, checkpoint_id, responses, EventSink(send))
+            if done is None:
+                await self._execute(runner, resumed=True)
+
+        return stream_events(start)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _new_run(self, input: Any, run_id: str | None, sink: EventSink) -> Runner:
+        start = self._graph.executors[self._graph.start]
+        if not start.can_handle(input):
+            raise TypeError(
+                f"workflow {self.name!r}: start executor {start.id!r} accepts "
+                f"{type_name(start.input_types())}, not {type(input).__name__} ({input!r:.80})"
+            )
+        state = RunState(run_id=run_id if run_id is not None else uuid.uuid4().hex)
+        state.deliver(start.id, input)
+        return self._runner(state, sink)
+
+    def _runner(self, state: RunState, sink: EventSink) -> Runner:
+        observer = _combine(self.observers)
+        return Runner(
+            self._graph,
+            state,
+            sink=sink,
+            max_supersteps=self.max_supersteps,
+            max_concurrency=self.max_concurrency,
+            strict=self.strict,
+            observer=observer,
+            durability=self._durability_for(state),
+        )
+
+    def _durability_for(self, state: RunState) -> Any:
+        if self.checkpoint_store is None:
+            return None
+        from ._durable import StoreDurability
+
+        return StoreDurability(self, state)
+
+    async def _execute(self, runner: Runner, *, resumed: bool) -> RunResult:
+        state = runner.state
+        lock = self._lock(state.run_id)
+        async with lock:
+            try:
+                result = await runner.execute(resumed=resumed)
+            finally:
+                if self.checkpoint_store is None and state.status in _RESUMABLE:
+                    self._paused[state.run_id] = state
+        return result
+
+    def _lock(self, run_id: str) -> Any:
+        if self.checkpoint_store is None:
+            return _NoLock()
+        return self.checkpoint_store.lock_run(run_id)
+
+    async def _resume_runner(
+        self,
+        run_id: str,
+        checkpoint_id: str | None,
+        responses: Mapping[str, Any] | None,
+        sink: EventSink,
+    ) -> tuple[Runner, RunResult | None]:
+        if self.checkpoint_store is not None:
+            from ._durable import load_state
+
+            state, recorded = await load_state(self, run_id, checkpoint_id)
+            if recorded is not None and not responses:
+                return self._runner(state, sink), recorded
+        else:
+            if checkpoint_id is not None:
+                raise CheckpointError(
+                    f"cannot fork run {run_id!r} from checkpoint {checkpoint_id!r}: this workflow "
+                    "has no checkpoint_store; build it with checkpoint_store=..."
+                )
+            paused = self._paused.get(run_id)
+            if paused is None:
+                raise CheckpointError(
+                    f"unknown run {run_id!r}: without a checkpoint_store only runs paused in this "
+                    "process can be resumed (and not while another resume of it is running)"
+                )
+            state = paused
+        _apply_responses(state, responses or {})
+        if self.checkpoint_store is None:
+            del self._paused[run_id]
+        return self._runner(state, sink), None
+
+
+def _apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
+    """Validate every response first, then deliver: a bad one leaves the run untouched."""
+    checked: list[tuple[PendingRequest, Any]] = []
+    for request_id, value in responses.items():
+        request = state.pending.get(request_id)
+        if request is None:
+            known = ", ".join(sorted(state.pending)) or "none"
+            raise KeyError(
+                f"run {state.run_id!r} has no pending request {request_id!r} (pending: {known})"
+            )
+        checked.append((request, validate_response(request, value)))
+    for request, value in checked:
+        del state.pending[request.request_id]
+        state.deliver(request.executor_id, Reply(request.request_id, request.payload, value), reply=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(tp: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(tp)
+
+
+def validate_response(request: PendingRequest, value: Any) -> Any:
+    """Check ``value`` against the request's ``response_type``; a mismatch is a TypeError."""
+    tp = request.response_type
+    if tp is object or tp is Any:
+        return value
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    from pydantic import ValidationError
+
+    try:
+        return _adapter(tp).validate_python(value, strict=True)
+    except ValidationError as exc:
+        raise TypeError(
+            f"response to request {request.request_id!r} (from {request.executor_id!r}) must be "
+            f"{getattr(tp, '__name__', tp)}, got {type(value).__name__} {value!r:.80}: "
+            f"{exc.errors()[0]['msg']}"
+        ) from None
+    except TypeError:
+        raise TypeError(
+            f"response to request {request.request_id!r} must be {tp!r}, got {value!r:.80}"
+        ) from None
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _combine(observers: tuple[Observer, ...]) -> Observer | None:
+    from ._telemetry import auto_observer
+
+    auto = auto_observer()
+    found = [*observers, *([auto] if auto is not None else [])]
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    from ._observer import MultiObserver
+
+    return MultiObserver(found)
