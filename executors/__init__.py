@@ -3,4 +3,51 @@ sub-workflows and the Magentic orchestrator, all built on ``workflow.Executor``.
 
 from __future__ import annotations
 
-__all__: tuple[str, ...] = ()
+from ._chat import (
+    ChatClient,
+    ChatClientError,
+    ChatConfigError,
+    ChatDelta,
+    ChatMessage,
+    ChatParseError,
+    ChatResponse,
+    ChatResponseError,
+    ChatRetryError,
+    ChatStatusError,
+    ChatStreamAccumulator,
+    ChatTruncatedError,
+    ToolCall,
+    ToolCallDelta,
+    ToolSpec,
+    Usage,
+    collect_response,
+)
+from ._openai import OpenAIChatClient
+from ._scripted import ScriptedChatClient
+from ._tools import Tool, ToolOutcome, tool
+
+__all__: tuple[str, ...] = (
+    # chat clients and their vocabulary
+    "ChatClient",
+    "ChatClientError",
+    "ChatConfigError",
+    "ChatDelta",
+    "ChatMessage",
+    "ChatParseError",
+    "ChatResponse",
+    "ChatResponseError",
+    "ChatRetryError",
+    "ChatStatusError",
+    "ChatStreamAccumulator",
+    "ChatTruncatedError",
+    "OpenAIChatClient",
+    "ScriptedChatClient",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolOutcome",
+    "ToolSpec",
+    "Usage",
+    "collect_response",
+    "tool",
+)
