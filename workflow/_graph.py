@@ -163,6 +163,9 @@ def build_graph(
         )
     assert start is not None
 
+    for ex in executors.values():  # warm the dispatch caches now, not on the first message
+        for tp in ex.input_types() or ():
+            ex._resolve(tp)
     order = {eid: i for i, eid in enumerate(executors)}
     pair_key: dict[tuple[str, str], int] = {}
     routes: dict[str, list[Route]] = {}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from ._context import WorkflowContext
 from ._errors import ExecutorFailedError, WorkflowError
@@ -90,12 +91,13 @@ class RunState:
 class EventSink:
     """Collects a run's events and, when streaming, passes them on with backpressure."""
 
-    __slots__ = ("_send", "_sent", "events")
+    __slots__ = ("_send", "_sent", "events", "streaming")
 
     def __init__(self, send: MemoryObjectSendStream[WorkflowEvent] | None = None) -> None:
         self.events: list[WorkflowEvent] = []
         self._send = send
         self._sent = 0
+        self.streaming = send is not None
 
     def emit(self, event: WorkflowEvent) -> None:
         self.events.append(event)
@@ -166,8 +168,10 @@ class Invocation:
 
     async def emit(self, event: WorkflowEvent) -> None:
         if self.live:
-            self.runner.sink.emit(event)
-            await self.runner.sink.flush()
+            sink = self.runner.sink
+            sink.emit(event)
+            if sink.streaming:
+                await sink.flush()
         else:
             self.buffer.append(event)
 
@@ -273,7 +277,8 @@ class Runner:
                 sink.emit(ExecutorInvoked(run_id=st.run_id, superstep=step, executor_id=eid))
                 done = st.done.get(eid)
                 invs.append(done if done is not None else Invocation(self, executors[eid], inbox[eid]))
-            await sink.flush()
+            if sink.streaming:
+                await sink.flush()
             obs = self.observer
             scope = (
                 obs.superstep(run_id=st.run_id, superstep=step, executor_ids=tuple(targets))
@@ -294,7 +299,8 @@ class Runner:
             sink.emit(SuperstepCompleted(run_id=st.run_id, superstep=step))
             if self.durability is not None:
                 await self.durability.superstep_committed(self)
-            await sink.flush()
+            if sink.streaming:
+                await sink.flush()
         return RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
 
     async def _run_step(self, invs: list[Invocation]) -> None:
@@ -303,13 +309,30 @@ class Runner:
             await self._invoke(todo[0], None, 0)
             return
         step = _Step(invs, self.sink)
+        queue: list[tuple[Invocation, int]] = []
         for i, inv in enumerate(invs):
             if inv.replayed:
                 step.done(i)
+            else:
+                queue.append((inv, i))
+        queue.reverse()
+
+        async def worker() -> None:
+            while queue:
+                inv, i = queue.pop()
+                await self._invoke(inv, step, i)
+
+        # A growing pool instead of a task per executor: a worker runs invocations until one
+        # of them really suspends; only while work is left after that are more workers
+        # started, doubling each time. Executors that never wait share one task; executors
+        # that all wait still all run at once, started within a few loop iterations.
         async with anyio.create_task_group() as tg:
-            for i, inv in enumerate(invs):
-                if not inv.replayed:
-                    tg.start_soon(self._invoke, inv, step, i)
+            batch = 1
+            while queue:
+                for _ in range(min(batch, len(queue))):
+                    tg.start_soon(worker)
+                batch *= 2
+                await anyio.lowlevel.checkpoint()
 
     async def _invoke(self, inv: Invocation, step: _Step | None, index: int) -> None:
         """The dispatch seam: run one executor's deliveries, route what it sent, record it."""
@@ -378,7 +401,7 @@ class Runner:
 
     async def _handle(self, inv: Invocation) -> None:
         node = inv.node
-        ctx = WorkflowContext[Any](inv)
+        ctx: WorkflowContext[Any] = WorkflowContext(inv)
         inbox = inv.inbox
         if len(inbox) > 1:
             inbox.sort(key=_delivery_key)

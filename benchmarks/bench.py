@@ -1,0 +1,220 @@
+"""Ledgerflow benchmarks: one JSON line per workload, same workloads as ../shared/peer-bench.
+
+Usage: python benchmarks/bench.py [WORKLOAD [N]]   (no arguments: the whole suite)
+
+Each measurement runs in this process after a warm-up build; peak RSS is read from
+/proc/self/status (VmHWM after resetting it), like the peer harness does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from builders import WorkflowBuilder
+from workflow import Executor, WorkflowContext, executor, handler
+
+PAYLOAD = "x" * (100 * 1024)
+
+
+def _status_kb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def chain(n: int, store: Any = None, payload: bool = False) -> Any:
+    async def add_one(x: Any) -> Any:
+        if payload:
+            return {"value": x["value"] + 1, "payload": x["payload"]}
+        return x + 1
+
+    nodes = [executor(id=f"n{i}")(add_one) for i in range(n)]
+    b = WorkflowBuilder(start=nodes[0], name=f"chain{n}", checkpoint_store=store, max_supersteps=n + 10)
+    for a, c in zip(nodes, nodes[1:]):
+        b.add_edge(a, c)
+    return b.build()
+
+
+def fanout(n: int, sleep: float) -> Any:
+    @executor(id="source")
+    async def source(x: int) -> int:
+        return x
+
+    def make(i: int) -> Any:
+        async def worker(x: int) -> int:
+            if sleep:
+                await asyncio.sleep(sleep)
+            return i * 2
+
+        return executor(id=f"w{i}")(worker)
+
+    @executor(id="total")
+    async def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    workers = [make(i) for i in range(n)]
+    return (
+        WorkflowBuilder(start=source, name="fanout")
+        .add_fan_out_edges(source, workers)
+        .add_fan_in_edges(workers, total)
+        .build()
+    )
+
+
+class Step(Executor):
+    def __init__(self, id: str, limit: int) -> None:
+        super().__init__(id)
+        self.limit = limit
+
+    @handler
+    async def step(self, x: int, ctx: WorkflowContext[int]) -> None:
+        if x + 1 >= self.limit:
+            await ctx.yield_output(x + 1)
+        else:
+            await ctx.send_message(x + 1)
+
+
+def loop(n: int) -> Any:
+    a, b = Step("a", n), Step("b", n)
+    return WorkflowBuilder(start=a, name="loop", max_supersteps=n + 10).add_edge(a, b).add_edge(b, a).build()
+
+
+def build_big(n: int) -> float:
+    nodes = [executor(id=f"n{i}")(_ident) for i in range(n)]
+    t0 = time.perf_counter()
+    b = WorkflowBuilder(start=nodes[0], name="big")
+    for a, c in zip(nodes, nodes[1:]):
+        b.add_edge(a, c)
+    b.build()
+    return time.perf_counter() - t0
+
+
+async def _ident(x: int) -> int:
+    return x
+
+
+async def measure(workload: str, n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"engine": "ledgerflow", "workload": workload, "n": n}
+    run: Callable[[], Awaitable[Any]]
+    expected: Any
+    extra: dict[str, Any] = {}
+    tmp = tempfile.mkdtemp(prefix="lfbench-")
+    if workload == "chain":
+        wf = chain(n)
+        run, expected = (lambda: wf.run(0)), n
+    elif workload in ("fanout", "sleep_concurrency"):
+        wf = fanout(n, 0.1 if workload == "sleep_concurrency" else 0.0)
+        run, expected = (lambda: wf.run(0)), n * (n - 1)
+    elif workload == "loop":
+        wf = loop(n)
+        run, expected = (lambda: wf.run(0)), n
+    elif workload == "throughput":
+        wf = chain(3)
+
+        async def many() -> Any:
+            ok = 0
+            for _ in range(n):
+                r = await wf.run(0)
+                ok += r.outputs == [3]
+            return ok
+
+        run, expected = many, n
+    elif workload == "build":
+        secs = build_big(n)
+        out.update(seconds=round(secs, 6), ok=True)
+        return out
+    elif workload.startswith("checkpoint_"):
+        from workflow import store_from_url  # type: ignore[attr-defined]
+
+        kind = workload.removeprefix("checkpoint_")
+        url = {
+            "memory": "memory://",
+            "file": f"file://{tmp}/ckpt",
+            "sqlite": f"sqlite:///{tmp}/runs.db",
+            "postgres": os.environ.get("DATABASE_URL", ""),
+        }[kind]
+        if not url:
+            out.update(seconds=None, unsupported="set DATABASE_URL")
+            return out
+        store = store_from_url(url)
+        wf = chain(n, store=store, payload=True)
+        run, expected = (lambda: wf.run({"value": 0, "payload": PAYLOAD})), n
+
+        def bytes_written() -> int:
+            if kind == "sqlite":
+                total = 0
+                for suffix in ("", "-wal"):
+                    p = f"{tmp}/runs.db{suffix}"
+                    total += os.path.getsize(p) if os.path.exists(p) else 0
+                return total
+            if kind == "file":
+                return int(subprocess.run(["du", "-sb", f"{tmp}/ckpt"], capture_output=True, text=True).stdout.split()[0])
+            return int(getattr(store, "bytes_written", 0))
+
+        extra["bytes"] = bytes_written
+    else:
+        raise SystemExit(f"unknown workload {workload!r}")
+
+    gc.collect()
+    _reset_peak()
+    t0 = time.perf_counter()
+    result = await run()
+    secs = time.perf_counter() - t0
+    value = result if isinstance(result, int) else (result.outputs[-1] if result.outputs else None)
+    if isinstance(value, dict):
+        value = value.get("value")
+    out.update(seconds=round(secs, 6), peak_rss_mb=round(_status_kb("VmHWM") / 1024, 1), ok=value == expected)
+    if workload in ("chain", "loop") or workload.startswith("checkpoint"):
+        out["us_per_hop"] = round(secs / n * 1e6, 2)
+    if workload == "throughput":
+        out["runs_per_sec"] = round(n / secs, 1)
+    if "bytes" in extra:
+        out["bytes_written"] = extra["bytes"]()
+    elif secs < 5:
+        t0 = time.perf_counter()
+        await run()
+        out["seconds_warm"] = round(time.perf_counter() - t0, 6)
+    out["python"] = platform.python_version()
+    return out
+
+
+SUITE = [
+    ("chain", 100), ("chain", 1000), ("fanout", 100), ("fanout", 1000),
+    ("sleep_concurrency", 100), ("sleep_concurrency", 1000), ("loop", 1000), ("loop", 10000),
+    ("throughput", 1000), ("build", 10000),
+    ("checkpoint_memory", 100), ("checkpoint_file", 100), ("checkpoint_sqlite", 100),
+    ("checkpoint_postgres", 100),
+]
+
+
+def main() -> None:
+    if len(sys.argv) >= 2:
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+        print(json.dumps(asyncio.run(measure(sys.argv[1], n))), flush=True)
+        return
+    for workload, n in SUITE:  # each in a fresh process, so peak RSS is per workload
+        subprocess.run([sys.executable, __file__, workload, str(n)], check=False)
+
+
+if __name__ == "__main__":
+    main()
