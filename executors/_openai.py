@@ -211,7 +211,9 @@ class OpenAIChatClient:
                 raw = await self._client.chat.completions.with_raw_response.create(**params)
                 return _parse_completion(raw.http_response.content, self.model)
             except Exception as exc:
-                await self._after_failure(exc, attempts)
+                failed = exc
+            # Handled outside the except block so a scrubbed error gets no implicit __context__.
+            await self._after_failure(failed, attempts)
 
     async def get_streaming_response(
         self,
@@ -235,32 +237,36 @@ class OpenAIChatClient:
         attempts = _Attempts()
         while True:
             attempts.count += 1
+            failed: Exception | None = None
             try:
                 stream = await self._client.chat.completions.create(**params)
             except Exception as exc:
-                await self._after_failure(exc, attempts)
+                failed = exc
+            if failed is not None:  # handled outside the except block: no implicit __context__
+                await self._after_failure(failed, attempts)
                 continue
             parser = _StreamParser(self.model)
-            retry_after: Exception | None = None
             async with stream:
                 while True:
+                    deltas: list[ChatDelta] = []
                     try:
                         chunk = await stream.__anext__()
                         deltas = parser.feed(chunk.to_dict(warnings=False))
                     except StopAsyncIteration:
                         break
                     except Exception as exc:
-                        if self._classify(exc) is None:
-                            raise
+                        failed = exc
+                    if failed is not None:
+                        if self._classify(failed) is None:
+                            raise failed
                         if parser.chunks_yielded == 0:
-                            retry_after = exc  # nothing seen yet: a retry is invisible
-                            break
-                        self._raise_interrupted(exc, parser)
+                            break  # nothing seen yet: a retry is invisible to the caller
+                        self._raise_interrupted(failed, parser)
                     for delta in deltas:
                         parser.chunks_yielded += 1
                         yield delta
-            if retry_after is not None:
-                await self._after_failure(retry_after, attempts)
+            if failed is not None:
+                await self._after_failure(failed, attempts)
                 continue
             yield parser.finish()
             return
