@@ -344,6 +344,9 @@ class OpenAIChatClient:
             if cause is not None and not str(cause):
                 why = f"{type(cause).__name__}: the server reset or closed the connection"
             return _Failure(True, None, self._secret.scrub(f"connection failed ({why})"))
+        if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
+            detail = f"the server reported an error: {_error_message(exc)}"
+            return _Failure(True, None, self._secret.scrub(detail))
         return None
 
     def _raise_final(self, failure: _Failure, attempts: int, exc: Exception) -> NoReturn:

@@ -34,7 +34,11 @@ ApprovalMode = Literal["never_require", "always_require"]
 _log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _APPROVAL_MODES = ("never_require", "always_require")
-_SECTION = re.compile(r"^(\w[\w ]*):\s*$")
+_SECTIONS = (
+    "Args|Arguments|Parameters|Returns|Return|Yields|Raises|Example|Examples|Note|Notes|"
+    "Attributes|See Also|Warning|Warnings|Todo|References"
+)
+_SECTION = re.compile(rf"^({_SECTIONS}):\s*$")
 _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _DEFAULT_MAX_OUTPUT_CHARS = 20_000
 

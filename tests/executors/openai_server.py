@@ -50,6 +50,7 @@ class Reply:
     completion_tokens: int = 5
     model: str | None = None  # default: the requested model
     malformed_chunk_after: int | None = None  # streaming: send invalid JSON after N chunks
+    error_event_after: int | None = None  # streaming: send an {"error": ...} event, then stop
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if reply.malformed_chunk_after is not None and n == reply.malformed_chunk_after:
                 self._write_chunk(b"data: {not json\n\n")
+            if reply.error_event_after is not None and n == reply.error_event_after:
+                error = {"error": {"message": "model overloaded", "type": "server_error"}}
+                self._write_chunk(f"data: {json.dumps(error)}\n\n".encode())
+                break
             self._write_chunk(f"data: {json.dumps(event)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")

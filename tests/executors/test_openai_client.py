@@ -413,6 +413,23 @@ async def test_malformed_stream_chunk_after_output_raises(server: OpenAITestServ
             await collect_deltas(client)
 
 
+@pytest.mark.anyio
+async def test_stream_error_event_before_output_is_retried(server: OpenAITestServer) -> None:
+    server.enqueue(Reply("lost", error_event_after=1), Reply("second try"))
+    async with make_client(server) as client:
+        deltas = await collect_deltas(client)
+    assert "".join(d.text for d in deltas) == "second try"
+    assert len(server.completion_requests()) == 2
+
+
+@pytest.mark.anyio
+async def test_stream_error_event_after_output_names_the_error(server: OpenAITestServer) -> None:
+    server.enqueue(Reply("a b c", error_event_after=2))
+    async with make_client(server) as client:
+        with pytest.raises(ChatResponseError, match="model overloaded"):
+            await collect_deltas(client)
+
+
 # --------------------------------------------------------------------------- secrets and config
 
 

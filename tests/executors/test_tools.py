@@ -62,6 +62,20 @@ def test_schema_comes_from_hints_and_docstring() -> None:
     assert "title" not in params  # pydantic's titles are noise to a model
 
 
+def test_summary_ending_in_a_colon_is_not_a_section() -> None:
+    @tool
+    def plan(goal: str) -> str:
+        """Plan the following:
+
+        Args:
+            goal: What to achieve.
+        """
+        return goal
+
+    assert plan.description == "Plan the following:"
+    assert plan.parameters["properties"]["goal"]["description"] == "What to achieve."
+
+
 def test_to_openai_shape() -> None:
     entry = ship.to_openai()
     assert entry["type"] == "function"
