@@ -23,6 +23,15 @@ from ._chat import (
     collect_response,
 )
 from ._openai import OpenAIChatClient
+from ._sandbox import (
+    CodeResult,
+    SandboxConfig,
+    SandboxUnavailableError,
+    extract_code_blocks,
+    run_blocks,
+    run_code,
+    sandbox_available,
+)
 from ._scripted import ScriptedChatClient
 from ._tools import Tool, ToolOutcome, tool
 
@@ -40,7 +49,10 @@ __all__: tuple[str, ...] = (
     "ChatStatusError",
     "ChatStreamAccumulator",
     "ChatTruncatedError",
+    "CodeResult",
     "OpenAIChatClient",
+    "SandboxConfig",
+    "SandboxUnavailableError",
     "ScriptedChatClient",
     "Tool",
     "ToolCall",
@@ -49,5 +61,9 @@ __all__: tuple[str, ...] = (
     "ToolSpec",
     "Usage",
     "collect_response",
+    "extract_code_blocks",
+    "run_blocks",
+    "run_code",
+    "sandbox_available",
     "tool",
 )

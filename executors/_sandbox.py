@@ -27,11 +27,12 @@ from typing import Final, get_args
 import anyio
 from pydantic import BaseModel, ConfigDict
 
-from executors._sandbox_blocks import extract_code_blocks
-from executors._sandbox_isolation import (
+from ._sandbox_blocks import extract_code_blocks
+from ._sandbox_isolation import (
     SAFE_PATH,
     WORKSPACE_IN_BWRAP,
     Backend,
+    Interpreter,
     Isolation,
     Limits,
     SandboxUnavailableError,
@@ -42,7 +43,7 @@ from executors._sandbox_isolation import (
     sandbox_available,
     unshare_prefix,
 )
-from executors._sandbox_process import ProcessOutcome, StreamBudget, run_process
+from ._sandbox_process import ProcessOutcome, StreamBudget, run_process
 
 __all__ = (
     "CodeResult",
@@ -172,6 +173,14 @@ class SandboxConfig:
             for key, value in self.env.items():
                 if not key or "=" in key or "\0" in key or "\0" in value:
                     raise ValueError(f"invalid environment variable {key!r}={value!r}")
+                if key == _TOKEN_VAR:
+                    raise ValueError(f"environment variable {key!r} is reserved by the sandbox")
+                if key.startswith("LD_"):
+                    # The privileged helpers (bwrap, prlimit, setpriv) see this environment.
+                    raise ValueError(
+                        f"environment variable {key!r} is not allowed in a sandbox: it would "
+                        "reach the privileged helpers that set the sandbox up"
+                    )
             object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
         if not self.python:
             raise ValueError("python must name an interpreter, e.g. '/usr/bin/python3'")
@@ -217,26 +226,7 @@ async def run_blocks(blocks: Sequence[str], config: SandboxConfig | None = None)
         token = secrets.token_hex(16)
         seen_ws = WORKSPACE_IN_BWRAP if backend == "bubblewrap" else workspace
         env = _environment(cfg, seen_ws, interpreter.python, token, backend)
-        cpu = cfg.cpu_seconds if cfg.cpu_seconds is not None else math.ceil(cfg.timeout) + 1
-        limits = Limits(
-            cpu, cfg.memory_bytes, cfg.file_size_bytes, cfg.max_processes, cfg.max_open_files
-        )
-        if backend == "bubblewrap":
-            prefix = bwrap_prefix(
-                network=cfg.network,
-                interpreter=interpreter,
-                workspace=workspace,
-                passwd=os.path.join(exec_dir, "passwd"),
-                group=os.path.join(exec_dir, "group"),
-                tmp_bytes=cfg.tmp_bytes,
-                uid=cfg.uid,
-                gid=cfg.gid,
-            )
-        elif backend == "unshare":
-            prefix = unshare_prefix(network=cfg.network, uid=cfg.uid, gid=cfg.gid)
-        else:
-            prefix = []
-        prefix += limits_prefix(limits, cfg.uid, cfg.gid, pdeathsig=backend == "none")
+        prefix = _command_prefix(cfg, backend, interpreter, exec_dir)
         out = StreamBudget(cfg.output_limit_bytes)
         err = StreamBudget(cfg.output_limit_bytes)
         outcome = ProcessOutcome(0, None)
@@ -264,6 +254,32 @@ async def run_blocks(blocks: Sequence[str], config: SandboxConfig | None = None)
         truncated=out.truncated or err.truncated,
         killed_reason=outcome.killed_for or _limit_hit(outcome.returncode, stderr, backend),
     )
+
+
+def _command_prefix(
+    cfg: SandboxConfig, backend: Backend, interpreter: Interpreter, exec_dir: str
+) -> list[str]:
+    """Everything before ``python block_<n>.py``: namespaces, then limits and uid drop."""
+    cpu = cfg.cpu_seconds if cfg.cpu_seconds is not None else math.ceil(cfg.timeout) + 1
+    limits = Limits(
+        cpu, cfg.memory_bytes, cfg.file_size_bytes, cfg.max_processes, cfg.max_open_files
+    )
+    if backend == "bubblewrap":
+        prefix = bwrap_prefix(
+            network=cfg.network,
+            interpreter=interpreter,
+            workspace=os.path.join(exec_dir, "workspace"),
+            passwd=os.path.join(exec_dir, "passwd"),
+            group=os.path.join(exec_dir, "group"),
+            tmp_bytes=cfg.tmp_bytes,
+            uid=cfg.uid,
+            gid=cfg.gid,
+        )
+    elif backend == "unshare":
+        prefix = unshare_prefix(network=cfg.network, uid=cfg.uid, gid=cfg.gid)
+    else:
+        prefix = []
+    return prefix + limits_prefix(limits, cfg.uid, cfg.gid, pdeathsig=backend == "none")
 
 
 def _environment(

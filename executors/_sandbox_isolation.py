@@ -263,7 +263,7 @@ def _outermost(paths: Iterable[str]) -> list[str]:
     return kept
 
 
-_interpreters: dict[tuple[str, Backend], Interpreter] = {}
+_interpreters: dict[tuple[str, Backend, int, int], Interpreter] = {}
 
 
 async def interpreter_info(python: str, backend: Backend, uid: int, gid: int) -> Interpreter:
@@ -273,7 +273,7 @@ async def interpreter_info(python: str, backend: Backend, uid: int, gid: int) ->
     uid cannot read (say one under ``/root``) fails here with a clear message instead of
     failing every execution.
     """
-    key = (python, backend)
+    key = (python, backend, uid, gid)
     if key in _interpreters:
         return _interpreters[key]
     if os.path.isabs(python):

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 import executors._sandbox_isolation as isolation_module
-from executors._sandbox import (
+from executors import (
     CodeResult,
     SandboxConfig,
     SandboxUnavailableError,
@@ -109,6 +109,8 @@ def test_config_rejects_silent_opt_out_and_bad_values() -> None:
         SandboxConfig(uid=0)
     with pytest.raises(ValueError, match="isolation"):
         SandboxConfig(isolation="docker")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="privileged helpers"):
+        SandboxConfig(env={"LD_PRELOAD": "/workspace/evil.so"})
 
 
 def test_result_text_reads_well() -> None:
@@ -177,7 +179,9 @@ async def test_empty_blocks_are_rejected() -> None:
 async def test_prints_and_exits_zero(backend: str) -> None:
     result = await run_code("import os\nprint('hello', os.getuid())", config(backend))
     assert result.exit_code == 0
-    assert result.stdout == f"hello {65534 if IS_ROOT else os.getuid()}\n"
+    # As root we drop to uid 65534; otherwise a user namespace maps us to it (not for none).
+    uid = 65534 if IS_ROOT or backend != "none" else os.getuid()
+    assert result.stdout == f"hello {uid}\n"
     assert (result.stderr, result.timed_out, result.truncated) == ("", False, False)
 
 
@@ -207,6 +211,18 @@ async def test_blocks_share_a_workspace_and_stop_at_the_first_failure() -> None:
 
 
 # --- containment ---------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_execution_directory_is_removed_even_when_locked_down() -> None:
+    parent = tempfile.mkdtemp(prefix="sandbox-parent-")
+    try:
+        code = "import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x')\nos.chmod('a', 0)"
+        result = await run_code(code, config("bubblewrap", work_dir=parent))
+        assert result.exit_code == 0, result.text
+        assert os.listdir(parent) == []
+    finally:
+        shutil.rmtree(parent)
 
 
 @pytest.mark.anyio
