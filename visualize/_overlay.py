@@ -1,0 +1,242 @@
+"""What one run did, reduced to what a diagram can show: node status and edge traffic.
+
+A ``RunOverlay`` comes from a ``RunResult`` (its events), from a checkpoint (the ``"overlay"``
+entry the runner records in ``checkpoint.data``), from that entry as a plain mapping, or from
+``(run_id, store)`` (the run's latest checkpoint). Keys are executor ids, namespaced with ``/``
+inside sub-workflows; edge keys are ``"source->target"``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+
+from workflow import RunResult
+from workflow.events import (
+    ExecutorCompleted,
+    ExecutorFailed,
+    ExecutorInvoked,
+    MessageDropped,
+)
+
+__all__ = ("RunOverlay", "load_overlay", "overlay_from")
+
+STATUSES = ("completed", "failed", "waiting", "running")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOverlay:
+    """Per-executor status and per-edge message counts of one run.
+
+    Attributes:
+        status: Executor id to ``"completed"``, ``"failed"``, ``"waiting"`` (for input) or
+            ``"running"`` (started, never finished: the run was cancelled or crashed).
+            Executors absent from it were never reached.
+        messages: ``"source->target"`` to the number of messages delivered along that edge.
+        errors: Executor id to the error that failed it.
+        invocations: Executor id to how many supersteps it ran in.
+        dropped: ``"source->target"`` to messages the target had no handler for.
+        exact: False when ``messages`` was inferred from which executors ran in consecutive
+            supersteps (counts supersteps, not messages); the diagram then marks counts ``~``.
+        run_id: The run, for the caption.
+        run_status: How the run ended, for the caption.
+        note: Shown in the caption, e.g. when a checkpoint recorded no overlay.
+    """
+
+    status: Mapping[str, str] = field(default_factory=dict)
+    messages: Mapping[str, int] = field(default_factory=dict)
+    errors: Mapping[str, str] = field(default_factory=dict)
+    invocations: Mapping[str, int] = field(default_factory=dict)
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    exact: bool = True
+    run_id: str | None = None
+    run_status: str | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], **extra: Any) -> RunOverlay:
+        """Read the runner's ``{"status", "messages", "errors"}`` entry (unknown keys ignored)."""
+
+        def table(key: str, conv: Callable[[Any], T]) -> dict[str, T]:
+            raw = data.get(key) or {}
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"run overlay entry {key!r} must be a mapping, got {raw!r:.80}")
+            return {str(k): conv(v) for k, v in raw.items()}
+
+        status = table("status", str)
+        unknown = sorted({s for s in status.values() if s not in STATUSES})
+        if unknown:
+            raise ValueError(
+                f"run overlay has unknown status {unknown[0]!r}; expected one of {STATUSES!r}"
+            )
+        fields: dict[str, Any] = {
+            "status": status,
+            "messages": table("messages", int),
+            "errors": table("errors", str),
+            "invocations": table("invocations", int),
+            "dropped": table("dropped", int),
+        }
+        for key in ("run_id", "run_status", "note"):
+            if data.get(key) is not None:
+                fields[key] = str(data[key])
+        fields.update(extra)
+        return cls(**fields)
+
+
+def overlay_from(run: Any, pairs: Iterable[tuple[str, str]] = ()) -> RunOverlay:
+    """Turn whatever ``run=`` was given into a ``RunOverlay``.
+
+    Args:
+        run: A ``RunOverlay``, a ``RunResult``, a checkpoint (any object with a ``.data``
+            mapping), the overlay mapping itself, or ``(run_id, store)``.
+        pairs: The graph's ``(source, target)`` pairs, used to infer edge traffic from a
+            ``RunResult`` whose events do not say who sent what.
+
+    Raises:
+        TypeError: ``run`` is none of the above.
+        RuntimeError: ``(run_id, store)`` was given inside a running event loop.
+    """
+    if isinstance(run, RunOverlay):
+        return run
+    if isinstance(run, RunResult):
+        return from_result(run, pairs)
+    if isinstance(run, tuple) and len(run) == 2 and isinstance(run[0], str):
+        run_id, store = run
+        return _blocking(lambda: load_overlay(run_id, store))
+    data = getattr(run, "data", None)
+    if isinstance(data, Mapping):
+        return from_checkpoint(run)
+    if isinstance(run, Mapping):
+        return RunOverlay.from_mapping(run)
+    raise TypeError(
+        f"run= must be a RunResult, a Checkpoint, an overlay mapping or (run_id, store), "
+        f"got {type(run).__name__} {run!r:.80}"
+    )
+
+
+async def load_overlay(run_id: str, store: Any) -> RunOverlay:
+    """The overlay recorded in ``run_id``'s latest checkpoint in ``store``.
+
+    Use this from async code, then pass the result as ``run=``: ``render`` is synchronous
+    and cannot drive an async store inside a running event loop.
+
+    Raises:
+        LookupError: the store has no checkpoint for ``run_id``.
+    """
+    checkpoint = await store.latest(run_id)
+    if checkpoint is None:
+        raise LookupError(f"no checkpoint of run {run_id!r} in {store!r}; check the run id")
+    return from_checkpoint(checkpoint)
+
+
+def from_checkpoint(checkpoint: Any) -> RunOverlay:
+    """The checkpoint's ``data["overlay"]``, or an empty overlay saying none was recorded."""
+    data: Mapping[str, Any] = checkpoint.data
+    run_id = getattr(checkpoint, "run_id", None)
+    superstep = getattr(checkpoint, "superstep", None)
+    label = f"checkpoint {getattr(checkpoint, 'id', '?')} (superstep {superstep})"
+    raw = data.get("overlay")
+    if raw is None:
+        return RunOverlay(run_id=run_id, note=f"{label} recorded no run overlay")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{label}: data['overlay'] must be a mapping, got {raw!r:.80}")
+    extra: dict[str, Any] = {"note": raw.get("note") or label}
+    if run_id is not None and raw.get("run_id") is None:
+        extra["run_id"] = str(run_id)
+    return RunOverlay.from_mapping(raw, **extra)
+
+
+def from_result(result: RunResult, pairs: Iterable[tuple[str, str]] = ()) -> RunOverlay:
+    """Read statuses, errors and traffic from a result's events.
+
+    Only the events of the call that returned ``result`` are there: after a resume, what ran
+    before the pause shows as not reached (a checkpoint overlay covers the whole run).
+    """
+    status: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    invocations: Counter[str] = Counter()
+    messages: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    ran: dict[int, list[str]] = {}
+    finished: dict[int, set[str]] = {}
+    exact = False
+    for event in result.events:
+        match event:
+            case ExecutorInvoked(executor_id=eid, superstep=step):
+                status[eid] = "running"
+                invocations[eid] += 1
+                ran.setdefault(step, []).append(eid)
+            case ExecutorCompleted(executor_id=eid, superstep=step):
+                status[eid] = "completed"
+                finished.setdefault(step, set()).add(eid)
+                sent = getattr(event, "messages", None)  # target -> count, once the core has it
+                if isinstance(sent, Mapping):
+                    exact = True
+                    for target, count in sent.items():
+                        messages[f"{eid}->{target}"] += int(count)
+            case ExecutorFailed(executor_id=eid, error=error):
+                status[eid] = "failed"
+                errors[eid] = error
+            case MessageDropped(source_id=src, target_id=dst):
+                dropped[f"{src}->{dst}"] += 1
+            case _:
+                pass
+    for request in result.pending_requests:
+        status[request.executor_id] = "waiting"
+    if not exact:
+        messages = _infer(pairs, ran, finished)
+    return RunOverlay(
+        status=status,
+        messages=dict(messages),
+        errors=errors,
+        invocations=dict(invocations),
+        dropped=dict(dropped),
+        exact=exact or not messages,
+        run_id=result.run_id,
+        run_status=str(result.status),
+    )
+
+
+def _infer(
+    pairs: Iterable[tuple[str, str]], ran: Mapping[int, list[str]], finished: Mapping[int, set[str]]
+) -> Counter[str]:
+    """Count supersteps in which ``target`` ran right after ``source`` finished.
+
+    A delivery always lands in the superstep after its sender finished, so this is exact for
+    a target with one possible sender per superstep and an upper bound otherwise.
+    """
+    preds: dict[str, list[str]] = {}
+    for src, dst in dict.fromkeys(pairs):
+        preds.setdefault(dst, []).append(src)
+    counts: Counter[str] = Counter()
+    for step, targets in ran.items():
+        before = finished.get(step - 1, set())
+        for dst in targets:
+            for src in preds.get(dst, ()):
+                if src in before:
+                    counts[f"{src}->{dst}"] += 1
+    return counts
+
+
+def _blocking(load: Callable[[], Awaitable[T]]) -> T:
+    """Run an async store call from sync code; refuse inside a running event loop."""
+    try:
+        anyio.get_current_task()
+    except RuntimeError:  # no event loop here: we may start one
+        pass
+    else:
+        raise RuntimeError(
+            "run=(run_id, store) needs to load from an async store, which a synchronous call "
+            "cannot do inside a running event loop; use `overlay = await "
+            "visualize.load_overlay(run_id, store)` and pass run=overlay"
+        )
+
+    async def main() -> T:
+        return await load()
+
+    return anyio.run(main)
