@@ -279,7 +279,7 @@ def _command_prefix(
         prefix = unshare_prefix(network=cfg.network, uid=cfg.uid, gid=cfg.gid)
     else:
         prefix = []
-    return prefix + limits_prefix(limits, cfg.uid, cfg.gid, pdeathsig=backend == "none")
+    return prefix + limits_prefix(limits, cfg.uid, cfg.gid)
 
 
 def _environment(

@@ -119,11 +119,13 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def limits_prefix(limits: Limits, uid: int, gid: int, *, pdeathsig: bool) -> list[str]:
+def limits_prefix(limits: Limits, uid: int, gid: int) -> list[str]:
     """Command prefix that applies rlimits and, as root, drops to ``uid``/``gid``.
 
     ``prlimit`` runs while still privileged, so the limits are set before ``setpriv`` drops
-    the uid; then the kernel counts ``RLIMIT_NPROC`` against that unprivileged uid.
+    the uid; then the kernel counts ``RLIMIT_NPROC`` against that unprivileged uid. Changing
+    the uid clears the parent-death signal (``unshare --kill-child`` relies on it), so
+    ``setpriv`` sets it again afterwards.
     """
     prlimit = _which("prlimit") or "/usr/bin/prlimit"
     argv = [
@@ -146,7 +148,7 @@ def limits_prefix(limits: Limits, uid: int, gid: int, *, pdeathsig: bool) -> lis
             "--inh-caps=-all",
             "--bounding-set=-all",
             "--no-new-privs",
-            *(["--pdeathsig=KILL"] if pdeathsig else []),
+            "--pdeathsig=KILL",
             "--",
         ]
     return argv
@@ -161,8 +163,9 @@ def _clamp(which: int, value: int) -> int:
 def unshare_prefix(*, network: bool, uid: int, gid: int) -> list[str]:
     """``unshare`` command prefix: new network/PID/IPC/UTS namespaces, killed with us.
 
-    ``setpriv --pdeathsig`` kills ``unshare`` if this process dies, and ``--kill-child``
-    then kills the namespace's init, which takes every process in the namespace along.
+    ``setpriv --pdeathsig`` kills ``unshare`` if this process dies; the namespace's init
+    (the code itself) then gets ``SIGKILL`` too (``--kill-child``, or re-armed by the inner
+    ``setpriv`` after the uid drop cleared it), which takes every process in it along.
     """
     setpriv = _which("setpriv") or "/usr/bin/setpriv"
     argv = [setpriv, "--pdeathsig=KILL", "--", _which("unshare") or "/usr/bin/unshare"]
@@ -288,7 +291,7 @@ async def interpreter_info(python: str, backend: Backend, uid: int, gid: int) ->
     argv = [resolved, "-c", _INTERPRETER_PROBE]
     if backend != "bubblewrap" and _is_root():
         limits = Limits(math.ceil(_PROBE_TIMEOUT), 2**30, 2**20, 64, 256)
-        argv = [*limits_prefix(limits, uid, gid, pdeathsig=True), *argv]
+        argv = [*limits_prefix(limits, uid, gid), *argv]
     with anyio.fail_after(_PROBE_TIMEOUT):
         done = await anyio.run_process(
             argv, check=False, cwd="/", env={"PATH": SAFE_PATH, "LANG": "C.UTF-8"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -46,11 +48,11 @@ def config(backend: str, **kwargs: object) -> SandboxConfig:
     return SandboxConfig(isolation=backend, **kwargs)  # type: ignore[arg-type]
 
 
-def pids_matching(needle: str) -> list[int]:
-    """Host processes whose command line or environment contains ``needle``."""
+def pids_matching(needle: str, exclude: int | None = None) -> list[int]:
+    """Host processes (but us and ``exclude``) whose command line or environment has ``needle``."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), exclude):
             continue
         for name in ("cmdline", "environ"):
             try:
@@ -440,3 +442,34 @@ async def test_cancellation_kills_the_tree(backend: str) -> None:
     assert await wait_until_gone(token) == []
     assert os.listdir(parent) == []  # the execution directory was removed, too
     os.rmdir(parent)
+
+
+@pytest.mark.parametrize("backend", ["bubblewrap", "unshare"])
+def test_killed_engine_leaves_no_sandbox_behind(backend: str) -> None:
+    cfg = config(backend)
+    token = uuid.uuid4().hex
+    code = f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {token!r}])
+        time.sleep(60)
+    """
+    engine = textwrap.dedent(f"""
+        import anyio
+        from executors import SandboxConfig, run_code
+        config = SandboxConfig(isolation={backend!r}, python={cfg.python!r})
+        anyio.run(run_code, {textwrap.dedent(code)!r}, config)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", engine], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 10
+        # The engine's own command line holds the token too: wait for the sandboxed process.
+        while not pids_matching(token, exclude=proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pids_matching(token, exclude=proc.pid), "the sandboxed code never started"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no cleanup code of ours runs
+        proc.wait()
+    deadline = time.monotonic() + 2
+    while pids_matching(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pids_matching(token) == []
