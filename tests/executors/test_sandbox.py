@@ -12,6 +12,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -46,6 +47,15 @@ def config(backend: str, **kwargs: object) -> SandboxConfig:
     if backend == "none":
         kwargs.setdefault("network", True)
     return SandboxConfig(isolation=backend, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def work_parent() -> Iterator[str]:
+    """A ``work_dir`` the sandbox uid can traverse (pytest's tmp_path is 0700), removed after."""
+    parent = tempfile.mkdtemp(prefix="sandbox-parent-")
+    os.chmod(parent, 0o755)
+    yield parent
+    shutil.rmtree(parent)
 
 
 def pids_matching(needle: str, exclude: int | None = None) -> list[int]:
@@ -216,15 +226,11 @@ async def test_blocks_share_a_workspace_and_stop_at_the_first_failure() -> None:
 
 
 @pytest.mark.anyio
-async def test_execution_directory_is_removed_even_when_locked_down() -> None:
-    parent = tempfile.mkdtemp(prefix="sandbox-parent-")
-    try:
-        code = "import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x')\nos.chmod('a', 0)"
-        result = await run_code(code, config("bubblewrap", work_dir=parent))
-        assert result.exit_code == 0, result.text
-        assert os.listdir(parent) == []
-    finally:
-        shutil.rmtree(parent)
+async def test_execution_directory_is_removed_even_when_locked_down(work_parent: str) -> None:
+    code = "import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x')\nos.chmod('a', 0)"
+    result = await run_code(code, config("bubblewrap", work_dir=work_parent))
+    assert result.exit_code == 0, result.text
+    assert os.listdir(work_parent) == []
 
 
 @pytest.mark.anyio
@@ -423,10 +429,8 @@ async def test_orphaned_background_process_does_not_survive(backend: str) -> Non
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("backend", ["bubblewrap", "unshare", "none"])
-async def test_cancellation_kills_the_tree(backend: str) -> None:
-    parent = tempfile.mkdtemp(prefix="sandbox-parent-")
-    os.chmod(parent, 0o755)
-    cfg = config(backend, work_dir=parent)
+async def test_cancellation_kills_the_tree(backend: str, work_parent: str) -> None:
+    cfg = config(backend, work_dir=work_parent)
     token = uuid.uuid4().hex
     code = f"""
         import subprocess, sys, time
@@ -440,12 +444,11 @@ async def test_cancellation_kills_the_tree(backend: str) -> None:
                 await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
     assert await wait_until_gone(token) == []
-    assert os.listdir(parent) == []  # the execution directory was removed, too
-    os.rmdir(parent)
+    assert os.listdir(work_parent) == []  # the execution directory was removed, too
 
 
 @pytest.mark.parametrize("backend", ["bubblewrap", "unshare"])
-def test_killed_engine_leaves_no_sandbox_behind(backend: str) -> None:
+def test_killed_engine_leaves_no_sandbox_behind(backend: str, work_parent: str) -> None:
     cfg = config(backend)
     token = uuid.uuid4().hex
     code = f"""
@@ -453,10 +456,11 @@ def test_killed_engine_leaves_no_sandbox_behind(backend: str) -> None:
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {token!r}])
         time.sleep(60)
     """
+    parent = work_parent  # the killed engine cannot remove its execution directory
     engine = textwrap.dedent(f"""
         import anyio
         from executors import SandboxConfig, run_code
-        config = SandboxConfig(isolation={backend!r}, python={cfg.python!r})
+        config = SandboxConfig(isolation={backend!r}, python={cfg.python!r}, work_dir={parent!r})
         anyio.run(run_code, {textwrap.dedent(code)!r}, config)
     """)
     proc = subprocess.Popen([sys.executable, "-c", engine], cwd=REPO)
