@@ -1,0 +1,462 @@
+"""SQLite checkpoint store: the embedded default (one file, many runs and processes).
+
+Design:
+    * One connection per store object, used by one worker thread at a time (a
+      ``threading.Lock``), so calls stay off the event loop without a connection per thread;
+      the fsync of a ``synchronous=FULL`` commit dominates the cost of a save anyway.
+    * WAL journal, ``BEGIN IMMEDIATE`` for every write (no read-to-write upgrade deadlocks
+      between processes), a busy timeout, one transaction per commit.
+    * Blobs live in their own table keyed by sha256; ``refs`` records which checkpoint (and
+      which pending write, by executor id) uses which blob, so pruning can drop exactly the
+      blobs nothing references any more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio.to_thread
+
+from workflow._checkpoint import Checkpoint, RunInfo, check_status
+from workflow._errors import CheckpointError
+
+from ._common import (
+    MIN_BLOB_BYTES,
+    Encoded,
+    StoreBase,
+    check_parent,
+    decode_checkpoint,
+    decode_write,
+    duplicate,
+    encode_checkpoint,
+    encode_write,
+    fs_key,
+    not_latest,
+    now,
+    unknown_checkpoint,
+)
+from ._flock import run_lock
+
+__all__ = ("SQLiteCheckpointStore",)
+
+T = TypeVar("T")
+_LAYOUT = 1  # PRAGMA user_version of the table layout below
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, status TEXT NOT NULL,
+        updated_us INTEGER NOT NULL, latest_checkpoint_id TEXT)""",
+    "CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_us)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,
+        superstep INTEGER NOT NULL, parent_id TEXT, created_at TEXT NOT NULL,
+        checksum TEXT NOT NULL, payload BLOB NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints (run_id, seq)",
+    """CREATE TABLE IF NOT EXISTS writes (
+        seq INTEGER PRIMARY KEY, checkpoint_id TEXT NOT NULL, run_id TEXT NOT NULL,
+        executor_id TEXT NOT NULL, checksum TEXT NOT NULL, payload BLOB NOT NULL,
+        UNIQUE (checkpoint_id, executor_id))""",
+    "CREATE INDEX IF NOT EXISTS writes_run ON writes (run_id)",
+    "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE IF NOT EXISTS refs (
+        checkpoint_id TEXT NOT NULL, executor_id TEXT NOT NULL, hash TEXT NOT NULL,
+        PRIMARY KEY (checkpoint_id, executor_id, hash)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS refs_hash ON refs (hash)",
+)
+_UPSERT_RUN = """INSERT INTO runs (run_id, workflow_name, status, updated_us, latest_checkpoint_id)
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
+    workflow_name = excluded.workflow_name, status = excluded.status,
+    updated_us = excluded.updated_us, latest_checkpoint_id = excluded.latest_checkpoint_id"""
+_SWEEP = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
+_CHUNK = 500  # stay far below SQLite's bound-parameter limit
+
+
+def _us(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _from_us(us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC)
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection, *, write: bool = True) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SQLiteCheckpointStore(StoreBase):
+    """Checkpoints in one SQLite file (created, with its directory, on first use).
+
+    Args:
+        path: the database file.
+        synchronous: ``"FULL"`` fsyncs every commit (survives power loss); ``"NORMAL"`` only
+            survives process crashes, for a much cheaper save.
+        min_blob_bytes: sub-trees at least this large (canonical JSON) are stored once.
+        busy_timeout: seconds to wait for another process's write transaction.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL",
+        min_blob_bytes: int = MIN_BLOB_BYTES,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(
+                f"synchronous must be 'FULL', 'NORMAL' or 'EXTRA', not {synchronous!r}"
+            )
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._min_blob_bytes = min_blob_bytes
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteCheckpointStore({str(self.path)!r})"
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            with _tx(conn):
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > _LAYOUT:
+                    raise CheckpointError(
+                        f"{self.path} was written by a newer Ledgerflow (layout {version}, this "
+                        f"one knows {_LAYOUT}); upgrade ledgerflow to use it"
+                    )
+                if version < _LAYOUT:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={_LAYOUT}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _with_conn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if self._closed:
+                raise CheckpointError(f"{self!r} is closed")
+            try:
+                if self._conn is None:
+                    self._conn = self._open()
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise CheckpointError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(fn)
+
+    def _put_blobs(self, conn: sqlite3.Connection, blobs: dict[str, bytes]) -> int:
+        if not blobs:
+            return 0
+        hashes = list(blobs)
+        have: set[str] = set()
+        for chunk in _chunks(hashes):
+            marks = ",".join("?" * len(chunk))
+            have.update(
+                h for (h,) in conn.execute(f"SELECT hash FROM blobs WHERE hash IN ({marks})", chunk)
+            )
+        new = [(h, blobs[h]) for h in hashes if h not in have]
+        conn.executemany("INSERT INTO blobs (hash, data) VALUES (?, ?)", new)
+        return sum(len(data) for _, data in new)
+
+    @staticmethod
+    def _blobs_of(conn: sqlite3.Connection, where: str, *args: Any) -> dict[str, bytes]:
+        query = "SELECT DISTINCT b.hash, b.data FROM refs r JOIN blobs b ON b.hash = r.hash"
+        return dict(conn.execute(f"{query} WHERE {where}", args).fetchall())
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """See ``CheckpointStore.save``."""
+
+        def work() -> None:
+            enc = encode_checkpoint(checkpoint, self._min_blob_bytes)
+            self._with_conn(lambda conn: self._save(conn, checkpoint, enc))
+
+        await self._call(work)
+
+    def _save(self, conn: sqlite3.Connection, cp: Checkpoint, enc: Encoded) -> None:
+        with _tx(conn):
+            row = conn.execute(
+                "SELECT latest_checkpoint_id FROM runs WHERE run_id = ?", (cp.run_id,)
+            ).fetchone()
+            latest = row[0] if row else None
+            parent_run = None
+            if cp.parent_id is not None and cp.parent_id != latest:
+                found = conn.execute(
+                    "SELECT run_id FROM checkpoints WHERE id = ?", (cp.parent_id,)
+                ).fetchone()
+                parent_run = found[0] if found else None
+            same_run = check_parent(cp, latest, parent_run)
+            written = self._put_blobs(conn, enc.blobs)
+            try:
+                conn.execute(
+                    "INSERT INTO checkpoints (id, run_id, superstep, parent_id, created_at, "
+                    "checksum, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        cp.id,
+                        cp.run_id,
+                        cp.superstep,
+                        cp.parent_id,
+                        cp.created_at.isoformat(),
+                        enc.checksum,
+                        enc.payload,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise duplicate(cp.id) from None
+            conn.executemany(
+                "INSERT OR IGNORE INTO refs (checkpoint_id, executor_id, hash) VALUES (?, '', ?)",
+                [(cp.id, h) for h in enc.blobs],
+            )
+            if same_run:  # the superstep after the parent is committed: its writes are obsolete
+                conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (cp.parent_id,))
+                conn.execute(
+                    "DELETE FROM refs WHERE checkpoint_id = ? AND executor_id <> ''",
+                    (cp.parent_id,),
+                )
+            conn.execute(_UPSERT_RUN, (cp.run_id, cp.workflow_name, cp.status, _us(now()), cp.id))
+        self.bytes_written += written + len(enc.payload)  # under self._lock
+
+    async def put_write(self, checkpoint_id: str, executor_id: str, data: dict[str, Any]) -> None:
+        """See ``CheckpointStore.put_write``."""
+
+        def work() -> None:
+            enc = encode_write(checkpoint_id, executor_id, data, self._min_blob_bytes)
+            self._with_conn(lambda conn: self._put_write(conn, checkpoint_id, executor_id, enc))
+
+        await self._call(work)
+
+    def _put_write(
+        self, conn: sqlite3.Connection, checkpoint_id: str, executor_id: str, enc: Encoded
+    ) -> None:
+        with _tx(conn):
+            row = conn.execute(
+                "SELECT c.run_id, r.latest_checkpoint_id FROM checkpoints c "
+                "JOIN runs r ON r.run_id = c.run_id WHERE c.id = ?",
+                (checkpoint_id,),
+            ).fetchone()
+            if row is None:
+                raise unknown_checkpoint(checkpoint_id)
+            if row[1] != checkpoint_id:
+                raise not_latest(checkpoint_id, row[0], row[1])
+            written = self._put_blobs(conn, enc.blobs)
+            key = (checkpoint_id, executor_id)
+            conn.execute("DELETE FROM writes WHERE checkpoint_id = ? AND executor_id = ?", key)
+            conn.execute("DELETE FROM refs WHERE checkpoint_id = ? AND executor_id = ?", key)
+            conn.execute(
+                "INSERT INTO writes (checkpoint_id, run_id, executor_id, checksum, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (checkpoint_id, row[0], executor_id, enc.checksum, enc.payload),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO refs (checkpoint_id, executor_id, hash) VALUES (?, ?, ?)",
+                [(checkpoint_id, executor_id, h) for h in enc.blobs],
+            )
+        self.bytes_written += written + len(enc.payload)  # under self._lock
+
+    async def set_status(self, run_id: str, workflow_name: str, status: str) -> None:
+        """See ``CheckpointStore.set_status``."""
+        status = check_status(status)
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            with _tx(conn):
+                conn.execute(
+                    "INSERT INTO runs (run_id, workflow_name, status, updated_us) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                    "status = excluded.status, updated_us = excluded.updated_us",
+                    (run_id, workflow_name, status, _us(now())),
+                )
+
+        await self._call(lambda: self._with_conn(upsert))
+
+    async def delete_run(self, run_id: str) -> None:
+        """See ``CheckpointStore.delete_run``."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            with _tx(conn):
+                conn.execute(
+                    "DELETE FROM refs WHERE checkpoint_id IN "
+                    "(SELECT id FROM checkpoints WHERE run_id = ?)",
+                    (run_id,),
+                )
+                for table in ("writes", "checkpoints", "runs"):
+                    conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                conn.execute(_SWEEP)
+
+        await self._call(lambda: self._with_conn(delete))
+
+    async def prune(self, run_id: str, keep_last: int) -> int:
+        """See ``CheckpointStore.prune``."""
+        if keep_last < 0:
+            raise ValueError(f"keep_last must be >= 0, got {keep_last!r}")
+
+        def prune(conn: sqlite3.Connection) -> int:
+            with _tx(conn):
+                ids = [
+                    cid
+                    for (cid,) in conn.execute(
+                        "SELECT id FROM checkpoints WHERE run_id = ? ORDER BY seq", (run_id,)
+                    )
+                ]
+                dropped = ids[: max(len(ids) - keep_last, 0)]
+                for chunk in _chunks(dropped):
+                    marks = ",".join("?" * len(chunk))
+                    for table, column in (
+                        ("refs", "checkpoint_id"),
+                        ("writes", "checkpoint_id"),
+                        ("checkpoints", "id"),
+                    ):
+                        conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)
+                if dropped and len(dropped) == len(ids):
+                    conn.execute(
+                        "UPDATE runs SET latest_checkpoint_id = NULL WHERE run_id = ?", (run_id,)
+                    )
+                if dropped:
+                    conn.execute(_SWEEP)
+                return len(dropped)
+
+        return await self._call(lambda: self._with_conn(prune))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_writes(self, checkpoint_id: str) -> dict[str, dict[str, Any]]:
+        """See ``CheckpointStore.get_writes``."""
+
+        def fetch(conn: sqlite3.Connection) -> tuple[list[Any], dict[str, bytes]]:
+            with _tx(conn, write=False):
+                rows = conn.execute(
+                    "SELECT executor_id, checksum, payload FROM writes WHERE checkpoint_id = ? "
+                    "ORDER BY seq",
+                    (checkpoint_id,),
+                ).fetchall()
+                blobs = (
+                    self._blobs_of(
+                        conn, "r.checkpoint_id = ? AND r.executor_id <> ''", checkpoint_id
+                    )
+                    if rows
+                    else {}
+                )
+            return rows, blobs
+
+        def work() -> dict[str, dict[str, Any]]:
+            rows, blobs = self._with_conn(fetch)
+            return {
+                ex: decode_write(checkpoint_id, ex, payload, checksum, blobs.__getitem__)[1]
+                for ex, checksum, payload in rows
+            }
+
+        return await self._call(work)
+
+    async def list_runs(self) -> list[RunInfo]:
+        """See ``CheckpointStore.list_runs``."""
+
+        def fetch(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT run_id, workflow_name, status, updated_us, latest_checkpoint_id "
+                "FROM runs ORDER BY updated_us DESC, run_id"
+            ).fetchall()
+
+        rows = await self._call(lambda: self._with_conn(fetch))
+        return [
+            RunInfo(
+                run_id=r, workflow_name=w, status=s, updated_at=_from_us(u), latest_checkpoint_id=c
+            )
+            for r, w, s, u, c in rows
+        ]
+
+    def _fetch(
+        self, conn: sqlite3.Connection, where: str, arg: str
+    ) -> tuple[list[Any], dict[str, bytes]]:
+        with _tx(conn, write=False):
+            rows = conn.execute(
+                f"SELECT id, checksum, payload FROM checkpoints WHERE {where} ORDER BY seq", (arg,)
+            ).fetchall()
+            blobs = (
+                self._blobs_of(
+                    conn,
+                    "r.executor_id = '' AND r.checkpoint_id IN "
+                    f"(SELECT id FROM checkpoints WHERE {where})",
+                    arg,
+                )
+                if rows
+                else {}
+            )
+        return rows, blobs
+
+    def _read(self, where: str, arg: str) -> list[Checkpoint]:
+        rows, blobs = self._with_conn(lambda conn: self._fetch(conn, where, arg))
+        return [
+            decode_checkpoint(cid, payload, checksum, blobs.__getitem__)
+            for cid, checksum, payload in rows
+        ]
+
+    async def list_checkpoints(self, run_id: str) -> list[Checkpoint]:
+        """See ``CheckpointStore.list_checkpoints``."""
+        return await self._call(lambda: self._read("run_id = ?", run_id))
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        """See ``CheckpointStore.load``."""
+        found = await self._call(lambda: self._read("id = ?", checkpoint_id))
+        if not found:
+            raise unknown_checkpoint(checkpoint_id)
+        return found[0]
+
+    async def latest(self, run_id: str) -> Checkpoint | None:
+        """See ``CheckpointStore.latest``."""
+        where = "id = (SELECT latest_checkpoint_id FROM runs WHERE run_id = ?)"
+        found = await self._call(lambda: self._read(where, run_id))
+        return found[0] if found else None
+
+    # -- ownership and lifetime ----------------------------------------------------------
+
+    def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
+        """See ``CheckpointStore.lock_run``: ``flock`` on ``<db>.locks/<run>.lock``."""
+        locks = self.path.with_name(self.path.name + ".locks")
+        return run_lock(locks / f"{fs_key(run_id)}.lock", run_id)
+
+    async def aclose(self) -> None:
+        """Close the connection; later calls raise ``CheckpointError``."""
+
+        def close() -> None:
+            with self._lock:
+                self._closed = True
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await anyio.to_thread.run_sync(close)
