@@ -228,7 +228,7 @@ class _Builder:
 
     def _tooltip(self, key: str, ex: Any, info: Mapping[str, Any], start: bool) -> str:
         parts = [f"{key} ({ex.kind}{', start' if start else ''})"]
-        parts.append(f"class {type(ex).__module__}.{type(ex).__qualname__}")
+        parts.append(f"class {type(ex).__qualname__}")
         if info:
             parts.append(f"accepts {info.get('inputs')}; sends {info.get('outputs')}")
         error = self.overlay.errors.get(key) if self.overlay is not None else None
