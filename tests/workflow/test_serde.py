@@ -90,7 +90,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, set | frozenset):
-        return a == b
+        return bool(a == b)
     if isinstance(a, pydantic.BaseModel):
         return all(same(getattr(a, f), getattr(b, f)) for f in type(a).model_fields)
     if dataclasses.is_dataclass(a):
@@ -202,7 +202,8 @@ def test_models_and_dataclasses_rebuild_as_their_types() -> None:
 
 def test_registering_a_model_registers_its_field_types() -> None:
     reg = TypeRegistry([Doc])
-    assert Author in reg and Color in reg
+    assert Author in reg
+    assert Color in reg
     assert reg.name_of(Author) == f"{__name__}:Author"
     assert reg.resolve(f"{__name__}:Color") is Color
 
@@ -224,7 +225,8 @@ def test_error_names_the_path_and_the_fix() -> None:
         "state['docs'][3].author: type Opaque is not serializable; "
         "make it a dataclass or pydantic model"
     )
-    assert isinstance(err.value, TypeError) and isinstance(err.value, WorkflowError)
+    assert isinstance(err.value, TypeError)
+    assert isinstance(err.value, WorkflowError)
 
 
 def test_unregistered_dataclass_says_how_to_register() -> None:
@@ -365,8 +367,9 @@ def test_unpack_detects_tampered_and_missing_blobs() -> None:
     tampered = {digest: blobs[digest].replace(b"q", b"r", 1)}
     with pytest.raises(CheckpointError, match=f"blob {digest} fails its sha256"):
         unpack(packed, tampered.__getitem__)
+    nothing: dict[str, bytes] = {}
     with pytest.raises(CheckpointError, match="missing"):
-        unpack(packed, {}.__getitem__)
+        unpack(packed, nothing.__getitem__)
     assert hashlib.sha256(blobs[digest]).hexdigest() == digest
 
 

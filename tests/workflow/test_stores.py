@@ -1,0 +1,575 @@
+"""One conformance suite, run against every checkpoint store.
+
+Each store gets a ``Kit``: a way to open another store object over the same storage, its URL,
+and backend-specific hooks to corrupt a stored record (the only thing the public API cannot do).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from workflow._checkpoint import Checkpoint, CheckpointStore
+from workflow._errors import CheckpointError
+from workflow._serde import SerializationError
+from workflow._stores import (
+    FileCheckpointStore,
+    InMemoryCheckpointStore,
+    PostgresCheckpointStore,
+    SQLiteCheckpointStore,
+    store_from_url,
+)
+from workflow._stores._common import fs_key
+from workflow._types import RunStatus
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
+BIG = "x" * 100_000
+Mangle = Callable[[bytes], bytes]
+
+
+def flip(raw: bytes) -> bytes:
+    """Change one byte in the middle."""
+    middle = len(raw) // 2
+    return raw[:middle] + bytes([raw[middle] ^ 0x01]) + raw[middle + 1 :]
+
+
+def truncate(raw: bytes) -> bytes:
+    return raw[: len(raw) // 2]
+
+
+@dataclass
+class Kit:
+    """A store under test plus the backend hooks the suite needs."""
+
+    kind: str
+    url: str
+    store: CheckpointStore
+    reopen: Callable[[], CheckpointStore]
+    mangle_checkpoint: Callable[[str, Mangle], Awaitable[None]]
+    mangle_blobs: Callable[[Mangle], Awaitable[None]]
+    blob_count: Callable[[], Awaitable[int]]
+
+
+def memory_kit() -> Kit:
+    store = InMemoryCheckpointStore()
+
+    async def mangle_checkpoint(cid: str, fn: Mangle) -> None:
+        record = store._checkpoints[cid]
+        record.payload = fn(record.payload)
+
+    async def mangle_blobs(fn: Mangle) -> None:
+        for digest, data in store._blobs.items():
+            store._blobs[digest] = fn(data)
+
+    async def blob_count() -> int:
+        return len(store._blobs)
+
+    return Kit(
+        "memory", "memory://", store, lambda: store, mangle_checkpoint, mangle_blobs, blob_count
+    )
+
+
+def sqlite_kit(tmp_path: Path) -> Kit:
+    path = tmp_path / "db" / "runs.db"
+
+    def sql(query: str, *args: Any) -> list[Any]:
+        with sqlite3.connect(path) as conn:
+            return conn.execute(query, args).fetchall()
+
+    async def mangle_checkpoint(cid: str, fn: Mangle) -> None:
+        ((payload,),) = await anyio.to_thread.run_sync(
+            sql, "SELECT payload FROM checkpoints WHERE id = ?", cid
+        )
+        await anyio.to_thread.run_sync(
+            sql, "UPDATE checkpoints SET payload = ? WHERE id = ?", fn(payload), cid
+        )
+
+    async def mangle_blobs(fn: Mangle) -> None:
+        for digest, data in await anyio.to_thread.run_sync(sql, "SELECT hash, data FROM blobs"):
+            await anyio.to_thread.run_sync(
+                sql, "UPDATE blobs SET data = ? WHERE hash = ?", fn(data), digest
+            )
+
+    async def blob_count() -> int:
+        return int((await anyio.to_thread.run_sync(sql, "SELECT count(*) FROM blobs"))[0][0])
+
+    return Kit(
+        "sqlite",
+        f"sqlite:///{path}",
+        SQLiteCheckpointStore(path),
+        lambda: SQLiteCheckpointStore(path),
+        mangle_checkpoint,
+        mangle_blobs,
+        blob_count,
+    )
+
+
+def file_kit(tmp_path: Path) -> Kit:
+    root = tmp_path / "store"
+
+    def rewrite(path: Path, fn: Mangle) -> None:
+        path.write_bytes(fn(path.read_bytes()))
+
+    async def mangle_checkpoint(cid: str, fn: Mangle) -> None:
+        (path,) = root.glob(f"runs/*/{fs_key(cid)}.ckpt")
+        await anyio.to_thread.run_sync(rewrite, path, fn)
+
+    async def mangle_blobs(fn: Mangle) -> None:
+        for path in root.glob("blobs/*"):
+            await anyio.to_thread.run_sync(rewrite, path, fn)
+
+    async def blob_count() -> int:
+        return len(list(root.glob("blobs/*")))
+
+    return Kit(
+        "file",
+        f"file://{root}",
+        FileCheckpointStore(root),
+        lambda: FileCheckpointStore(root),
+        mangle_checkpoint,
+        mangle_blobs,
+        blob_count,
+    )
+
+
+def postgres_kit(dsn: str, schema: str) -> tuple[Kit, Callable[[], Awaitable[None]]]:
+    import asyncpg
+
+    async def sql(query: str, *args: Any) -> list[Any]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    async def mangle_checkpoint(cid: str, fn: Mangle) -> None:
+        ((payload,),) = await sql(f"SELECT payload FROM {schema}.checkpoints WHERE id = $1", cid)
+        await sql(f"UPDATE {schema}.checkpoints SET payload = $1 WHERE id = $2", fn(payload), cid)
+
+    async def mangle_blobs(fn: Mangle) -> None:
+        for digest, data in await sql(f"SELECT hash, data FROM {schema}.blobs"):
+            await sql(f"UPDATE {schema}.blobs SET data = $1 WHERE hash = $2", fn(data), digest)
+
+    async def blob_count() -> int:
+        return int((await sql(f"SELECT count(*) FROM {schema}.blobs"))[0][0])
+
+    async def drop() -> None:
+        await sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+    kit = Kit(
+        "postgres",
+        f"{dsn}?schema={schema}",
+        PostgresCheckpointStore(dsn, schema=schema),
+        lambda: PostgresCheckpointStore(dsn, schema=schema),
+        mangle_checkpoint,
+        mangle_blobs,
+        blob_count,
+    )
+    return kit, drop
+
+
+@pytest.fixture(params=["memory", "sqlite", "file", "postgres"])
+async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
+    drop = None
+    if request.param == "memory":
+        made = memory_kit()
+    elif request.param == "sqlite":
+        made = sqlite_kit(tmp_path)
+    elif request.param == "file":
+        made = file_kit(tmp_path)
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        made, drop = postgres_kit(dsn, f"t_{uuid.uuid4().hex[:12]}")
+    async with made.store:
+        yield made
+    if drop is not None:
+        await drop()
+
+
+def ckpt(
+    run: str, n: int, parent: str | None, data: dict[str, Any] | None = None, **kw: Any
+) -> Checkpoint:
+    return Checkpoint(
+        id=f"{run}.{n}",
+        run_id=run,
+        superstep=n,
+        parent_id=parent,
+        workflow_name="wf",
+        graph_hash="g1",
+        status=kw.pop("status", "running"),
+        data={"n": n} if data is None else data,
+        **kw,
+    )
+
+
+async def chain(
+    store: CheckpointStore,
+    run: str,
+    count: int,
+    data: Callable[[int], dict[str, Any]] | None = None,
+) -> list[Checkpoint]:
+    saved: list[Checkpoint] = []
+    for n in range(count):
+        cp = ckpt(run, n, saved[-1].id if saved else None, data(n) if data else None)
+        await store.save(cp)
+        saved.append(cp)
+    return saved
+
+
+# --------------------------------------------------------------------------- basics
+
+
+async def test_implements_the_protocol(kit: Kit) -> None:
+    assert isinstance(kit.store, CheckpointStore)
+
+
+async def test_save_load_latest_and_ordering(kit: Kit) -> None:
+    run = "Run/ünïcode:1"  # unsafe as a file name: exercises the hashed keys
+    data = {"state": {"docs": [1, 2.5, None, "\ud800"]}, "big": {"$$x": BIG}}
+    saved = await chain(kit.store, run, 3, lambda n: {**data, "n": n})
+    saved[0] = saved[0]
+    for cp in saved:
+        assert await kit.store.load(cp.id) == cp
+    assert await kit.store.latest(run) == saved[-1]
+    assert await kit.store.list_checkpoints(run) == saved
+    (info,) = await kit.store.list_runs()
+    assert (info.run_id, info.workflow_name, info.status) == (run, "wf", "running")
+    assert info.latest_checkpoint_id == saved[-1].id
+    assert info.updated_at.tzinfo is not None
+
+
+async def test_trace_and_created_at_roundtrip(kit: Kit) -> None:
+    cp = ckpt("r", 0, None, trace={"traceparent": "00-abc-def-01"})
+    await kit.store.save(cp)
+    loaded = await kit.store.load(cp.id)
+    assert loaded.trace == {"traceparent": "00-abc-def-01"}
+    assert loaded.created_at == cp.created_at
+
+
+async def test_unknown_ids(kit: Kit) -> None:
+    with pytest.raises(CheckpointError, match="unknown checkpoint 'nope'"):
+        await kit.store.load("nope")
+    assert await kit.store.list_checkpoints("nope") == []
+    assert await kit.store.latest("nope") is None
+    assert await kit.store.get_writes("nope") == {}
+    with pytest.raises(CheckpointError, match="nope"):
+        await kit.store.put_write("nope", "ex", {})
+    assert await kit.store.list_runs() == []
+
+
+async def test_non_json_data_is_refused_like_everywhere(kit: Kit) -> None:
+    with pytest.raises(SerializationError, match=r"data\['t'\]"):
+        await kit.store.save(ckpt("r", 0, None, {"t": (1, 2)}))
+    assert await kit.store.list_runs() == []
+
+
+# --------------------------------------------------------------------------- parent rule
+
+
+async def test_parent_must_be_the_runs_latest(kit: Kit) -> None:
+    first, _ = await chain(kit.store, "r", 2)
+    with pytest.raises(CheckpointError, match=r"run 'r' moved on: .*latest checkpoint is 'r.1'"):
+        await kit.store.save(ckpt("r", 9, first.id))
+    with pytest.raises(CheckpointError, match="moved on"):
+        await kit.store.save(ckpt("r", 8, None))
+    with pytest.raises(CheckpointError, match="already exists"):
+        await kit.store.save(ckpt("r", 1, "r.1"))
+    assert [c.id for c in await kit.store.list_checkpoints("r")] == ["r.0", "r.1"]
+
+
+async def test_fork_starts_from_another_runs_checkpoint(kit: Kit) -> None:
+    await chain(kit.store, "a", 2)
+    await kit.store.put_write("a.1", "ex", {"kept": True})
+    await kit.store.save(ckpt("b", 0, "a.1"))
+    await kit.store.save(ckpt("b", 1, "b.0"))
+    assert (await kit.store.load("b.0")).parent_id == "a.1"
+    assert await kit.store.get_writes("a.1") == {"ex": {"kept": True}}  # history untouched
+    assert [c.id for c in await kit.store.list_checkpoints("a")] == ["a.0", "a.1"]
+    with pytest.raises(CheckpointError, match="does not exist"):
+        await kit.store.save(ckpt("c", 0, "ghost"))
+
+
+async def test_racing_saves_on_one_run_exactly_one_wins(kit: Kit) -> None:
+    other = kit.reopen()
+    (root,) = await chain(kit.store, "r", 1)
+    outcomes: list[str] = []
+
+    async def attempt(store: CheckpointStore, n: int) -> None:
+        try:
+            await store.save(ckpt("r", n, root.id))
+            outcomes.append("ok")
+        except CheckpointError as exc:
+            outcomes.append("lost" if "moved on" in str(exc) else repr(exc))
+
+    try:
+        async with anyio.create_task_group() as tg:  # warm connection pools so saves overlap
+            for n in range(8):
+                tg.start_soon(kit.store.list_runs if n % 2 else other.list_runs)
+        async with anyio.create_task_group() as tg:
+            for n in range(1, 7):
+                tg.start_soon(attempt, kit.store if n % 2 else other, n)
+    finally:
+        if other is not kit.store:
+            await other.aclose()
+    assert sorted(outcomes) == ["lost"] * 5 + ["ok"]
+    assert len(await kit.store.list_checkpoints("r")) == 2
+
+
+async def test_concurrent_saves_of_different_runs(kit: Kit) -> None:
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(chain, kit.store, f"run{i}", 8, lambda n: {"n": n, "big": BIG})
+    runs = await kit.store.list_runs()
+    assert sorted(r.run_id for r in runs) == [f"run{i}" for i in range(6)]
+    for i in range(6):
+        assert [c.superstep for c in await kit.store.list_checkpoints(f"run{i}")] == list(range(8))
+    assert await kit.blob_count() == 1
+
+
+# --------------------------------------------------------------------------- writes & status
+
+
+async def test_pending_writes(kit: Kit) -> None:
+    (c0,) = await chain(kit.store, "r", 1)
+    await kit.store.put_write(c0.id, "a", {"v": 1})
+    await kit.store.put_write(c0.id, "b", {"v": BIG})
+    await kit.store.put_write(c0.id, "a", {"v": 2})  # a re-run: last write wins, moves last
+    writes = await kit.store.get_writes(c0.id)
+    assert list(writes) == ["b", "a"]
+    assert writes == {"b": {"v": BIG}, "a": {"v": 2}}
+    await kit.store.save(ckpt("r", 1, c0.id))
+    assert await kit.store.get_writes(c0.id) == {}  # committed by the child
+    with pytest.raises(CheckpointError, match="moved on"):
+        await kit.store.put_write(c0.id, "late", {})
+    with pytest.raises(ValueError, match="executor_id"):
+        await kit.store.put_write("r.1", "", {})
+
+
+async def test_status_upsert_and_list_runs_order(kit: Kit) -> None:
+    await kit.store.set_status("r1", "wf1", RunStatus.FAILED)
+    (info,) = await kit.store.list_runs()
+    assert (info.run_id, info.workflow_name, info.status) == ("r1", "wf1", "failed")
+    assert info.latest_checkpoint_id is None
+    await chain(kit.store, "r2", 2)
+    assert [r.run_id for r in await kit.store.list_runs()] == ["r2", "r1"]
+    await kit.store.set_status("r2", "ignored", "completed")
+    await kit.store.set_status("r1", "wf1", "cancelled")
+    runs = await kit.store.list_runs()
+    assert [(r.run_id, r.status) for r in runs] == [("r1", "cancelled"), ("r2", "completed")]
+    assert runs[1].latest_checkpoint_id == "r2.1"
+    assert runs[1].workflow_name == "wf"
+    await kit.store.save(
+        ckpt("r1", 0, None)
+    )  # a run created by set_status takes a first checkpoint
+    with pytest.raises(ValueError, match="unknown run status"):
+        await kit.store.set_status("r1", "wf1", "exploded")
+
+
+# --------------------------------------------------------------------------- deletion & blobs
+
+
+async def test_dedupe_100_checkpoints_of_one_100kb_string(kit: Kit) -> None:
+    await chain(kit.store, "r", 100, lambda n: {"messages": [{"text": BIG, "turn": n}], "n": n})
+    bytes_written = kit.store.bytes_written  # type: ignore[attr-defined]
+    assert bytes_written < 2 * len(BIG), bytes_written
+    assert await kit.blob_count() == 1
+    assert (await kit.store.load("r.57")).data["messages"][0] == {"text": BIG, "turn": 57}
+
+
+async def test_delete_run_drops_its_blobs_only(kit: Kit) -> None:
+    await chain(kit.store, "gone", 3, lambda n: {"mine": "g" * 5000, "shared": BIG})
+    await kit.store.put_write("gone.2", "ex", {"w": "w" * 5000})
+    await chain(kit.store, "kept", 2, lambda n: {"shared": BIG})
+    assert await kit.blob_count() == 3
+    await kit.store.delete_run("gone")
+    await kit.store.delete_run("never-existed")
+    assert await kit.store.list_checkpoints("gone") == []
+    with pytest.raises(CheckpointError, match=r"gone\.0"):
+        await kit.store.load("gone.0")
+    assert [r.run_id for r in await kit.store.list_runs()] == ["kept"]
+    assert await kit.blob_count() == 1
+    assert (await kit.store.load("kept.1")).data == {"shared": BIG}
+
+
+async def test_prune_keeps_the_last_n_and_their_blobs(kit: Kit) -> None:
+    await chain(kit.store, "r", 10, lambda n: {"own": str(n) * 2000, "shared": BIG})
+    assert await kit.blob_count() == 11
+    assert await kit.store.prune("r", keep_last=3) == 7
+    kept = await kit.store.list_checkpoints("r")
+    assert [c.superstep for c in kept] == [7, 8, 9]
+    assert kept[0].data == {"own": "7" * 2000, "shared": BIG}
+    assert await kit.blob_count() == 4
+    assert await kit.store.prune("r", keep_last=3) == 0
+    assert await kit.store.prune("unknown", keep_last=1) == 0
+    await kit.store.save(ckpt("r", 10, "r.9"))  # the run goes on after pruning
+    with pytest.raises(ValueError, match="keep_last"):
+        await kit.store.prune("r", keep_last=-1)
+
+
+# --------------------------------------------------------------------------- corruption
+
+
+@pytest.mark.parametrize("damage", [flip, truncate])
+async def test_corrupt_checkpoint_is_named_and_the_rest_still_load(
+    kit: Kit, damage: Mangle
+) -> None:
+    saved = await chain(kit.store, "r", 3)
+    await kit.mangle_checkpoint("r.1", damage)
+    with pytest.raises(CheckpointError, match=r"checkpoint 'r\.1' is corrupt"):
+        await kit.store.load("r.1")
+    assert await kit.store.load("r.0") == saved[0]
+    assert await kit.store.latest("r") == saved[2]
+
+
+async def test_corrupt_blob_is_named_by_its_checkpoint(kit: Kit) -> None:
+    await chain(kit.store, "r", 1, lambda n: {"big": BIG})
+    await chain(kit.store, "s", 1)
+    await kit.mangle_blobs(flip)
+    with pytest.raises(CheckpointError, match=r"checkpoint 'r\.0' is corrupt: blob .* sha256"):
+        await kit.store.load("r.0")
+    assert (await kit.store.load("s.0")).data == {"n": 0}
+
+
+async def test_unknown_schema_version_is_refused(kit: Kit) -> None:
+    await kit.store.save(ckpt("r", 0, None, schema_version=99))
+    with pytest.raises(CheckpointError, match=r"schema_version 99.*upgrade ledgerflow"):
+        await kit.store.load("r.0")
+
+
+# --------------------------------------------------------------------------- run ownership
+
+
+async def test_lock_run_is_exclusive(kit: Kit) -> None:
+    other = kit.reopen()
+    try:
+        async with kit.store.lock_run("r"):
+            with pytest.raises(
+                CheckpointError,
+                match=rf"run 'r' is being executed by another process \(pid {os.getpid()}\)",
+            ):
+                async with other.lock_run("r"):
+                    pytest.fail("acquired a held lock")
+            async with other.lock_run("other-run"):
+                pass
+        async with other.lock_run("r"):
+            pass
+    finally:
+        if other is not kit.store:
+            await other.aclose()
+
+
+CHILD = """
+import sys, anyio
+from workflow._stores import store_from_url
+
+async def main():
+    async with store_from_url(sys.argv[1]) as store, store.lock_run(sys.argv[2]):
+        print("locked", flush=True)
+        await anyio.sleep(120)
+
+anyio.run(main)
+"""
+
+
+async def test_lock_dies_with_a_killed_owner(kit: Kit) -> None:
+    if kit.kind == "memory":
+        pytest.skip("an in-memory store is private to its process")
+    await kit.store.set_status("r", "wf", "running")  # creates schema / directories first
+    async with await anyio.open_process(
+        [sys.executable, "-c", CHILD, kit.url, "r"], cwd=REPO
+    ) as child:
+        assert child.stdout is not None
+        with anyio.fail_after(30):
+            seen = b""
+            while b"locked" not in seen:
+                seen += await child.stdout.receive()
+        with pytest.raises(CheckpointError, match=rf"another process \(pid {child.pid}\)"):
+            async with kit.store.lock_run("r"):
+                pass
+        child.kill()  # SIGKILL: no cleanup code runs in the child
+        await child.wait()
+    with anyio.fail_after(10):
+        while True:  # the server notices a dead client's session within moments
+            try:
+                async with kit.store.lock_run("r"):
+                    break
+            except CheckpointError:
+                await anyio.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- lifecycle & URLs
+
+
+async def test_creating_a_store_does_no_io(tmp_path: Path) -> None:
+    SQLiteCheckpointStore(tmp_path / "a" / "runs.db")
+    FileCheckpointStore(tmp_path / "b")
+    PostgresCheckpointStore("postgresql://nobody@127.0.0.1:1/none")
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240 - a test's own tmp dir
+    async with SQLiteCheckpointStore(tmp_path / "a" / "runs.db") as store:
+        assert await store.list_runs() == []
+    assert (tmp_path / "a" / "runs.db").exists()
+
+
+async def test_a_closed_store_refuses_calls(kit: Kit) -> None:
+    if kit.kind == "memory":
+        pytest.skip("the memory store stays readable after aclose")
+    store = kit.reopen()
+    await store.list_runs()
+    await store.aclose()
+    with pytest.raises(CheckpointError, match="closed"):
+        await store.list_runs()
+
+
+async def test_unreachable_postgres_is_a_checkpoint_error() -> None:
+    store = PostgresCheckpointStore("postgresql://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(
+        CheckpointError, match=r"cannot reach PostgreSQL at postgresql://nobody:\*\*\*@"
+    ):
+        await store.list_runs()
+
+
+def test_store_from_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(store_from_url("memory://"), InMemoryCheckpointStore)
+    rel = store_from_url("sqlite:///rel/runs.db")
+    assert isinstance(rel, SQLiteCheckpointStore)
+    assert rel.path == Path("rel/runs.db")
+    absolute = store_from_url("sqlite:////abs/runs.db?synchronous=normal")
+    assert isinstance(absolute, SQLiteCheckpointStore)
+    assert absolute.path == Path("/abs/runs.db")
+    assert absolute._synchronous == "NORMAL"
+    file_abs = store_from_url("file:///abs/dir")
+    assert isinstance(file_abs, FileCheckpointStore)
+    assert file_abs.directory == Path("/abs/dir")
+    file_rel = store_from_url("file://rel/dir")
+    assert isinstance(file_rel, FileCheckpointStore)
+    assert file_rel.directory == Path("rel/dir")
+    for url in ("postgresql://u@h:5432/db", "postgres://u@h/db?schema=s1&sslmode=disable"):
+        pg = store_from_url(url)
+        assert isinstance(pg, PostgresCheckpointStore)
+        assert pg.dsn.startswith("postgresql://")
+        assert "schema" not in pg.dsn
+    assert isinstance(pg, PostgresCheckpointStore)
+    assert pg.schema == "s1"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://localhost", "runs.db", "sqlite://", "sqlite:///:memory:", "file://", "memory://x"],
+)
+def test_store_from_url_rejects_bad_urls(url: str) -> None:
+    with pytest.raises(ValueError, match=r"memory://|sqlite|file"):
+        store_from_url(url)
