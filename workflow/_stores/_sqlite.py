@@ -211,16 +211,11 @@ class SQLiteCheckpointStore(StoreBase):
 
     def _save(self, conn: sqlite3.Connection, cp: Checkpoint, enc: Encoded) -> None:
         with _tx(conn):
-            row = conn.execute(
-                "SELECT latest_checkpoint_id FROM runs WHERE run_id = ?", (cp.run_id,)
+            latest, parent_run = conn.execute(
+                "SELECT (SELECT latest_checkpoint_id FROM runs WHERE run_id = ?), "
+                "(SELECT run_id FROM checkpoints WHERE id = ?)",
+                (cp.run_id, cp.parent_id),
             ).fetchone()
-            latest = row[0] if row else None
-            parent_run = None
-            if cp.parent_id is not None and cp.parent_id != latest:
-                found = conn.execute(
-                    "SELECT run_id FROM checkpoints WHERE id = ?", (cp.parent_id,)
-                ).fetchone()
-                parent_run = found[0] if found else None
             same_run = check_parent(cp, latest, parent_run)
             written = self._put_blobs(conn, enc.blobs)
             try:
@@ -239,10 +234,12 @@ class SQLiteCheckpointStore(StoreBase):
                 )
             except sqlite3.IntegrityError:
                 raise duplicate(cp.id) from None
-            conn.executemany(
-                "INSERT OR IGNORE INTO refs (checkpoint_id, executor_id, hash) VALUES (?, '', ?)",
-                [(cp.id, h) for h in enc.blobs],
-            )
+            if enc.blobs:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO refs (checkpoint_id, executor_id, hash) "
+                    "VALUES (?, '', ?)",
+                    [(cp.id, h) for h in enc.blobs],
+                )
             if same_run:  # the superstep after the parent is committed: its writes are obsolete
                 conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (cp.parent_id,))
                 conn.execute(
