@@ -90,6 +90,19 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow(name={self.name!r}, executors={len(self._graph.executors)})"
 
+    def with_store(self, checkpoint_store: Any) -> Workflow:
+        """The same definition bound to another checkpoint store (used by the CLI)."""
+        return Workflow(
+            self._graph,
+            max_supersteps=self.max_supersteps,
+            max_concurrency=self.max_concurrency,
+            strict=self.strict,
+            checkpoint_store=checkpoint_store,
+            durability=self.durability,
+            types=self.types,
+            observers=self.observers,
+        )
+
     # -- running -------------------------------------------------------------------------------
     async def run(self, input: Any, *, run_id: str | None = None) -> RunResult:
         """Run to completion, a pause for input, failure, cancellation or the superstep limit."""
