@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
 import os
 import platform
@@ -49,8 +50,10 @@ def chain(n: int, store: Any = None, payload: bool = False) -> Any:
         return x + 1
 
     nodes = [executor(id=f"n{i}")(add_one) for i in range(n)]
-    b = WorkflowBuilder(start=nodes[0], name=f"chain{n}", checkpoint_store=store, max_supersteps=n + 10)
-    for a, c in zip(nodes, nodes[1:]):
+    b = WorkflowBuilder(
+        start=nodes[0], name=f"chain{n}", checkpoint_store=store, max_supersteps=n + 10
+    )
+    for a, c in itertools.pairwise(nodes):
         b.add_edge(a, c)
     return b.build()
 
@@ -96,14 +99,19 @@ class Step(Executor):
 
 def loop(n: int) -> Any:
     a, b = Step("a", n), Step("b", n)
-    return WorkflowBuilder(start=a, name="loop", max_supersteps=n + 10).add_edge(a, b).add_edge(b, a).build()
+    return (
+        WorkflowBuilder(start=a, name="loop", max_supersteps=n + 10)
+        .add_edge(a, b)
+        .add_edge(b, a)
+        .build()
+    )
 
 
 def build_big(n: int) -> float:
     nodes = [executor(id=f"n{i}")(_ident) for i in range(n)]
     t0 = time.perf_counter()
     b = WorkflowBuilder(start=nodes[0], name="big")
-    for a, c in zip(nodes, nodes[1:]):
+    for a, c in itertools.pairwise(nodes):
         b.add_edge(a, c)
     b.build()
     return time.perf_counter() - t0
@@ -168,7 +176,11 @@ async def measure(workload: str, n: int) -> dict[str, Any]:
                     total += os.path.getsize(p) if os.path.exists(p) else 0
                 return total
             if kind == "file":
-                return int(subprocess.run(["du", "-sb", f"{tmp}/ckpt"], capture_output=True, text=True).stdout.split()[0])
+                return int(
+                    subprocess.run(
+                        ["du", "-sb", f"{tmp}/ckpt"], capture_output=True, text=True
+                    ).stdout.split()[0]
+                )
             return int(getattr(store, "bytes_written", 0))
 
         extra["bytes"] = bytes_written
@@ -183,7 +195,11 @@ async def measure(workload: str, n: int) -> dict[str, Any]:
     value = result if isinstance(result, int) else (result.outputs[-1] if result.outputs else None)
     if isinstance(value, dict):
         value = value.get("value")
-    out.update(seconds=round(secs, 6), peak_rss_mb=round(_status_kb("VmHWM") / 1024, 1), ok=value == expected)
+    out.update(
+        seconds=round(secs, 6),
+        peak_rss_mb=round(_status_kb("VmHWM") / 1024, 1),
+        ok=value == expected,
+    )
     if workload in ("chain", "loop") or workload.startswith("checkpoint"):
         out["us_per_hop"] = round(secs / n * 1e6, 2)
     if workload == "throughput":
@@ -199,10 +215,19 @@ async def measure(workload: str, n: int) -> dict[str, Any]:
 
 
 SUITE = [
-    ("chain", 100), ("chain", 1000), ("fanout", 100), ("fanout", 1000),
-    ("sleep_concurrency", 100), ("sleep_concurrency", 1000), ("loop", 1000), ("loop", 10000),
-    ("throughput", 1000), ("build", 10000),
-    ("checkpoint_memory", 100), ("checkpoint_file", 100), ("checkpoint_sqlite", 100),
+    ("chain", 100),
+    ("chain", 1000),
+    ("fanout", 100),
+    ("fanout", 1000),
+    ("sleep_concurrency", 100),
+    ("sleep_concurrency", 1000),
+    ("loop", 1000),
+    ("loop", 10000),
+    ("throughput", 1000),
+    ("build", 10000),
+    ("checkpoint_memory", 100),
+    ("checkpoint_file", 100),
+    ("checkpoint_sqlite", 100),
     ("checkpoint_postgres", 100),
 ]
 

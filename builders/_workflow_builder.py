@@ -8,6 +8,7 @@ functions are wrapped with ``@executor``. Mistakes are collected and reported to
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
 
@@ -65,7 +66,11 @@ class WorkflowBuilder:
         return self
 
     def add_executor(
-        self, executor: ExecutorLike, *, retry: RetryPolicy | None = None, timeout: float | None = None
+        self,
+        executor: ExecutorLike,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
     ) -> Self:
         """Register an executor, optionally with a retry policy and a per-invocation timeout."""
         eid = self._node(executor)
@@ -112,11 +117,19 @@ class WorkflowBuilder:
     # -- edges -------------------------------------------------------------------------------
     def _group(self, kind: Any, sources: Sequence[str], targets: Sequence[str], **kw: Any) -> Self:
         self._groups.append(
-            EdgeGroup(index=len(self._groups), kind=kind, sources=tuple(sources), targets=tuple(targets), **kw)
+            EdgeGroup(
+                index=len(self._groups),
+                kind=kind,
+                sources=tuple(sources),
+                targets=tuple(targets),
+                **kw,
+            )
         )
         return self
 
-    def add_edge(self, source: ExecutorLike, target: ExecutorLike, *, condition: Predicate | None = None) -> Self:
+    def add_edge(
+        self, source: ExecutorLike, target: ExecutorLike, *, condition: Predicate | None = None
+    ) -> Self:
         """A direct edge; with ``condition`` (sync or async), only messages it accepts pass."""
         return self._group(
             "direct",
@@ -146,20 +159,24 @@ class WorkflowBuilder:
         """Deliver one list, in the order of ``sources``, once every source has sent."""
         return self._group("fan_in", [self._node(s) for s in sources], [self._node(target)])
 
-    def add_switch_case_edge_group(self, source: ExecutorLike, cases: Sequence[Case | Default]) -> Self:
+    def add_switch_case_edge_group(
+        self, source: ExecutorLike, cases: Sequence[Case | Default]
+    ) -> Self:
         """Route each message to the first ``Case`` that holds, else to the ``Default``."""
         targets: list[str] = []
         conditions: list[Predicate | None] = []
         for case in cases:
             if not isinstance(case, Case | Default):
+                where = self._node(source)
                 self._problems.append(
-                    f"switch-case group from {self._node(source)!r}: {case!r} is not a Case or Default"
+                    f"switch-case group from {where!r}: {case!r} is not a Case or Default"
                 )
                 continue
             targets.append(self._node(case.target))
             conditions.append(case.condition if isinstance(case, Case) else None)
         labels = tuple(
-            "default" if c is None else f"case {i + 1}: {condition_label(c)}" for i, c in enumerate(conditions)
+            "default" if c is None else f"case {i + 1}: {condition_label(c)}"
+            for i, c in enumerate(conditions)
         )
         return self._group(
             "switch", [self._node(source)], targets, conditions=tuple(conditions), labels=labels
@@ -170,7 +187,7 @@ class WorkflowBuilder:
         ids = [self._node(e) for e in executors]
         if len(ids) < 2:
             self._problems.append(f"add_chain needs at least two executors, got {len(ids)}")
-        for a, b in zip(ids, ids[1:], strict=False):
+        for a, b in itertools.pairwise(ids):
             self.add_edge(a, b)
         return self
 
@@ -186,4 +203,3 @@ class WorkflowBuilder:
             problems=self._problems,
         )
         return Workflow(graph, **self._options)
-

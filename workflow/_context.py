@@ -76,7 +76,9 @@ class WorkflowContext(Generic[T_Out]):
     def send_message(self, message: Any, *, target: str | None = None) -> Done[None]:
         """Send ``message`` along every outgoing edge (or only to successor ``target``)."""
         if message is None:
-            raise TypeError(f"executor {self._inv.node.id!r} sent None; send a value or return None")
+            raise TypeError(
+                f"executor {self._inv.node.id!r} sent None; send a value or return None"
+            )
         self._inv.sends.append((target, message))
         return _DONE  # type: ignore[no-any-return]
 

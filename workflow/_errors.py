@@ -40,7 +40,9 @@ class ExecutorFailedError(WorkflowError):
         return (_rebuild_failed, (str(self), self.executor_id, self.superstep, self.run_id))
 
 
-def _rebuild_failed(message: str, executor_id: str, superstep: int, run_id: str) -> ExecutorFailedError:
+def _rebuild_failed(
+    message: str, executor_id: str, superstep: int, run_id: str
+) -> ExecutorFailedError:
     return ExecutorFailedError(message, executor_id=executor_id, superstep=superstep, run_id=run_id)
 
 

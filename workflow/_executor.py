@@ -13,14 +13,23 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+    overload,
+)
 
 import anyio.to_thread
 
 from ._typing import Types, runtime_types, type_name
 
 if TYPE_CHECKING:
-    from ._context import WorkflowContext
+    pass
 
 __all__ = (
     "Executor",
@@ -114,7 +123,9 @@ def _is_context(annotation: Any) -> bool:
     return annotation is WorkflowContext or get_origin(annotation) is WorkflowContext
 
 
-def _build_spec(func: Callable[..., Any], *, name: str, is_method: bool, kind: str, output: Any) -> HandlerSpec:
+def _build_spec(
+    func: Callable[..., Any], *, name: str, is_method: bool, kind: str, output: Any
+) -> HandlerSpec:
     where = getattr(func, "__qualname__", name)
     try:
         hints = get_type_hints(func)
@@ -188,7 +199,9 @@ def _class_specs(cls: type) -> tuple[HandlerSpec, ...]:
             elif name in marked:
                 del marked[name]  # overridden by something that is not a handler
     specs = tuple(
-        _build_spec(f, name=n, is_method=True, kind=getattr(f, _MARK)[0], output=getattr(f, _MARK)[1])
+        _build_spec(
+            f, name=n, is_method=True, kind=getattr(f, _MARK)[0], output=getattr(f, _MARK)[1]
+        )
         for n, f in marked.items()
     )
     setattr(cls, "_ledgerflow_specs", specs)  # noqa: B010 - cache on this exact class
@@ -329,11 +342,15 @@ class FunctionExecutor(Executor):
 
     kind: ClassVar[str] = "function"
 
-    def __init__(self, func: Callable[..., Any], *, id: str | None = None, output: Any = None) -> None:
+    def __init__(
+        self, func: Callable[..., Any], *, id: str | None = None, output: Any = None
+    ) -> None:
         super().__init__(id if id is not None else func.__name__)
         self.func = func
-        self._spec = _build_spec(func, name=func.__name__, is_method=False, kind="message", output=output)
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        self._spec = _build_spec(
+            func, name=func.__name__, is_method=False, kind="message", output=output
+        )
+        functools.update_wrapper(self, func)
 
     def handler_specs(self) -> tuple[HandlerSpec, ...]:
         return (self._spec,)
@@ -346,7 +363,9 @@ class FunctionExecutor(Executor):
 @overload
 def executor(func: Callable[..., Any], /) -> FunctionExecutor: ...
 @overload
-def executor(*, id: str | None = None, output: Any = None) -> Callable[[Callable[..., Any]], FunctionExecutor]: ...
+def executor(
+    *, id: str | None = None, output: Any = None
+) -> Callable[[Callable[..., Any]], FunctionExecutor]: ...
 def executor(
     func: Callable[..., Any] | None = None, /, *, id: str | None = None, output: Any = None
 ) -> Any:

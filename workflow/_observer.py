@@ -26,11 +26,19 @@ class Observer:
     ) -> AbstractContextManager[Any]:
         return _null()
 
-    def superstep(self, *, run_id: str, superstep: int, executor_ids: tuple[str, ...]) -> AbstractContextManager[Any]:
+    def superstep(
+        self, *, run_id: str, superstep: int, executor_ids: tuple[str, ...]
+    ) -> AbstractContextManager[Any]:
         return _null()
 
     def executor(
-        self, *, run_id: str, superstep: int, executor_id: str, kind: str, message_types: tuple[str, ...]
+        self,
+        *,
+        run_id: str,
+        superstep: int,
+        executor_id: str,
+        kind: str,
+        message_types: tuple[str, ...],
     ) -> AbstractContextManager[Any]:
         return _null()
 
@@ -62,28 +70,28 @@ class MultiObserver(Observer):
     def __init__(self, observers: list[Observer]) -> None:
         self.observers = observers
 
-    def run(self, **kw: Any) -> AbstractContextManager[Any]:  # type: ignore[override]
+    def run(self, **kw: Any) -> AbstractContextManager[Any]:
         return _all(o.run(**kw) for o in self.observers)
 
-    def superstep(self, **kw: Any) -> AbstractContextManager[Any]:  # type: ignore[override]
+    def superstep(self, **kw: Any) -> AbstractContextManager[Any]:
         return _all(o.superstep(**kw) for o in self.observers)
 
-    def executor(self, **kw: Any) -> AbstractContextManager[Any]:  # type: ignore[override]
+    def executor(self, **kw: Any) -> AbstractContextManager[Any]:
         return _all(o.executor(**kw) for o in self.observers)
 
-    def executor_failed(self, **kw: Any) -> None:  # type: ignore[override]
+    def executor_failed(self, **kw: Any) -> None:
         for o in self.observers:
             o.executor_failed(**kw)
 
-    def message_sent(self, **kw: Any) -> None:  # type: ignore[override]
+    def message_sent(self, **kw: Any) -> None:
         for o in self.observers:
             o.message_sent(**kw)
 
-    def checkpoint_saved(self, **kw: Any) -> None:  # type: ignore[override]
+    def checkpoint_saved(self, **kw: Any) -> None:
         for o in self.observers:
             o.checkpoint_saved(**kw)
 
-    def run_finished(self, **kw: Any) -> None:  # type: ignore[override]
+    def run_finished(self, **kw: Any) -> None:
         for o in self.observers:
             o.run_finished(**kw)
 

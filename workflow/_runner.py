@@ -179,7 +179,7 @@ class Invocation:
 class _Step:
     """Releases concurrent executors' live events in graph order (the head streams live)."""
 
-    __slots__ = ("head", "invs", "sink", "finished")
+    __slots__ = ("finished", "head", "invs", "sink")
 
     def __init__(self, invs: list[Invocation], sink: EventSink) -> None:
         self.invs = invs
@@ -243,7 +243,10 @@ class Runner:
         try:
             self.sink.emit(
                 RunStarted(
-                    run_id=st.run_id, superstep=st.superstep, workflow_name=self.graph.name, resumed=resumed
+                    run_id=st.run_id,
+                    superstep=st.superstep,
+                    workflow_name=self.graph.name,
+                    resumed=resumed,
                 )
             )
             try:
@@ -271,12 +274,16 @@ class Runner:
             step = st.superstep + 1
             inbox = st.inbox
             targets = list(inbox) if len(inbox) == 1 else sorted(inbox, key=order.__getitem__)
-            sink.emit(SuperstepStarted(run_id=st.run_id, superstep=step, executor_ids=tuple(targets)))
+            sink.emit(
+                SuperstepStarted(run_id=st.run_id, superstep=step, executor_ids=tuple(targets))
+            )
             invs: list[Invocation] = []
             for eid in targets:
                 sink.emit(ExecutorInvoked(run_id=st.run_id, superstep=step, executor_id=eid))
                 done = st.done.get(eid)
-                invs.append(done if done is not None else Invocation(self, executors[eid], inbox[eid]))
+                invs.append(
+                    done if done is not None else Invocation(self, executors[eid], inbox[eid])
+                )
             if sink.streaming:
                 await sink.flush()
             obs = self.observer
@@ -413,7 +420,8 @@ class Runner:
                 if call is None:
                     raise TypeError(
                         f"executor {node.id!r} has no @response_handler for request "
-                        f"{type(message.request).__name__} with response {type(message.response).__name__}"
+                        f"{type(message.request).__name__} with response "
+                        f"{type(message.response).__name__}"
                     )
                 fn, takes_ctx = call
                 result = await (
@@ -438,9 +446,10 @@ class Runner:
         routes = self.graph.routes.get(eid)
         for target, message in inv.sends:
             if target is not None and target not in self.graph.successors[eid]:
+                known = ", ".join(sorted(self.graph.successors[eid])) or "none"
                 raise WorkflowError(
                     f"executor {eid!r} sent {type(message).__name__} to {target!r}, which is not "
-                    f"one of its successors ({', '.join(sorted(self.graph.successors[eid])) or 'none'})"
+                    f"one of its successors ({known})"
                 )
             if not routes:
                 inv.outputs.append(message)
@@ -528,8 +537,12 @@ class Runner:
         for dst, type_name, reason in inv.dropped:
             emit(
                 MessageDropped(
-                    run_id=run_id, superstep=step, source_id=eid, target_id=dst,
-                    message_type=type_name, reason=reason,
+                    run_id=run_id,
+                    superstep=step,
+                    source_id=eid,
+                    target_id=dst,
+                    message_type=type_name,
+                    reason=reason,
                 )
             )
         for value in inv.outputs:
@@ -537,8 +550,12 @@ class Runner:
         for r in inv.requests:
             emit(
                 RequestInfo(
-                    run_id=run_id, superstep=step, request_id=r.request_id, executor_id=eid,
-                    payload=r.payload, response_type=r.response_type,
+                    run_id=run_id,
+                    superstep=step,
+                    request_id=r.request_id,
+                    executor_id=eid,
+                    payload=r.payload,
+                    response_type=r.response_type,
                 )
             )
 
@@ -556,8 +573,11 @@ class Runner:
             else:
                 self.sink.emit(
                     MessageDropped(
-                        run_id=self.state.run_id, superstep=step, source_id=",".join(group.sources),
-                        target_id=dst, message_type="list",
+                        run_id=self.state.run_id,
+                        superstep=step,
+                        source_id=",".join(group.sources),
+                        target_id=dst,
+                        message_type="list",
                         reason=f"{dst!r} has no handler for list on {group.describe()}",
                     )
                 )
@@ -579,7 +599,11 @@ class Runner:
                 inv.replayed = True
                 st.done[eid] = inv
             else:
-                emit(ExecutorFailed(run_id=st.run_id, superstep=step, executor_id=eid, error=repr(inv.error)))
+                emit(
+                    ExecutorFailed(
+                        run_id=st.run_id, superstep=step, executor_id=eid, error=repr(inv.error)
+                    )
+                )
         first = failed[0]
         err = ExecutorFailedError(
             f"executor {first.node.id!r} failed in superstep {step}: {first.error!r}",
@@ -603,7 +627,9 @@ class Runner:
             self.observer.run_finished(run_id=st.run_id, status=status.value)
         self.sink.emit(
             RunFinished(
-                run_id=st.run_id, superstep=st.superstep, status=status,
+                run_id=st.run_id,
+                superstep=st.superstep,
+                status=status,
                 error=str(st.error) if st.error is not None else None,
             )
         )
@@ -682,4 +708,3 @@ async def _switch(group: Any, message: Any) -> int:
         elif await _check(cond, message, group):
             return i
     return default
-

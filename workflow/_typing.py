@@ -49,9 +49,7 @@ def overlaps(produced: Types, accepted: Types) -> bool:
     """Whether a value of one of ``produced`` could be accepted by one of ``accepted``."""
     if produced is None or accepted is None:
         return True
-    return any(
-        issubclass(p, a) or issubclass(a, p) for p in produced for a in accepted
-    )
+    return any(issubclass(p, a) or issubclass(a, p) for p in produced for a in accepted)
 
 
 def type_name(types_: Types) -> str:

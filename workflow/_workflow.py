@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 __all__ = ("Workflow",)
 
 Durability = Literal["sync", "async"]
-_RESUMABLE = (RunStatus.AWAITING_INPUT, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.MAX_SUPERSTEPS)
+_RESUMABLE = (
+    RunStatus.AWAITING_INPUT,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.MAX_SUPERSTEPS,
+)
 
 
 class Workflow:
@@ -144,7 +149,9 @@ class Workflow:
         """Like ``resume``, streaming the events of the continuation."""
 
         async def start(send: MemoryObjectSendStream[WorkflowEvent]) -> None:
-            runner, done = await self._resume_runner(run_id, checkpoint_id, responses, EventSink(send))
+            runner, done = await self._resume_runner(
+                run_id, checkpoint_id, responses, EventSink(send)
+            )
             if done is None:
                 await self._execute(runner, resumed=True)
 
@@ -243,7 +250,9 @@ def _apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
         checked.append((request, validate_response(request, value)))
     for request, value in checked:
         del state.pending[request.request_id]
-        state.deliver(request.executor_id, Reply(request.request_id, request.payload, value), reply=True)
+        state.deliver(
+            request.executor_id, Reply(request.request_id, request.payload, value), reply=True
+        )
 
 
 @functools.lru_cache(maxsize=256)

@@ -53,7 +53,11 @@ async def test_fan_out_to_all_and_with_selection() -> None:
 
 async def test_fan_out_selection_naming_unknown_target_fails() -> None:
     a, b = _const("a"), _const("b")
-    wf = WorkflowBuilder(start=src).add_fan_out_edges(src, [a, b], selection_func=lambda x, ids: ["zz"]).build()
+    wf = (
+        WorkflowBuilder(start=src)
+        .add_fan_out_edges(src, [a, b], selection_func=lambda x, ids: ["zz"])
+        .build()
+    )
     result = await wf.run(1)
     assert result.status is RunStatus.FAILED
     assert "returned unknown target(s) ['zz']" in str(result.error)
@@ -148,7 +152,9 @@ async def test_predicate_exception_fails_the_run_naming_the_edge() -> None:
     a = _const("a")
     result = await WorkflowBuilder(start=src).add_edge(src, a, condition=broken).build().run(1)
     assert result.status is RunStatus.FAILED
-    assert "condition of direct edge 'src' -> 'a' raised ValueError('bad predicate')" in str(result.error)
+    assert "condition of direct edge 'src' -> 'a' raised ValueError('bad predicate')" in str(
+        result.error
+    )
     assert isinstance(result.error.__cause__, Exception)
 
 
@@ -166,7 +172,11 @@ async def test_message_no_handler_accepts_is_dropped_with_event_or_fails_when_st
     dropped = [e for e in result.events if type(e).__name__ == "MessageDropped"]
     assert result.status is RunStatus.COMPLETED
     assert len(dropped) == 1
-    assert (dropped[0].source_id, dropped[0].target_id, dropped[0].message_type) == ("anything", "ints_only", "str")
+    assert (dropped[0].source_id, dropped[0].target_id, dropped[0].message_type) == (
+        "anything",
+        "ints_only",
+        "str",
+    )
 
     strict = WorkflowBuilder(start=anything, strict=True).add_edge(anything, ints_only).build()
     failed = await strict.run(1)

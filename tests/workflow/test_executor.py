@@ -104,7 +104,11 @@ async def test_function_executors_sync_async_with_and_without_ctx() -> None:
 
     assert sync_plain.id == "sync_plain"
     assert with_ctx.id == "with_ctx"
-    wf = WorkflowBuilder(start=sync_plain).add_chain([sync_plain, async_plain, with_ctx, sync_ctx]).build()
+    wf = (
+        WorkflowBuilder(start=sync_plain)
+        .add_chain([sync_plain, async_plain, with_ctx, sync_ctx])
+        .build()
+    )
     assert (await wf.run(1)).outputs == [25]
 
 

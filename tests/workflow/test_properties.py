@@ -52,7 +52,9 @@ def reference(n: int, edges: list[tuple[int, int]], weights: list[int], x: int) 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dags(), st.integers(-100, 100))
-def test_random_dags_match_reference(dag: tuple[int, list[tuple[int, int]], list[int]], x: int) -> None:
+def test_random_dags_match_reference(
+    dag: tuple[int, list[tuple[int, int]], list[int]], x: int
+) -> None:
     n, edges, weights = dag
     nodes = [Node(f"n{i}", weights[i]) for i in range(n)]
     builder = WorkflowBuilder(start=nodes[0])

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
 import pytest
 
 from builders import WorkflowBuilder
-from workflow import Case, Default, Executor, GraphValidationError, WorkflowContext, executor, handler
+from workflow import (
+    Case,
+    Default,
+    Executor,
+    GraphValidationError,
+    WorkflowContext,
+    executor,
+    handler,
+)
 
 
 @dataclass
@@ -42,13 +51,17 @@ async def score(doc: Document) -> float:
 
 
 def test_unknown_executor_id() -> None:
-    with pytest.raises(GraphValidationError, match=r"direct edge 'a' -> 'ghost': unknown executor 'ghost'"):
+    with pytest.raises(
+        GraphValidationError, match=r"direct edge 'a' -> 'ghost': unknown executor 'ghost'"
+    ):
         WorkflowBuilder(start=a).add_edge(a, "ghost").build()
 
 
 def test_duplicate_ids() -> None:
     other = executor(id="a")(b.func)
-    with pytest.raises(GraphValidationError, match=r"duplicate executor id 'a'.*give one of them another id"):
+    with pytest.raises(
+        GraphValidationError, match=r"duplicate executor id 'a'.*give one of them another id"
+    ):
         WorkflowBuilder(start=a).add_edge(a, other).build()
 
 
@@ -75,7 +88,9 @@ def test_context_type_parameter_declares_outputs() -> None:
     async def sender(x: int, ctx: WorkflowContext[str]) -> None:
         await ctx.send_message(str(x))
 
-    with pytest.raises(GraphValidationError, match="'sender' sends str but 'score' accepts only Document"):
+    with pytest.raises(
+        GraphValidationError, match="'sender' sends str but 'score' accepts only Document"
+    ):
         WorkflowBuilder(start=sender).add_edge(sender, score).build()
 
 
@@ -106,7 +121,9 @@ def test_fan_in_needs_two_sources_and_a_list_handler() -> None:
     with pytest.raises(GraphValidationError, match="a fan-in needs at least two sources, got 1"):
         WorkflowBuilder(start=a).add_edge(a, b).add_fan_in_edges([b], c).build()
     with pytest.raises(GraphValidationError, match="'c' receives a list but accepts only int"):
-        WorkflowBuilder(start=a).add_fan_out_edges(a, [b, parse]).add_fan_in_edges([b, parse], c).build()
+        WorkflowBuilder(start=a).add_fan_out_edges(a, [b, parse]).add_fan_in_edges(
+            [b, parse], c
+        ).build()
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -132,7 +149,7 @@ def test_validation_error_is_a_value_error() -> None:
 def test_ten_thousand_executors_validate_quickly() -> None:
     nodes = [executor(id=f"n{i}")(a.func) for i in range(10_000)]
     builder = WorkflowBuilder(start=nodes[0])
-    for x, y in zip(nodes, nodes[1:], strict=False):
+    for x, y in itertools.pairwise(nodes):
         builder.add_edge(x, y)
     t0 = time.perf_counter()
     wf = builder.build()
