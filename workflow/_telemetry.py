@@ -15,6 +15,7 @@ error texts are passed through ``redact`` first.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -381,6 +382,8 @@ def fail_span(span: Span, error: BaseException) -> None:
 
 
 _cache: tuple[object, OpenTelemetryObserver] | None = None
+_env_provider: bool | None = None
+_UNKNOWN = object()
 
 
 def auto_observer() -> Observer | None:
@@ -393,13 +396,28 @@ def auto_observer() -> Observer | None:
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return None
-    global _cache
+    # get_tracer_provider() reads os.environ on every call (about 1 us); the global it
+    # returns can be set only once, so peek at it and read the environment once.
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is None:
+        global _env_provider
+        if _env_provider is None:
+            _env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+        if not _env_provider:
+            return None
+        provider = trace.get_tracer_provider()
+    elif provider is _UNKNOWN:
+        provider = trace.get_tracer_provider()
     cached = _cache
     if cached is not None and cached[0] is provider:
         return cached[1]
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    return _remember(provider)
+
+
+def _remember(provider: Any) -> OpenTelemetryObserver:
+    global _cache
     observer = OpenTelemetryObserver(tracer_provider=provider)
     _cache = (provider, observer)
     return observer
