@@ -9,6 +9,9 @@ graph and run records. A test enforces this.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from . import events
 from ._context import WorkflowContext
 from ._edges import Case, Default
@@ -20,19 +23,62 @@ from ._retry import RetryPolicy
 from ._types import RunStatus
 from ._workflow import Workflow
 
+if TYPE_CHECKING:
+    from ._checkpoint import Checkpoint, CheckpointStore, RunInfo
+    from ._serde import SerializationError
+    from ._stores import (
+        FileCheckpointStore,
+        InMemoryCheckpointStore,
+        PostgresCheckpointStore,
+        SQLiteCheckpointStore,
+        store_from_url,
+    )
+
+# Checkpoint models and stores load pydantic and sqlite3; import them on first use so that
+# `import workflow` stays cheap for runs that never checkpoint.
+_LAZY = {
+    "Checkpoint": "._checkpoint",
+    "CheckpointStore": "._checkpoint",
+    "RunInfo": "._checkpoint",
+    "SerializationError": "._serde",
+    "FileCheckpointStore": "._stores",
+    "InMemoryCheckpointStore": "._stores",
+    "PostgresCheckpointStore": "._stores",
+    "SQLiteCheckpointStore": "._stores",
+    "store_from_url": "._stores",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = (
     "Case",
+    "Checkpoint",
     "CheckpointError",
+    "CheckpointStore",
     "Default",
     "Executor",
     "ExecutorFailedError",
+    "FileCheckpointStore",
     "FunctionExecutor",
     "GraphValidationError",
+    "InMemoryCheckpointStore",
     "Observer",
     "PendingRequest",
+    "PostgresCheckpointStore",
     "RetryPolicy",
+    "RunInfo",
     "RunResult",
     "RunStatus",
+    "SQLiteCheckpointStore",
+    "SerializationError",
     "Workflow",
     "WorkflowContext",
     "WorkflowError",
@@ -40,4 +86,5 @@ __all__ = (
     "executor",
     "handler",
     "response_handler",
+    "store_from_url",
 )

@@ -278,6 +278,10 @@ class Executor:
                     )
         return problems
 
+    def checkpoint_types(self) -> tuple[type, ...]:
+        """Extra classes this executor keeps in checkpointed state (beyond its handlers')."""
+        return ()
+
     # -- dispatch ------------------------------------------------------------------------
     def can_handle(self, message: Any) -> bool:
         """Whether some handler accepts ``message`` (cached per type)."""

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import networkx as nx
-
 from ._edges import EdgeGroup
 from ._errors import GraphValidationError
 from ._executor import Executor
@@ -120,6 +118,8 @@ def build_graph(
 
     ``problems`` are what the builder already found (duplicate or unknown ids).
     """
+    import networkx as nx  # only builds need it; keeps `import workflow` cheap
+
     problems = list(problems)
     if start is None:
         problems.append("no start executor: pass WorkflowBuilder(start=...) or call set_start()")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from ._context import WorkflowContext
@@ -77,10 +78,47 @@ class RunState:
     fan_in: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     pending: dict[str, PendingRequest] = field(default_factory=dict)
     outputs: list[Any] = field(default_factory=list)
-    done: dict[str, Invocation] = field(default_factory=dict)
+    done: dict[str, Invocation | dict[str, Any]] = field(default_factory=dict)
     status: RunStatus = RunStatus.RUNNING
     checkpoint_id: str | None = None
+    checkpoint_count: int = 0
     error: BaseException | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain containers of the committed state (values as they are; encode to persist)."""
+        return {
+            "run_id": self.run_id,
+            "superstep": self.superstep,
+            "seq": self.seq,
+            "inbox": [[eid, [list(d) for d in box]] for eid, box in self.inbox.items()],
+            "state": self.state,
+            "local": self.local,
+            "fan_in": [[gi, list(bufs.items())] for gi, bufs in self.fan_in.items()],
+            "pending": [
+                [r.request_id, r.executor_id, r.payload, r.response_type]
+                for r in self.pending.values()
+            ],
+            "outputs": self.outputs,
+            "status": self.status.value,
+            "checkpoint_count": self.checkpoint_count,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunState:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            run_id=data["run_id"],
+            superstep=data["superstep"],
+            seq=data["seq"],
+            inbox={eid: [tuple(d) for d in box] for eid, box in data["inbox"]},
+            state=dict(data["state"]),
+            local={k: dict(v) for k, v in data["local"].items()},
+            fan_in={int(gi): {s: list(m) for s, m in bufs} for gi, bufs in data["fan_in"]},
+            pending={r[0]: PendingRequest(r[0], r[1], r[2], r[3]) for r in data["pending"]},
+            outputs=list(data["outputs"]),
+            status=RunStatus(data["status"]),
+            checkpoint_count=data.get("checkpoint_count", 0),
+        )
 
     def deliver(self, target: str, message: Any, *, reply: bool = False) -> None:
         """Queue an outside message (the run's input or a human reply) for ``target``."""
@@ -155,6 +193,34 @@ class Invocation:
         self.fan_in: list[tuple[int, Any]] = []
         self.dropped: list[tuple[str, str, str]] = []
 
+    def outcome(self) -> dict[str, Any]:
+        """What this invocation produced, as plain containers (a pending write)."""
+        return {
+            "deliveries": [list(d) for d in self.deliveries],
+            "fan_in": [list(f) for f in self.fan_in],
+            "outputs": self.outputs,
+            "state": self.state_writes,
+            "local": self.local_writes,
+            "requests": [
+                [r.request_id, r.executor_id, r.payload, r.response_type] for r in self.requests
+            ],
+            "dropped": [list(d) for d in self.dropped],
+        }
+
+    @classmethod
+    def replay(cls, runner: Runner, node: Executor, outcome: dict[str, Any]) -> Invocation:
+        """An invocation that already finished (recorded before a crash or failure)."""
+        inv = cls(runner, node, [])
+        inv.replayed = True
+        inv.deliveries = [(d[0], d[1], d[2]) for d in outcome["deliveries"]]
+        inv.fan_in = [(f[0], f[1]) for f in outcome["fan_in"]]
+        inv.outputs = list(outcome["outputs"])
+        inv.state_writes = dict(outcome["state"])
+        inv.local_writes = dict(outcome["local"])
+        inv.requests = [PendingRequest(r[0], r[1], r[2], r[3]) for r in outcome["requests"]]
+        inv.dropped = [(d[0], d[1], d[2]) for d in outcome["dropped"]]
+        return inv
+
     def add_request(self, payload: Any, response_type: Any) -> str:
         node = self.node
         if not node._response_specs:
@@ -225,6 +291,8 @@ class Runner:
         self.strict = strict
         self.observer = observer
         self.durability = durability
+        self.background: anyio.abc.TaskGroup | None = None
+        self.last_step: list[Invocation] = []
 
     # -- the run loop ----------------------------------------------------------------------
     async def execute(self, *, resumed: bool = False) -> RunResult:
@@ -252,7 +320,14 @@ class Runner:
             try:
                 if self.durability is not None:
                     await self.durability.started(self)
-                status = await self._loop()
+                if self.durability is not None and self.durability.background:
+                    # async durability: checkpoints are written while the next superstep runs
+                    async with anyio.create_task_group() as tg:
+                        self.background = tg
+                        status = await self._loop()
+                    self.background = None
+                else:
+                    status = await self._loop()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self._finish(RunStatus.CANCELLED)
@@ -281,9 +356,12 @@ class Runner:
             for eid in targets:
                 sink.emit(ExecutorInvoked(run_id=st.run_id, superstep=step, executor_id=eid))
                 done = st.done.get(eid)
-                invs.append(
-                    done if done is not None else Invocation(self, executors[eid], inbox[eid])
-                )
+                if done is None:
+                    invs.append(Invocation(self, executors[eid], inbox[eid]))
+                elif isinstance(done, Invocation):
+                    invs.append(done)
+                else:  # an outcome recorded by an earlier process
+                    invs.append(Invocation.replay(self, executors[eid], done))
             if sink.streaming:
                 await sink.flush()
             obs = self.observer
@@ -302,6 +380,7 @@ class Runner:
             failed = [inv for inv in invs if inv.error is not None]
             if failed:
                 return self._fail(invs, failed, step)
+            self.last_step = invs
             self._commit(invs, step)
             sink.emit(SuperstepCompleted(run_id=st.run_id, superstep=step))
             if self.durability is not None:
@@ -620,7 +699,7 @@ class Runner:
         st.status = status
         outputs = list(st.outputs)
         for inv in st.done.values():  # siblings that finished before a failure keep their results
-            outputs.extend(inv.outputs)
+            outputs.extend(inv.outputs if isinstance(inv, Invocation) else inv["outputs"])
         if self.durability is not None:
             await self.durability.finished(self, status)
         if self.observer is not None:
@@ -649,6 +728,7 @@ class Durability:
     """Hooks the scheduler calls so a store can checkpoint the run (see ``_durable``)."""
 
     trace_link: dict[str, str] | None = None
+    background = False
 
     async def started(self, runner: Runner) -> None:
         """The run is about to execute its first superstep of this process."""

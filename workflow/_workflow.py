@@ -69,6 +69,7 @@ class Workflow:
         self.types: tuple[type, ...] = tuple(types)
         self.observers: tuple[Observer, ...] = tuple(observers)
         self._paused: dict[str, RunState] = {}
+        self._registry: Any = None  # the checkpoint type allowlist, built on first use
 
     # -- the definition ----------------------------------------------------------------------
     @property
@@ -134,10 +135,7 @@ class Workflow:
         responses: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Continue a run from its latest checkpoint (or fork from ``checkpoint_id``)."""
-        runner, done = await self._resume_runner(run_id, checkpoint_id, responses, EventSink())
-        if done is not None:
-            return done
-        return await self._execute(runner, resumed=True)
+        return await self._resume(run_id, checkpoint_id, responses, EventSink())
 
     def resume_stream(
         self,
@@ -149,11 +147,7 @@ class Workflow:
         """Like ``resume``, streaming the events of the continuation."""
 
         async def start(send: MemoryObjectSendStream[WorkflowEvent]) -> None:
-            runner, done = await self._resume_runner(
-                run_id, checkpoint_id, responses, EventSink(send)
-            )
-            if done is None:
-                await self._execute(runner, resumed=True)
+            await self._resume(run_id, checkpoint_id, responses, EventSink(send))
 
         return stream_events(start)
 
@@ -169,7 +163,7 @@ class Workflow:
         state.deliver(start.id, input)
         return self._runner(state, sink)
 
-    def _runner(self, state: RunState, sink: EventSink) -> Runner:
+    def _runner(self, state: RunState, sink: EventSink, durability: Any = None) -> Runner:
         observer = _combine(self.observers)
         return Runner(
             self._graph,
@@ -179,7 +173,7 @@ class Workflow:
             max_concurrency=self.max_concurrency,
             strict=self.strict,
             observer=observer,
-            durability=self._durability_for(state),
+            durability=durability if durability is not None else self._durability_for(state),
         )
 
     def _durability_for(self, state: RunState) -> Any:
@@ -190,54 +184,75 @@ class Workflow:
         return StoreDurability(self, state)
 
     async def _execute(self, runner: Runner, *, resumed: bool) -> RunResult:
+        async with self._lock(runner.state.run_id):
+            return await self._execute_locked(runner, resumed=resumed)
+
+    async def _execute_locked(self, runner: Runner, *, resumed: bool) -> RunResult:
         state = runner.state
-        lock = self._lock(state.run_id)
-        async with lock:
-            try:
-                result = await runner.execute(resumed=resumed)
-            finally:
-                if self.checkpoint_store is None and state.status in _RESUMABLE:
-                    self._paused[state.run_id] = state
-        return result
+        try:
+            return await runner.execute(resumed=resumed)
+        finally:
+            if self.checkpoint_store is None and state.status in _RESUMABLE:
+                self._paused[state.run_id] = state
 
     def _lock(self, run_id: str) -> Any:
         if self.checkpoint_store is None:
             return _NoLock()
         return self.checkpoint_store.lock_run(run_id)
 
-    async def _resume_runner(
+    async def _resume(
         self,
         run_id: str,
         checkpoint_id: str | None,
         responses: Mapping[str, Any] | None,
         sink: EventSink,
-    ) -> tuple[Runner, RunResult | None]:
-        if self.checkpoint_store is not None:
-            from ._durable import load_state
+    ) -> RunResult:
+        # Load under the run's lock: a second process resuming the same run fails at once
+        # instead of continuing from a state the first one is about to move on from.
+        async with self._lock(run_id):
+            if self.checkpoint_store is None:
+                state = self._take_paused(run_id, checkpoint_id)
+                try:
+                    apply_responses(state, responses or {})
+                except BaseException:
+                    self._paused[run_id] = state
+                    raise
+                runner = self._runner(state, sink)
+            else:
+                from ._durable import load_state
 
-            state, recorded = await load_state(self, run_id, checkpoint_id)
-            if recorded is not None and not responses:
-                return self._runner(state, sink), recorded
-        else:
-            if checkpoint_id is not None:
-                raise CheckpointError(
-                    f"cannot fork run {run_id!r} from checkpoint {checkpoint_id!r}: this workflow "
-                    "has no checkpoint_store; build it with checkpoint_store=..."
-                )
-            paused = self._paused.get(run_id)
-            if paused is None:
-                raise CheckpointError(
-                    f"unknown run {run_id!r}: without a checkpoint_store only runs paused in this "
-                    "process can be resumed (and not while another resume of it is running)"
-                )
-            state = paused
-        _apply_responses(state, responses or {})
-        if self.checkpoint_store is None:
-            del self._paused[run_id]
-        return self._runner(state, sink), None
+                state, recorded, durability = await load_state(self, run_id, checkpoint_id)
+                if recorded is not None:
+                    if responses:
+                        raise CheckpointError(
+                            f"run {run_id!r} already completed; nothing to answer"
+                        )
+                    return recorded
+                apply_responses(state, responses or {})
+                if responses:
+                    durability.save_on_start = True  # the answers are stored before anything runs
+                runner = self._runner(state, sink, durability)
+            if state.run_id != run_id:  # a fork runs under its own id and lock
+                async with self._lock(state.run_id):
+                    return await self._execute_locked(runner, resumed=True)
+            return await self._execute_locked(runner, resumed=True)
+
+    def _take_paused(self, run_id: str, checkpoint_id: str | None) -> RunState:
+        if checkpoint_id is not None:
+            raise CheckpointError(
+                f"cannot fork run {run_id!r} from checkpoint {checkpoint_id!r}: this workflow "
+                "has no checkpoint_store; build it with checkpoint_store=..."
+            )
+        paused = self._paused.pop(run_id, None)
+        if paused is None:
+            raise CheckpointError(
+                f"unknown run {run_id!r}: without a checkpoint_store only runs paused in this "
+                "process can be resumed (and not while another resume of it is running)"
+            )
+        return paused
 
 
-def _apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
+def apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
     """Validate every response first, then deliver: a bad one leaves the run untouched."""
     checked: list[tuple[PendingRequest, Any]] = []
     for request_id, value in responses.items():

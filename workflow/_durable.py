@@ -1,0 +1,304 @@
+"""Checkpointing a run into a store, and loading it back for resume or fork.
+
+What is stored, per superstep boundary: the committed ``RunState`` (in-flight messages, run
+state, executors' own state, fan-in buffers, pending requests, outputs, superstep index),
+plus the graph description (to explain a refused resume) and a small overlay for diagrams.
+Values go through the JSON serializer with an allowlist built from the workflow's own
+handler annotations: loading a checkpoint never imports or calls anything else.
+
+Inside a superstep, each executor that finishes while siblings still run is recorded at once
+as a pending write, so a crash or a failure re-runs only the executors that had not finished.
+(With a single executor in the superstep the checkpoint itself is that record: the window
+between finishing and recording is the same one transaction either way.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._checkpoint import Checkpoint
+from ._errors import CheckpointError
+from ._graph import describe_changes
+from ._result import RunResult
+from ._runner import Durability, Invocation, Reply, Runner, RunState
+from ._serde import TypeRegistry, decode, encode
+from ._types import RunStatus
+from .events import CheckpointSaved
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
+
+__all__ = ("StoreDurability", "load_state", "registry_for")
+
+
+def registry_for(wf: Workflow) -> TypeRegistry:
+    """The allowlist of one workflow: its handlers' types, nested workflows', and extras."""
+    cached = getattr(wf, "_registry", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    registry = TypeRegistry([Reply])
+    seen: set[int] = set()
+
+    def add(tp: Any) -> None:
+        if isinstance(tp, type) and tp not in registry:
+            try:
+                registry.register(tp)
+            except TypeError:
+                pass  # builtins, protocols, plain classes: not registrable, not needed
+
+    def walk(workflow: Workflow) -> None:
+        if id(workflow) in seen:
+            return
+        seen.add(id(workflow))
+        for tp in workflow.types:
+            add(tp)
+        for ex in workflow.executors.values():
+            for spec in ex.handler_specs():
+                for group in (spec.input_types, spec.output_types, spec.response_types):
+                    for tp in group or ():
+                        add(tp)
+            for tp in ex.checkpoint_types():
+                add(tp)
+            child = getattr(ex, "workflow", None)
+            if child is not None and hasattr(child, "executors"):
+                walk(child)
+
+    walk(wf)
+    wf._registry = registry
+    return registry
+
+
+def _encode_state(state: RunState, registry: TypeRegistry) -> dict[str, Any]:
+    raw = state.to_dict()
+    return {
+        "run_id": raw["run_id"],
+        "superstep": raw["superstep"],
+        "seq": raw["seq"],
+        "checkpoint_count": raw["checkpoint_count"],
+        "status": raw["status"],
+        "inbox": encode(raw["inbox"], registry, path="messages in flight"),
+        "state": encode(raw["state"], registry, path="state"),
+        "local": encode(raw["local"], registry, path="executor_state"),
+        "fan_in": encode(raw["fan_in"], registry, path="fan_in_buffers"),
+        "pending": [_encode_request(r, registry) for r in raw["pending"]],
+        "outputs": encode(raw["outputs"], registry, path="outputs"),
+    }
+
+
+def _encode_request(r: list[Any], registry: TypeRegistry) -> list[Any]:
+    return [
+        r[0],
+        r[1],
+        encode(r[2], registry, path=f"request {r[0]!r}.payload"),
+        registry.type_to_name(r[3]),
+    ]
+
+
+def _decode_request(r: list[Any], registry: TypeRegistry) -> list[Any]:
+    return [r[0], r[1], decode(r[2], registry), registry.name_to_type(r[3])]
+
+
+def _decode_state(data: dict[str, Any], registry: TypeRegistry) -> RunState:
+    return RunState.from_dict(
+        {
+            "run_id": data["run_id"],
+            "superstep": data["superstep"],
+            "seq": data["seq"],
+            "checkpoint_count": data["checkpoint_count"],
+            "status": data["status"],
+            "inbox": decode(data["inbox"], registry),
+            "state": decode(data["state"], registry),
+            "local": decode(data["local"], registry),
+            "fan_in": decode(data["fan_in"], registry),
+            "pending": [_decode_request(r, registry) for r in data["pending"]],
+            "outputs": decode(data["outputs"], registry),
+        }
+    )
+
+
+def _encode_outcome(inv: Invocation, registry: TypeRegistry) -> dict[str, Any]:
+    raw = inv.outcome()
+    where = f"executor {inv.node.id!r}"
+    out = {k: encode(v, registry, path=f"{where} {k}") for k, v in raw.items() if k != "requests"}
+    out["requests"] = [_encode_request(r, registry) for r in raw["requests"]]
+    return out
+
+
+def _decode_outcome(data: dict[str, Any], registry: TypeRegistry) -> dict[str, Any]:
+    out = {k: decode(v, registry) for k, v in data.items() if k != "requests"}
+    out["requests"] = [_decode_request(r, registry) for r in data["requests"]]
+    return out
+
+
+class StoreDurability(Durability):
+    """Commits a run's checkpoints and pending writes to the workflow's store."""
+
+    def __init__(
+        self,
+        wf: Workflow,
+        state: RunState,
+        *,
+        fork_of: str | None = None,
+        trace_link: dict[str, str] | None = None,
+        save_on_start: bool = False,
+    ) -> None:
+        self.wf = wf
+        self.store = wf.checkpoint_store
+        self.registry = registry_for(wf)
+        self.fork_of = fork_of
+        self.trace_link = trace_link
+        self.save_on_start = save_on_start or state.checkpoint_id is None
+        self.background = wf.durability == "async"
+        self._previous: anyio.Event | None = None
+        self._overlay: dict[str, Any] = {"status": {}, "messages": {}, "errors": {}}
+
+    async def started(self, runner: Runner) -> None:
+        if self.save_on_start:
+            await self._save(runner, RunStatus.RUNNING)
+
+    async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
+        if len(runner.state.inbox) > 1 and runner.state.checkpoint_id is not None:
+            data = _encode_outcome(inv, self.registry)
+            if self._previous is not None:
+                await self._previous.wait()  # async durability: its checkpoint must exist
+            await self.store.put_write(runner.state.checkpoint_id, inv.node.id, data)
+
+    async def superstep_committed(self, runner: Runner) -> None:
+        st = runner.state
+        for inv in runner.last_step:
+            self._overlay["status"][inv.node.id] = "completed"
+            for dst, _, _ in inv.deliveries:
+                key = f"{inv.node.id}->{dst}"
+                self._overlay["messages"][key] = self._overlay["messages"].get(key, 0) + 1
+        if not st.inbox:
+            status = RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
+        elif st.superstep >= runner.max_supersteps:
+            status = RunStatus.MAX_SUPERSTEPS
+        else:
+            status = RunStatus.RUNNING
+        if runner.background is None:
+            await self._save(runner, status)
+            return
+        # async durability: encode now (the state moves on), write while the next step runs
+        checkpoint = self._checkpoint(runner, status)
+        previous, done = self._previous, anyio.Event()
+        self._previous = done
+
+        async def write() -> None:
+            if previous is not None:
+                await previous.wait()  # keep the parent-before-child order
+            try:
+                await self._commit(runner, checkpoint)
+            finally:
+                done.set()
+
+        runner.background.start_soon(write)
+
+    async def finished(self, runner: Runner, status: RunStatus) -> None:
+        st = runner.state
+        if status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            for eid in st.done:
+                self._overlay["status"][eid] = "completed"
+            failed = getattr(st.error, "executor_id", None)
+            if st.error is not None and failed:
+                self._overlay["status"][failed] = "failed"
+                self._overlay["errors"][failed] = str(st.error.__cause__ or st.error)
+            await self.store.set_status(st.run_id, self.wf.name, status.value)
+
+    def _checkpoint(self, runner: Runner, status: RunStatus) -> Checkpoint:
+        st = runner.state
+        parent = st.checkpoint_id
+        st.checkpoint_count += 1
+        st.checkpoint_id = f"{st.run_id}@{st.checkpoint_count}"
+        overlay = dict(self._overlay)
+        overlay["status"] = dict(overlay["status"])
+        for request in st.pending.values():
+            overlay["status"][request.executor_id] = "waiting"
+        return Checkpoint(
+            id=st.checkpoint_id,
+            run_id=st.run_id,
+            superstep=st.superstep,
+            parent_id=parent,
+            workflow_name=self.wf.name,
+            graph_hash=self.wf.graph_hash,
+            status=status.value,
+            data={
+                "run": _encode_state(st, self.registry),
+                "graph": dict(self.wf.graph.description),
+                "overlay": overlay,
+            },
+            trace=runner.observer.trace_context() if runner.observer is not None else None,
+        )
+
+    async def _save(self, runner: Runner, status: RunStatus) -> None:
+        await self._commit(runner, self._checkpoint(runner, status))
+
+    async def _commit(self, runner: Runner, checkpoint: Checkpoint) -> None:
+        t0 = time.perf_counter()
+        await self.store.save(checkpoint)
+        if runner.observer is not None:
+            runner.observer.checkpoint_saved(
+                run_id=checkpoint.run_id,
+                checkpoint_id=checkpoint.id,
+                duration=time.perf_counter() - t0,
+            )
+        runner.sink.emit(
+            CheckpointSaved(
+                run_id=checkpoint.run_id,
+                superstep=checkpoint.superstep,
+                checkpoint_id=checkpoint.id,
+            )
+        )
+
+
+async def load_state(
+    wf: Workflow, run_id: str, checkpoint_id: str | None
+) -> tuple[RunState, RunResult | None, StoreDurability]:
+    """Load a run's state from the store: the latest checkpoint, or a fork of an earlier one."""
+    store = wf.checkpoint_store
+    latest = await store.latest(run_id)
+    if latest is None:
+        raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
+    checkpoint = latest
+    if checkpoint_id is not None and checkpoint_id != latest.id:
+        checkpoint = await store.load(checkpoint_id)
+        if checkpoint.run_id != run_id:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_id!r} belongs to run {checkpoint.run_id!r}, not {run_id!r}"
+            )
+    if checkpoint.graph_hash != wf.graph_hash:
+        changes = describe_changes(checkpoint.data.get("graph", {}), wf.graph.description)
+        raise CheckpointError(
+            f"checkpoint {checkpoint.id!r} of run {run_id!r} was made by a different graph "
+            f"({changes}); resume it with the workflow that made it"
+        )
+    registry = registry_for(wf)
+    try:
+        state = _decode_state(checkpoint.data["run"], registry)
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint {checkpoint.id!r} is missing {exc}") from None
+    state.checkpoint_id = checkpoint.id
+    link = checkpoint.trace
+    if checkpoint is not latest:  # time travel: a new run whose first parent is that checkpoint
+        state.run_id = f"{run_id}.fork-{uuid.uuid4().hex[:8]}"
+        state.checkpoint_count = 0
+        durability = StoreDurability(
+            wf, state, fork_of=checkpoint.id, trace_link=link, save_on_start=True
+        )
+        return state, None, durability
+    durability = StoreDurability(wf, state, trace_link=link)
+    for eid, data in (await store.get_writes(checkpoint.id)).items():
+        state.done[eid] = _decode_outcome(data, registry)
+    if checkpoint.status == RunStatus.COMPLETED.value:
+        recorded = RunResult(
+            run_id=run_id,
+            status=RunStatus.COMPLETED,
+            outputs=list(state.outputs),
+            checkpoint_id=checkpoint.id,
+        )
+        return state, recorded, durability
+    return state, None, durability
