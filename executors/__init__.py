@@ -34,6 +34,7 @@ from ._sandbox import (
 )
 from ._scripted import ScriptedChatClient
 from ._tools import Tool, ToolOutcome, tool
+from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
 
 __all__: tuple[str, ...] = (
     # chat clients and their vocabulary
@@ -54,12 +55,14 @@ __all__: tuple[str, ...] = (
     "SandboxConfig",
     "SandboxUnavailableError",
     "ScriptedChatClient",
+    "SubWorkflowRequest",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolOutcome",
     "ToolSpec",
     "Usage",
+    "WorkflowExecutor",
     "collect_response",
     "extract_code_blocks",
     "run_blocks",
