@@ -38,6 +38,7 @@ from ._sandbox_isolation import (
     SandboxUnavailableError,
     bwrap_prefix,
     interpreter_info,
+    lifetime_prefix,
     limits_prefix,
     resolve_backend,
     sandbox_available,
@@ -57,6 +58,8 @@ __all__ = (
 
 _MiB: Final = 2**20
 _TOKEN_VAR: Final = "LEDGERFLOW_SANDBOX"
+# The in-sandbox deadline only matters when we are gone; it must never beat our own kill.
+_BACKSTOP_GRACE: Final = 5.0
 _REASONS: Final = {
     "timeout": "timed out",
     "output": "output limit exceeded",
@@ -231,8 +234,9 @@ async def run_blocks(blocks: Sequence[str], config: SandboxConfig | None = None)
         err = StreamBudget(cfg.output_limit_bytes)
         outcome = ProcessOutcome(0, None)
         for index in range(1, len(blocks) + 1):
+            backstop = lifetime_prefix(deadline - anyio.current_time() + _BACKSTOP_GRACE)
             outcome = await run_process(
-                [*prefix, interpreter.python, f"block_{index}.py"],
+                [*prefix, *backstop, interpreter.python, f"block_{index}.py"],
                 cwd=workspace,
                 env=env,
                 deadline=deadline,

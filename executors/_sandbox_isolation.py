@@ -37,6 +37,7 @@ __all__ = (
     "SandboxUnavailableError",
     "bwrap_prefix",
     "interpreter_info",
+    "lifetime_prefix",
     "limits_prefix",
     "resolve_backend",
     "sandbox_available",
@@ -152,6 +153,17 @@ def limits_prefix(limits: Limits, uid: int, gid: int) -> list[str]:
             "--",
         ]
     return argv
+
+
+def lifetime_prefix(seconds: float) -> list[str]:
+    """``timeout -s KILL``: a deadline inside the sandbox that holds even if we die.
+
+    Our parent-death signals cannot cover everything: bwrap arms its own only once the
+    sandbox is set up, so an engine killed during those milliseconds leaves a sandbox that
+    nobody watches. When this ``timeout`` kills the code and exits, the namespace's init
+    exits too, and the kernel kills everything left in the PID namespace.
+    """
+    return [_which("timeout") or "/usr/bin/timeout", "--signal=KILL", f"{max(seconds, 0.1):.1f}"]
 
 
 def _clamp(which: int, value: int) -> int:
@@ -352,6 +364,8 @@ def sandbox_available(isolation: Isolation) -> tuple[bool, str]:
         return False, "neither bubblewrap nor unshare works; install the package 'bubblewrap'"
     if _which("prlimit") is None or (_is_root() and _which("setpriv") is None):
         return False, "prlimit/setpriv not found; install the Debian package 'util-linux'"
+    if _which("timeout") is None:
+        return False, "timeout not found; install the Debian package 'coreutils'"
     if isolation == "none":
         return True, "no namespaces: rlimits, scrubbed environment, timeout and output cap only"
     if isolation == "bubblewrap":

@@ -148,8 +148,8 @@ async def test_unavailable_isolation_is_refused(
 ) -> None:
     (tmp_path / "no-bwrap").mkdir()
     (tmp_path / "bare").mkdir()
-    no_bwrap = helpers_only(tmp_path / "no-bwrap", "prlimit", "setpriv", "unshare")
-    bare = helpers_only(tmp_path / "bare", "prlimit", "setpriv")
+    no_bwrap = helpers_only(tmp_path / "no-bwrap", "prlimit", "setpriv", "timeout", "unshare")
+    bare = helpers_only(tmp_path / "bare", "prlimit", "setpriv", "timeout")
     sandbox_available.cache_clear()
     try:
         monkeypatch.setattr(isolation_module, "_SEARCH_PATH", no_bwrap)
@@ -463,16 +463,20 @@ def test_killed_engine_leaves_no_sandbox_behind(backend: str, work_parent: str) 
         config = SandboxConfig(isolation={backend!r}, python={cfg.python!r}, work_dir={parent!r})
         anyio.run(run_code, {textwrap.dedent(code)!r}, config)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", engine], cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-c", engine], cwd=REPO, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a busy machine can take long to import the engine
         # The engine's own command line holds the token too: wait for the sandboxed process.
         while not pids_matching(token, exclude=proc.pid) and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"engine exited early: {proc.communicate()[1].decode()}")
             time.sleep(0.05)
         assert pids_matching(token, exclude=proc.pid), "the sandboxed code never started"
+        # bwrap ties itself to us only once set up (see lifetime_prefix): let it finish.
+        time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGKILL)  # no cleanup code of ours runs
-        proc.wait()
+        proc.communicate()
     deadline = time.monotonic() + 2
     while pids_matching(token) and time.monotonic() < deadline:
         time.sleep(0.05)
