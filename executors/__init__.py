@@ -3,6 +3,19 @@ sub-workflows and the Magentic orchestrator, all built on ``workflow.Executor``.
 
 from __future__ import annotations
 
+from ._agent_executor import AgentExecutor, AgentResponded
+from ._agents import (
+    Agent,
+    AgentError,
+    AgentResponse,
+    AgentTurn,
+    ApprovalRequiredError,
+    ChatAgent,
+    FunctionAgent,
+    ToolLoopLimitError,
+    TruncatedResponseError,
+)
+from ._approval import ApprovalRequest, ApprovalResponse
 from ._chat import (
     ChatClient,
     ChatClientError,
@@ -22,6 +35,8 @@ from ._chat import (
     Usage,
     collect_response,
 )
+from ._code_executor import CodeExecuted, CodeExecutor
+from ._human import HumanExecutor, HumanInputMode, HumanInputRequest
 from ._openai import OpenAIChatClient
 from ._sandbox import (
     CodeResult,
@@ -37,6 +52,16 @@ from ._tools import Tool, ToolOutcome, tool
 from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
 
 __all__: tuple[str, ...] = (
+    "Agent",
+    "AgentError",
+    "AgentExecutor",
+    "AgentResponded",
+    "AgentResponse",
+    "AgentTurn",
+    "ApprovalRequest",
+    "ApprovalRequiredError",
+    "ApprovalResponse",
+    "ChatAgent",
     # chat clients and their vocabulary
     "ChatClient",
     "ChatClientError",
@@ -50,7 +75,13 @@ __all__: tuple[str, ...] = (
     "ChatStatusError",
     "ChatStreamAccumulator",
     "ChatTruncatedError",
+    "CodeExecuted",
+    "CodeExecutor",
     "CodeResult",
+    "FunctionAgent",
+    "HumanExecutor",
+    "HumanInputMode",
+    "HumanInputRequest",
     "OpenAIChatClient",
     "SandboxConfig",
     "SandboxUnavailableError",
@@ -59,8 +90,10 @@ __all__: tuple[str, ...] = (
     "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "ToolLoopLimitError",
     "ToolOutcome",
     "ToolSpec",
+    "TruncatedResponseError",
     "Usage",
     "WorkflowExecutor",
     "collect_response",
