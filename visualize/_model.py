@@ -331,6 +331,8 @@ class _Builder:
         overlay = self.overlay
         if overlay is None or not self._shows_statuses(prefix):
             return None, 0
+        if prefix and not overlay.exact:  # inferred from supersteps, which children share
+            return None, 0
         if count_from is not None:  # a join fires once per message from *every* source
             counts = [overlay.messages.get(f"{prefix}{s}->{prefix}{dst}", 0) for s in count_from]
             return (min(counts) if counts else 0), 0

@@ -177,8 +177,10 @@ def from_result(result: RunResult, pairs: Iterable[tuple[str, str]] = ()) -> Run
                 sent = getattr(event, "messages", None)  # target -> count, once the core has it
                 if isinstance(sent, Mapping):
                     exact = True
+                    scope = eid.rpartition("/")[0]  # a sub-workflow's events are namespaced
                     for target, count in sent.items():
-                        messages[f"{eid}->{target}"] += int(count)
+                        dst = f"{scope}/{target}" if scope else str(target)
+                        messages[f"{eid}->{dst}"] += int(count)
             case ExecutorFailed(executor_id=eid, error=error):
                 status[eid] = "failed"
                 errors[eid] = error

@@ -12,7 +12,7 @@ import pytest
 from visualize import RunOverlay, load_overlay, to_dot, to_mermaid
 from visualize._overlay import overlay_from
 from workflow import RunResult, RunStatus
-from workflow.events import ExecutorCompleted
+from workflow.events import ExecutorCompleted, ExecutorFailed, ExecutorInvoked
 
 from . import graphs
 from .test_diagrams import check_golden, dot_check
@@ -212,3 +212,28 @@ def test_child_statuses_left_plain_when_not_recorded() -> None:
     text = to_dot(graphs.nested(), run=nested_run).source
     assert "completed" in node_line(text, "write_intro")
     assert "not reached" in node_line(text, "write_outro")
+
+
+def test_sub_workflow_events_colour_the_cluster() -> None:
+    """Child events arrive namespaced (``write/intro``), as ``WorkflowExecutor`` forwards them."""
+    events: list[Any] = [
+        ExecutorInvoked(run_id="r", superstep=1, executor_id="first"),
+        ExecutorCompleted(run_id="r", superstep=1, executor_id="first"),
+        ExecutorInvoked(run_id="r", superstep=2, executor_id="write"),
+        ExecutorInvoked(run_id="r", superstep=2, executor_id="write/intro"),
+        CompletedWithCounts(
+            run_id="r", superstep=2, executor_id="write/intro", messages={"refine": 1}
+        ),
+        ExecutorInvoked(run_id="r", superstep=2, executor_id="write/refine"),
+        ExecutorFailed(run_id="r", superstep=2, executor_id="write/refine", error="boom"),
+        ExecutorFailed(run_id="r", superstep=2, executor_id="write", error="child failed"),
+    ]
+    result = RunResult(run_id="r", status=RunStatus.FAILED, events=events)
+    overlay = overlay_from(result)
+    assert overlay.messages == {"write/intro->write/refine": 1}
+    source = to_dot(graphs.nested(), run=result).source
+    assert "completed" in node_line(source, "write_intro")
+    assert "not reached" in node_line(source, "write_outro")
+    assert "write_intro -> write_refine_draft [label=<<b>\u00d71</b>>" in source
+    assert "failed: child failed" in source
+    assert 'color="#b91c1c"' in source.split("subgraph cluster_write {")[1].split("\n")[1]
