@@ -176,8 +176,9 @@ def unshare_prefix(*, network: bool, uid: int, gid: int) -> list[str]:
     """``unshare`` command prefix: new network/PID/IPC/UTS namespaces, killed with us.
 
     ``setpriv --pdeathsig`` kills ``unshare`` if this process dies; the namespace's init
-    (the code itself) then gets ``SIGKILL`` too (``--kill-child``, or re-armed by the inner
-    ``setpriv`` after the uid drop cleared it), which takes every process in it along.
+    (the command chain ending in the code) then gets ``SIGKILL`` too (``--kill-child``, or
+    re-armed by the inner ``setpriv`` after the uid drop cleared it), which takes every
+    process in the namespace along.
     """
     setpriv = _which("setpriv") or "/usr/bin/setpriv"
     argv = [setpriv, "--pdeathsig=KILL", "--", _which("unshare") or "/usr/bin/unshare"]
