@@ -234,7 +234,9 @@ async def run_blocks(blocks: Sequence[str], config: SandboxConfig | None = None)
         err = StreamBudget(cfg.output_limit_bytes)
         outcome = ProcessOutcome(0, None)
         for index in range(1, len(blocks) + 1):
-            backstop = lifetime_prefix(deadline - anyio.current_time() + _BACKSTOP_GRACE)
+            backstop = lifetime_prefix(
+                deadline - anyio.current_time() + _BACKSTOP_GRACE, tie_child=backend == "none"
+            )
             outcome = await run_process(
                 [*prefix, *backstop, interpreter.python, f"block_{index}.py"],
                 cwd=workspace,

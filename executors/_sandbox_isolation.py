@@ -155,15 +155,23 @@ def limits_prefix(limits: Limits, uid: int, gid: int) -> list[str]:
     return argv
 
 
-def lifetime_prefix(seconds: float) -> list[str]:
+def lifetime_prefix(seconds: float, *, tie_child: bool) -> list[str]:
     """``timeout -s KILL``: a deadline inside the sandbox that holds even if we die.
 
     Our parent-death signals cannot cover everything: bwrap arms its own only once the
     sandbox is set up, so an engine killed during those milliseconds leaves a sandbox that
     nobody watches. When this ``timeout`` kills the code and exits, the namespace's init
     exits too, and the kernel kills everything left in the PID namespace.
+
+    Args:
+        seconds: Time left until the execution's deadline (plus grace).
+        tie_child: Give the interpreter a parent-death signal of its own, for the ``none``
+            backend: there no namespace dies with ``timeout`` when ``timeout`` is killed.
     """
-    return [_which("timeout") or "/usr/bin/timeout", "--signal=KILL", f"{max(seconds, 0.1):.1f}"]
+    argv = [_which("timeout") or "/usr/bin/timeout", "--signal=KILL", f"{max(seconds, 0.1):.1f}"]
+    if tie_child:
+        argv += [_which("setpriv") or "/usr/bin/setpriv", "--pdeathsig=KILL", "--"]
+    return argv
 
 
 def _clamp(which: int, value: int) -> int:
