@@ -148,6 +148,9 @@ def from_checkpoint(checkpoint: Any) -> RunOverlay:
     extra: dict[str, Any] = {"note": raw.get("note") or label}
     if run_id is not None and raw.get("run_id") is None:
         extra["run_id"] = str(run_id)
+    status = getattr(checkpoint, "status", None)
+    if status is not None and raw.get("run_status") is None:
+        extra["run_status"] = str(status)
     return RunOverlay.from_mapping(raw, **extra)
 
 

@@ -150,6 +150,9 @@ def _only_workflow(module: Any, path: Path) -> Workflow:
     for name, value in vars(module).items():
         if isinstance(value, Workflow) and not name.startswith("_"):
             found.setdefault(id(value), (name, value))
+    nested = {id(child) for _, wf in found.values() for child in _children(wf)}
+    if len(found) > 1 and len(found.keys() - nested) == 1:  # the others are its sub-workflows
+        found = {k: v for k, v in found.items() if k not in nested}
     if len(found) == 1:
         return next(iter(found.values()))[1]
     if found:
@@ -168,6 +171,16 @@ def _only_workflow(module: Any, path: Path) -> Workflow:
         f"{str(path)!r} defines no Workflow; pass FILE.py:ATTR naming a Workflow or a function "
         f"returning one{hint}"
     )
+
+
+def _children(wf: Workflow, depth: int = 0) -> list[Workflow]:
+    """Workflows nested in ``wf`` as sub-workflow nodes, at any depth."""
+    found: list[Workflow] = []
+    for ex in wf.executors.values():
+        child = getattr(ex, "workflow", None)
+        if isinstance(child, Workflow) and depth < 16:
+            found += [child, *_children(child, depth + 1)]
+    return found
 
 
 def _no_args(fn: Callable[..., Any]) -> bool:
@@ -500,6 +513,7 @@ def _table(args: argparse.Namespace, header: list[str], rows: list[list[str]], e
 
 async def cmd_viz(args: argparse.Namespace) -> int:
     from visualize import FORMATS, DotNotFoundError, render
+    from visualize._overlay import overlay_from
 
     wf = await load_workflow(args.target)
     if Path(args.output).suffix.lower() not in FORMATS:
@@ -509,12 +523,17 @@ async def cmd_viz(args: argparse.Namespace) -> int:
         url = args.store or (None if wf.checkpoint_store is not None else DEFAULT_STORE)
         store = wf.checkpoint_store if url is None else open_store(url)
         try:
-            run = await store.latest(args.run)
+            checkpoint = await store.latest(args.run)
+            runs = await store.list_runs() if checkpoint is not None else []
         finally:
             if url is not None:
                 await _close(store)
-        if run is None:
+        if checkpoint is None:
             raise UsageError(f"unknown run {args.run!r}: the store has no checkpoint for it")
+        run = overlay_from(checkpoint)
+        status = next((str(r.status) for r in runs if r.run_id == args.run), None)
+        if status is not None:  # the run's own status, newer than its last checkpoint's
+            run = dataclasses.replace(run, run_status=status)
     try:
         path = render(wf, args.output, run=run, direction=args.direction)
     except DotNotFoundError as exc:

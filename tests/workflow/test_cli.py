@@ -187,6 +187,10 @@ def test_failed_run(app: Path) -> None:
     line = one_error_line(done, 1, "failed", "cannot write about boom")
     assert line.startswith("ledgerflow: run ")
     assert fields(done.stdout)["status"] == ["failed"]
+    run_id = fields(done.stdout)["run"][0]
+    viz = ledgerflow(app, "viz", "app.py", "-o", "failed.mmd", "--run", run_id)
+    assert viz.returncode == 0, viz.stderr
+    assert f"run {run_id} · failed" in (app / "failed.mmd").read_text()
 
 
 @needs_stores
