@@ -237,3 +237,23 @@ def test_sub_workflow_events_colour_the_cluster() -> None:
     assert "write_intro -> write_refine_draft [label=<<b>\u00d71</b>>" in source
     assert "failed: child failed" in source
     assert 'color="#b91c1c"' in source.split("subgraph cluster_write {")[1].split("\n")[1]
+
+
+@pytest.mark.anyio
+async def test_real_sub_workflow_run_overlay() -> None:
+    from builders import WorkflowBuilder
+    from executors import WorkflowExecutor
+
+    draft, polish = graphs.passthrough("draft"), graphs.passthrough("polish")
+    inner = WorkflowBuilder(start=draft, name="inner").add_edge(draft, polish).build()
+    first, last = graphs.passthrough("first"), graphs.passthrough("last")
+    write = WorkflowExecutor(inner, id="write")
+    wf = WorkflowBuilder(start=first, name="real").add_chain([first, write, last]).build()
+    result = await wf.run("abcdef", run_id="real")
+    assert result.status is RunStatus.COMPLETED, result.error
+    source = to_dot(wf, run=result).source
+    assert "subgraph cluster_write {" in source
+    assert "completed" in node_line(source, "write_draft")  # child events are namespaced
+    assert "completed" in node_line(source, "write_polish")
+    assert "completed" in node_line(source, "last")
+    dot_check(source)

@@ -417,3 +417,32 @@ def test_global_provider_is_picked_up_automatically() -> None:
         """
     )
     assert out.strip() == "executor.process,workflow.superstep,workflow.run"
+
+
+async def test_durable_run_saves_checkpoints_and_links_its_resume(otel: Telemetry) -> None:
+    from workflow import InMemoryCheckpointStore
+
+    class Ask(Executor):
+        @handler
+        async def ask(self, text: str, ctx: WorkflowContext[str]) -> None:
+            await ctx.request_info(text, response_type=str)
+
+        @response_handler
+        async def answer(self, request: str, response: str, ctx: WorkflowContext[str]) -> None:
+            await ctx.yield_output(response)
+
+    store = InMemoryCheckpointStore()
+    wf = WorkflowBuilder(
+        start=Ask("ask"), observers=[otel.observer], checkpoint_store=store
+    ).build()
+    paused = await wf.run("ok?", run_id="d")
+    done = await wf.resume("d", responses={paused.pending_requests[0].request_id: "yes"})
+    assert done.outputs == ["yes"]
+    first, second = otel.spans("workflow.run")
+    saves = otel.spans("checkpoint.save")
+    assert saves
+    assert {parent_id(s) for s in saves} <= {first.context.span_id, second.context.span_id}
+    assert [link.context.span_id for link in second.links] == [first.context.span_id]
+    stored = await store.list_checkpoints("d")
+    assert stored[0].trace is not None
+    assert stored[0].trace["traceparent"].split("-")[1] == format(first.context.trace_id, "032x")
