@@ -32,7 +32,10 @@ from .events import CheckpointSaved
 if TYPE_CHECKING:
     from ._workflow import Workflow
 
-__all__ = ("StoreDurability", "load_state", "registry_for")
+__all__ = ("FAILURE_KEY", "StoreDurability", "load_state", "registry_for", "run_overlay")
+
+# Pending-write key of a failure record; "!" cannot start an executor id that matters here.
+FAILURE_KEY = "!failed"
 
 
 def registry_for(wf: Workflow) -> TypeRegistry:
@@ -154,7 +157,9 @@ class StoreDurability(Durability):
         self.save_on_start = save_on_start or state.checkpoint_id is None
         self.background = wf.durability == "async"
         self._previous: anyio.Event | None = None
-        self._overlay: dict[str, Any] = {"status": {}, "messages": {}, "errors": {}}
+        self._ran: list[str] = []
+        self._messages: dict[str, int] = {}
+        self._failed: dict[str, str] = {}
 
     async def started(self, runner: Runner) -> None:
         if self.save_on_start:
@@ -169,11 +174,13 @@ class StoreDurability(Durability):
 
     async def superstep_committed(self, runner: Runner) -> None:
         st = runner.state
+        messages: dict[str, int] = {}
         for inv in runner.last_step:
-            self._overlay["status"][inv.node.id] = "completed"
+            self._ran.append(inv.node.id)
             for dst, _, _ in inv.deliveries:
                 key = f"{inv.node.id}->{dst}"
-                self._overlay["messages"][key] = self._overlay["messages"].get(key, 0) + 1
+                messages[key] = messages.get(key, 0) + 1
+        self._messages = messages
         if not st.inbox:
             status = RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
         elif st.superstep >= runner.max_supersteps:
@@ -201,12 +208,11 @@ class StoreDurability(Durability):
     async def finished(self, runner: Runner, status: RunStatus) -> None:
         st = runner.state
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            for eid in st.done:
-                self._overlay["status"][eid] = "completed"
             failed = getattr(st.error, "executor_id", None)
-            if st.error is not None and failed:
-                self._overlay["status"][failed] = "failed"
-                self._overlay["errors"][failed] = str(st.error.__cause__ or st.error)
+            if failed and st.checkpoint_id is not None:  # for diagrams: who failed, and why
+                error = st.error.__cause__ if st.error is not None else None
+                record = {"executor_id": failed, "error": repr(error or st.error)}
+                await self.store.put_write(st.checkpoint_id, FAILURE_KEY, record)
             await self.store.set_status(st.run_id, self.wf.name, status.value)
 
     def _checkpoint(self, runner: Runner, status: RunStatus) -> Checkpoint:
@@ -214,10 +220,13 @@ class StoreDurability(Durability):
         parent = st.checkpoint_id
         st.checkpoint_count += 1
         st.checkpoint_id = f"{st.run_id}@{st.checkpoint_count}"
-        overlay = dict(self._overlay)
-        overlay["status"] = dict(overlay["status"])
-        for request in st.pending.values():
-            overlay["status"][request.executor_id] = "waiting"
+        # what this superstep did, for diagrams (``run_overlay`` adds up a run's history)
+        overlay = {"ran": self._ran, "messages": self._messages}
+        self._ran, self._messages = [], {}
+        data: dict[str, Any] = {"run": _encode_state(st, self.registry), "overlay": overlay}
+        if parent is None or (self.fork_of is not None and st.checkpoint_count == 1):
+            # a run's first checkpoint describes the graph, to explain a refused resume later
+            data["graph"] = dict(self.wf.graph.description)
         return Checkpoint(
             id=st.checkpoint_id,
             run_id=st.run_id,
@@ -226,11 +235,7 @@ class StoreDurability(Durability):
             workflow_name=self.wf.name,
             graph_hash=self.wf.graph_hash,
             status=status.value,
-            data={
-                "run": _encode_state(st, self.registry),
-                "graph": dict(self.wf.graph.description),
-                "overlay": overlay,
-            },
+            data=data,
             trace=runner.observer.trace_context() if runner.observer is not None else None,
         )
 
@@ -271,7 +276,9 @@ async def load_state(
                 f"checkpoint {checkpoint_id!r} belongs to run {checkpoint.run_id!r}, not {run_id!r}"
             )
     if checkpoint.graph_hash != wf.graph_hash:
-        changes = describe_changes(checkpoint.data.get("graph", {}), wf.graph.description)
+        history = await store.list_checkpoints(checkpoint.run_id)
+        first = next((c for c in history if "graph" in c.data), checkpoint)
+        changes = describe_changes(first.data.get("graph", {}), wf.graph.description)
         raise CheckpointError(
             f"checkpoint {checkpoint.id!r} of run {run_id!r} was made by a different graph "
             f"({changes}); resume it with the workflow that made it"
@@ -292,7 +299,8 @@ async def load_state(
         return state, None, durability
     durability = StoreDurability(wf, state, trace_link=link)
     for eid, data in (await store.get_writes(checkpoint.id)).items():
-        state.done[eid] = _decode_outcome(data, registry)
+        if eid != FAILURE_KEY:
+            state.done[eid] = _decode_outcome(data, registry)
     if checkpoint.status == RunStatus.COMPLETED.value:
         recorded = RunResult(
             run_id=run_id,
@@ -302,3 +310,43 @@ async def load_state(
         )
         return state, recorded, durability
     return state, None, durability
+
+
+async def run_overlay(store: Any, run_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    """Status per executor and messages per edge of a run, up to ``checkpoint_id``.
+
+    Adds up the per-superstep records along the checkpoint chain; the run's own status adds
+    "failed" (from the store's run record and pending writes) and "waiting" (pending requests).
+
+    Returns:
+        ``{"status": {executor_id: "completed"|"failed"|"waiting"}, "messages":
+        {"src->dst": count}, "errors": {executor_id: text}}``.
+    """
+    chain = await store.list_checkpoints(run_id)
+    if checkpoint_id is not None:
+        ids = [c.id for c in chain]
+        if checkpoint_id not in ids:
+            raise CheckpointError(f"checkpoint {checkpoint_id!r} is not part of run {run_id!r}")
+        chain = chain[: ids.index(checkpoint_id) + 1]
+    if not chain:
+        raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
+    status: dict[str, str] = {}
+    messages: dict[str, int] = {}
+    for c in chain:
+        overlay = c.data.get("overlay") or {}
+        for eid in overlay.get("ran", ()):
+            status[eid] = "completed"
+        for edge, n in (overlay.get("messages") or {}).items():
+            messages[edge] = messages.get(edge, 0) + n
+    last = chain[-1]
+    for request in last.data.get("run", {}).get("pending", ()):
+        status[request[1]] = "waiting"
+    errors: dict[str, str] = {}
+    if checkpoint_id is None:
+        for eid, data in (await store.get_writes(last.id)).items():
+            if eid == FAILURE_KEY:
+                status[data["executor_id"]] = "failed"
+                errors[data["executor_id"]] = data["error"]
+            else:
+                status[eid] = "completed"
+    return {"status": status, "messages": messages, "errors": errors}

@@ -584,6 +584,11 @@ def loads(data: bytes) -> JSON:
 # --------------------------------------------------------------------------- blobs
 
 _REF_SIZE = len(b'{"$blob":""}') + 64
+# Messages are immutable and a large payload is usually the same str object from checkpoint
+# to checkpoint: remember its encoding and hash by identity (the entry keeps it alive, so
+# the id cannot be reused while cached).
+_BIG_STRINGS: dict[int, tuple[str, bytes, str]] = {}
+_BIG_STRINGS_MAX = 64
 
 
 def pack(tree: JSON, *, min_blob_bytes: int = 1024) -> tuple[JSON, dict[str, bytes]]:
@@ -598,12 +603,28 @@ def pack(tree: JSON, *, min_blob_bytes: int = 1024) -> tuple[JSON, dict[str, byt
         transitively).
     """
     blobs: dict[str, bytes] = {}
+    small = max(0, (min_blob_bytes - 2) // 6)
 
     def walk(node: JSON, root: bool) -> tuple[JSON, int]:
         t = type(node)
+        new: JSON
         if t is str:
-            size = len(_enc_str(node))
-            new: JSON = node
+            n = len(node)
+            if n < small:  # cannot reach the threshold even if every char were escaped
+                return node, n + 2
+            cached = _BIG_STRINGS.get(id(node))
+            if cached is not None and cached[0] is node:  # the same immutable payload again
+                data, digest = cached[1], cached[2]
+            else:
+                data = _enc_str(node).encode("ascii")
+                digest = hashlib.sha256(data).hexdigest()
+                if len(_BIG_STRINGS) >= _BIG_STRINGS_MAX:
+                    _BIG_STRINGS.pop(next(iter(_BIG_STRINGS)))
+                _BIG_STRINGS[id(node)] = (node, data, digest)
+            if root or len(data) < min_blob_bytes:
+                return node, len(data)
+            blobs[digest] = data
+            return {_BLOB: digest}, _REF_SIZE
         elif t is dict:
             if _BLOB in node:
                 raise _Fail(f"reserved key {_BLOB!r} in a tree that was not encode()d")
