@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from builders import WorkflowBuilder
-from workflow import Executor, WorkflowContext, executor, handler
+from workflow import Executor, WorkflowContext, executor, handler, response_handler
 
 PAYLOAD = "x" * (100 * 1024)
 
@@ -107,6 +107,37 @@ def loop(n: int) -> Any:
     )
 
 
+class Ask(Executor):
+    @handler
+    async def on(self, x: int, ctx: WorkflowContext) -> None:
+        await ctx.request_info({"question": x}, response_type=bool)
+
+    @response_handler
+    async def reply(self, q: dict[str, int], ok: bool, ctx: WorkflowContext[int]) -> None:
+        await ctx.yield_output(q["question"])
+
+
+async def paused_runs(n: int) -> dict[str, Any]:
+    """N runs paused for human input at once, kept in memory for an in-process resume."""
+    wf = WorkflowBuilder(start=Ask("ask"), name="paused").build()
+    gc.collect()
+    before = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    for i in range(n):
+        await wf.run(i, run_id=f"r{i}")
+    secs = time.perf_counter() - t0
+    gc.collect()
+    per_run = (_status_kb("VmRSS") - before) * 1024 / n
+    first = (await wf.run(0, run_id="probe")).pending_requests[0].request_id
+    done = await wf.resume("probe", responses={first: True})
+    return {
+        "seconds": round(secs, 6),
+        "bytes_per_paused_run": round(per_run),
+        "runs_fit_in_1gb": int(2**30 / per_run) if per_run > 0 else None,
+        "ok": len(wf._paused) == n and done.outputs == [0],
+    }
+
+
 def build_big(n: int) -> float:
     nodes = [executor(id=f"n{i}")(_ident) for i in range(n)]
     t0 = time.perf_counter()
@@ -147,6 +178,9 @@ async def measure(workload: str, n: int) -> dict[str, Any]:
             return ok
 
         run, expected = many, n
+    elif workload == "paused_runs":
+        out.update(await paused_runs(n))
+        return out
     elif workload == "build":
         secs = build_big(n)
         out.update(seconds=round(secs, 6), ok=True)
