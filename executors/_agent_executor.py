@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from workflow import Executor, WorkflowContext, handler, response_handler
 from workflow.events import AgentDelta, WorkflowEvent
 
@@ -59,9 +61,22 @@ def to_messages(message: Incoming, *, source: str | None) -> list[ChatMessage]:
     return list(message)
 
 
+def plain(model: BaseModel) -> Any:
+    """A model as plain JSON data with sorted keys, which checkpoints store most compactly."""
+    return _sorted(model.model_dump(mode="json"))
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
 def dump(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     """Messages as JSON-able data for executor state."""
-    return [m.model_dump(mode="json") for m in messages]
+    return [plain(m) for m in messages]
 
 
 def load(data: list[dict[str, Any]] | None) -> list[ChatMessage]:
@@ -183,7 +198,7 @@ class AgentExecutor(Executor):
             if not work.done:
                 for request in agent.approval_requests(work, only_new=True):
                     await ctx.request_info(request, response_type=ApprovalResponse)
-                await ctx.set_executor_state("turn", work.model_dump(mode="json"))
+                await ctx.set_executor_state("turn", plain(work))
                 return None
             await ctx.set_executor_state("turn", None)
             response = work.response()
@@ -198,7 +213,7 @@ class AgentExecutor(Executor):
         conversation = load(await ctx.get_executor_state("conversation")) + response.messages
         await ctx.set_executor_state("conversation", dump(conversation))
         usage = Usage.model_validate(await ctx.get_executor_state("usage", {})) + response.usage
-        await ctx.set_executor_state("usage", usage.model_dump(mode="json"))
+        await ctx.set_executor_state("usage", plain(usage))
         await ctx.add_event(
             AgentResponded(
                 run_id=ctx.run_id,
