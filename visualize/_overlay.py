@@ -119,39 +119,68 @@ def overlay_from(run: Any, pairs: Iterable[tuple[str, str]] = ()) -> RunOverlay:
     )
 
 
-async def load_overlay(run_id: str, store: Any) -> RunOverlay:
-    """The overlay recorded in ``run_id``'s latest checkpoint in ``store``.
+async def load_overlay(run_id: str, store: Any, checkpoint_id: str | None = None) -> RunOverlay:
+    """The overlay of ``run_id`` (up to ``checkpoint_id``) from ``store``'s records.
 
-    Use this from async code, then pass the result as ``run=``: ``render`` is synchronous
-    and cannot drive an async store inside a running event loop.
+    Adds up the per-superstep records of the run's checkpoints (``workflow._durable.
+    run_overlay``), with failures and pending requests, and the run's own status. Use this
+    from async code, then pass the result as ``run=``: ``render`` is synchronous and cannot
+    drive an async store inside a running event loop.
 
     Raises:
         LookupError: the store has no checkpoint for ``run_id``.
     """
-    checkpoint = await store.latest(run_id)
-    if checkpoint is None:
+    latest = await store.latest(run_id)
+    if latest is None:
         raise LookupError(f"no checkpoint of run {run_id!r} in {store!r}; check the run id")
-    return from_checkpoint(checkpoint)
+    try:
+        from workflow._durable import run_overlay
+    except ImportError:  # a core without run histories: the latest checkpoint's own record
+        return from_checkpoint(latest)
+    data = await run_overlay(store, run_id, checkpoint_id)
+    status = next((str(r.status) for r in await store.list_runs() if r.run_id == run_id), None)
+    note = f"up to checkpoint {checkpoint_id}" if checkpoint_id is not None else None
+    return RunOverlay.from_mapping(data, run_id=run_id, run_status=status, note=note)
 
 
 def from_checkpoint(checkpoint: Any) -> RunOverlay:
-    """The checkpoint's ``data["overlay"]``, or an empty overlay saying none was recorded."""
+    """What one checkpoint records for diagrams (``data["overlay"]``).
+
+    A full overlay (``status``/``messages``/``errors``) is used as is. The core records a
+    per-superstep delta (``ran``/``messages``): alone it shows that superstep and the pending
+    requests, and the caption says so; ``(run_id, store)`` or ``load_overlay`` add up the run.
+    """
     data: Mapping[str, Any] = checkpoint.data
-    run_id = getattr(checkpoint, "run_id", None)
-    superstep = getattr(checkpoint, "superstep", None)
-    label = f"checkpoint {getattr(checkpoint, 'id', '?')} (superstep {superstep})"
+    label = f"checkpoint {getattr(checkpoint, 'id', '?')} (superstep {checkpoint.superstep})"
+    known: dict[str, Any] = {"note": label}
+    if getattr(checkpoint, "run_id", None) is not None:
+        known["run_id"] = str(checkpoint.run_id)
+    if getattr(checkpoint, "status", None) is not None:
+        known["run_status"] = str(checkpoint.status)
     raw = data.get("overlay")
     if raw is None:
-        return RunOverlay(run_id=run_id, note=f"{label} recorded no run overlay")
+        return RunOverlay(**{**known, "note": f"{label} recorded no run overlay"})
     if not isinstance(raw, Mapping):
         raise ValueError(f"{label}: data['overlay'] must be a mapping, got {raw!r:.80}")
-    extra: dict[str, Any] = {"note": raw.get("note") or label}
-    if run_id is not None and raw.get("run_id") is None:
-        extra["run_id"] = str(run_id)
-    status = getattr(checkpoint, "status", None)
-    if status is not None and raw.get("run_status") is None:
-        extra["run_status"] = str(status)
-    return RunOverlay.from_mapping(raw, **extra)
+    if "ran" not in raw:
+        extra = {k: v for k, v in known.items() if raw.get(k) is None}
+        return RunOverlay.from_mapping(raw, **extra)
+    status = {str(eid): "completed" for eid in raw.get("ran") or ()}
+    for request in _pending(data):
+        status[request] = "waiting"
+    known["note"] = f"{label}: this superstep only; load_overlay(run_id, store) adds up the run"
+    return RunOverlay.from_mapping({"status": status, "messages": raw.get("messages")}, **known)
+
+
+def _pending(data: Mapping[str, Any]) -> list[str]:
+    """Executor ids with pending requests in a checkpoint's encoded run state (best effort)."""
+    run = data.get("run")
+    pending = run.get("pending") if isinstance(run, Mapping) else None
+    found = []
+    for request in pending or ():
+        if isinstance(request, list | tuple) and len(request) > 1 and isinstance(request[1], str):
+            found.append(request[1])
+    return found
 
 
 def from_result(result: RunResult, pairs: Iterable[tuple[str, str]] = ()) -> RunOverlay:

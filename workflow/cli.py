@@ -512,8 +512,7 @@ def _table(args: argparse.Namespace, header: list[str], rows: list[list[str]], e
 
 
 async def cmd_viz(args: argparse.Namespace) -> int:
-    from visualize import FORMATS, DotNotFoundError, render
-    from visualize._overlay import overlay_from
+    from visualize import FORMATS, DotNotFoundError, load_overlay, render
 
     wf = await load_workflow(args.target)
     if Path(args.output).suffix.lower() not in FORMATS:
@@ -523,17 +522,14 @@ async def cmd_viz(args: argparse.Namespace) -> int:
         url = args.store or (None if wf.checkpoint_store is not None else DEFAULT_STORE)
         store = wf.checkpoint_store if url is None else open_store(url)
         try:
-            checkpoint = await store.latest(args.run)
-            runs = await store.list_runs() if checkpoint is not None else []
+            run = await load_overlay(args.run, store)
+        except LookupError:
+            raise UsageError(
+                f"unknown run {args.run!r}: the store has no checkpoint for it"
+            ) from None
         finally:
             if url is not None:
                 await _close(store)
-        if checkpoint is None:
-            raise UsageError(f"unknown run {args.run!r}: the store has no checkpoint for it")
-        run = overlay_from(checkpoint)
-        status = next((str(r.status) for r in runs if r.run_id == args.run), None)
-        if status is not None:  # the run's own status, newer than its last checkpoint's
-            run = dataclasses.replace(run, run_status=status)
     try:
         path = render(wf, args.output, run=run, direction=args.direction)
     except DotNotFoundError as exc:

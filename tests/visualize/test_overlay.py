@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,7 @@ def test_overlay_colours_counts_and_errors() -> None:
     assert "completed \u00d72" in node_line(source, "writer")
     assert "parse -> writer [label=<<b>\u00d72</b>>" in source
     # a join fires once per message from every source: min(2, 1)
-    assert "join_merge -> merge [label=<<b>\u00d71</b>>" in source
+    assert "merge -> score [label=<<b>\u00d71</b>>" in source
     mermaid = to_mermaid(graphs.pipeline(), run=OVERLAY)
     assert 'n_parse ==>|"\u00d72"| n_writer' in mermaid
     assert "class n_fix lf_failed" in mermaid
@@ -174,23 +175,62 @@ def test_overlay_from_checkpoint() -> None:
     assert "recorded no run overlay" in to_mermaid(graphs.pipeline(), run=bare)
 
 
+def test_overlay_from_a_checkpoint_delta() -> None:
+    """The core records what each superstep did; one checkpoint alone shows that much."""
+    data = {
+        "overlay": {"ran": ["merge"], "messages": {"merge->score": 1}},
+        "run": {"pending": [["approve:4:1", "approve", "payload"]]},
+    }
+    checkpoint = FakeCheckpoint("c4", "run-9", 4, data)
+    overlay = overlay_from(checkpoint)
+    assert overlay.status == {"merge": "completed", "approve": "waiting"}
+    assert overlay.messages == {"merge->score": 1}
+    assert overlay.note is not None
+    assert "this superstep only" in overlay.note
+
+
+def durable_pipeline() -> tuple[Any, Any]:
+    from workflow import InMemoryCheckpointStore
+
+    store = InMemoryCheckpointStore()
+    return graphs.pipeline().with_store(store), store
+
+
 def test_overlay_from_run_id_and_store() -> None:
-    store = FakeStore({"run-9": FakeCheckpoint("c7", "run-9", 4, {"overlay": OVERLAY})})
-    source = to_dot(graphs.pipeline(), run=("run-9", store)).source
-    assert "waiting for input" in source
+    wf, store = durable_pipeline()
+    waiting = anyio.run(functools.partial(wf.run, "a", run_id="w"))
+    assert waiting.status is RunStatus.AWAITING_INPUT
+    failed = anyio.run(functools.partial(wf.run, "ab", run_id="f"))
+    assert failed.status is RunStatus.FAILED
+    source = to_dot(wf, run=("w", store)).source
+    assert "waiting for input" in node_line(source, "approve")
+    assert "completed" in node_line(source, "merge")
+    assert "not reached" in node_line(source, "fix")
+    assert "merge -> score [label=<<b>\u00d71</b>>" in source
+    assert "run w · awaiting_input" in source
+    source = to_dot(wf, run=("f", store)).source
+    assert "failed: ValueError(&#x27;cannot fix 6&#x27;)" in node_line(source, "fix")
+    assert "run f · failed" in source
     with pytest.raises(LookupError, match="no checkpoint of run 'nope'"):
-        to_dot(graphs.pipeline(), run=("nope", store))
+        to_dot(wf, run=("nope", store))
+    with pytest.raises(LookupError, match="no checkpoint of run 'nope'"):
+        to_dot(wf, run=("nope", FakeStore({})))
 
 
 @pytest.mark.anyio
 async def test_store_tuple_inside_event_loop_says_what_to_do() -> None:
-    store = FakeStore({"run-9": FakeCheckpoint("c7", "run-9", 4, {"overlay": OVERLAY})})
+    wf, store = durable_pipeline()
+    await wf.run("a", run_id="w")
     with pytest.raises(RuntimeError, match=r"await visualize\.load_overlay"):
-        to_dot(graphs.pipeline(), run=("run-9", store))
-    overlay = await load_overlay("run-9", store)
-    assert overlay.status["fix"] == "failed"
+        to_dot(wf, run=("w", store))
+    overlay = await load_overlay("w", store)
+    assert overlay.status["approve"] == "waiting"
     assert isinstance(overlay, RunOverlay)
-    assert "waiting for input" in to_dot(graphs.pipeline(), run=overlay).source
+    assert "waiting for input" in to_dot(wf, run=overlay).source
+    first = (await store.list_checkpoints("w"))[1].id
+    early = await load_overlay("w", store, checkpoint_id=first)
+    assert early.status == {"parse": "completed"}
+    assert early.note == f"up to checkpoint {first}"
 
 
 def test_bad_overlays() -> None:
