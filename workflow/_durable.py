@@ -25,7 +25,7 @@ from ._errors import CheckpointError
 from ._graph import describe_changes
 from ._result import RunResult
 from ._runner import Durability, Invocation, Reply, Runner, RunState
-from ._serde import TypeRegistry, decode, encode
+from ._serde import SerializationError, TypeRegistry, decode, encode
 from ._types import RunStatus
 from .events import CheckpointSaved
 
@@ -166,8 +166,16 @@ class StoreDurability(Durability):
             await self._save(runner, RunStatus.RUNNING)
 
     async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
-        if len(runner.state.inbox) > 1 and runner.state.checkpoint_id is not None:
+        # Encode every outcome, even one the checkpoint will record: a value that cannot be
+        # checkpointed fails *this* executor (the run ends FAILED naming it and the path to the
+        # value; siblings' results and the last checkpoint are kept) instead of escaping
+        # ``run`` from the commit, after the run's state already moved on.
+        try:
             data = _encode_outcome(inv, self.registry)
+        except SerializationError as exc:
+            inv.error = exc
+            return
+        if len(runner.state.inbox) > 1 and runner.state.checkpoint_id is not None:
             if self._previous is not None:
                 await self._previous.wait()  # async durability: its checkpoint must exist
             await self.store.put_write(runner.state.checkpoint_id, inv.node.id, data)
@@ -190,14 +198,16 @@ class StoreDurability(Durability):
         if runner.background is None:
             await self._save(runner, status)
             return
-        # async durability: encode now (the state moves on), write while the next step runs
+        # async durability: encode now (the state moves on), write while the next step runs.
+        # At most one checkpoint is in flight: waiting for the previous one here bounds what a
+        # crash can lose to the last superstep (without it the run races ahead of its writes).
+        if self._previous is not None:
+            await self._previous.wait()
         checkpoint = self._checkpoint(runner, status)
-        previous, done = self._previous, anyio.Event()
+        done = anyio.Event()
         self._previous = done
 
         async def write() -> None:
-            if previous is not None:
-                await previous.wait()  # keep the parent-before-child order
             try:
                 await self._commit(runner, checkpoint)
             finally:
@@ -220,10 +230,16 @@ class StoreDurability(Durability):
         parent = st.checkpoint_id
         st.checkpoint_count += 1
         st.checkpoint_id = f"{st.run_id}@{st.checkpoint_count}"
+        try:
+            run = _encode_state(st, self.registry)
+        except BaseException:  # nothing is saved: the ids must not move on
+            st.checkpoint_count -= 1
+            st.checkpoint_id = parent
+            raise
         # what this superstep did, for diagrams (``run_overlay`` adds up a run's history)
         overlay = {"ran": self._ran, "messages": self._messages}
         self._ran, self._messages = [], {}
-        data: dict[str, Any] = {"run": _encode_state(st, self.registry), "overlay": overlay}
+        data: dict[str, Any] = {"run": run, "overlay": overlay}
         if parent is None or (self.fork_of is not None and st.checkpoint_count == 1):
             # a run's first checkpoint describes the graph, to explain a refused resume later
             data["graph"] = dict(self.wf.graph.description)
@@ -265,20 +281,34 @@ async def load_state(
 ) -> tuple[RunState, RunResult | None, StoreDurability]:
     """Load a run's state from the store: the latest checkpoint, or a fork of an earlier one."""
     store = wf.checkpoint_store
-    latest = await store.latest(run_id)
-    if latest is None:
-        raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
+    try:
+        latest = await store.latest(run_id)
+    except CheckpointError:
+        if checkpoint_id is None:
+            raise
+        latest = None  # a corrupt latest checkpoint: an earlier one can still be forked off
+    else:
+        if latest is None:
+            raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
     checkpoint = latest
-    if checkpoint_id is not None and checkpoint_id != latest.id:
+    if checkpoint_id is not None and (latest is None or checkpoint_id != latest.id):
         checkpoint = await store.load(checkpoint_id)
         if checkpoint.run_id != run_id:
             raise CheckpointError(
                 f"checkpoint {checkpoint_id!r} belongs to run {checkpoint.run_id!r}, not {run_id!r}"
             )
+    assert checkpoint is not None
     if checkpoint.graph_hash != wf.graph_hash:
-        history = await store.list_checkpoints(checkpoint.run_id)
+        try:
+            history = await store.list_checkpoints(checkpoint.run_id)
+        except CheckpointError:  # another checkpoint is unreadable: say what we can
+            history = [checkpoint]
         first = next((c for c in history if "graph" in c.data), checkpoint)
-        changes = describe_changes(first.data.get("graph", {}), wf.graph.description)
+        changes = (
+            describe_changes(first.data["graph"], wf.graph.description)
+            if "graph" in first.data
+            else "its graph description is unavailable"
+        )
         raise CheckpointError(
             f"checkpoint {checkpoint.id!r} of run {run_id!r} was made by a different graph "
             f"({changes}); resume it with the workflow that made it"
