@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ._magentic import MagenticBuilder
 from ._workflow_builder import WorkflowBuilder
 
-__all__ = ("WorkflowBuilder",)
+__all__ = ("MagenticBuilder", "WorkflowBuilder")

@@ -37,6 +37,26 @@ from ._chat import (
 )
 from ._code_executor import CodeExecuted, CodeExecutor
 from ._human import HumanExecutor, HumanInputMode, HumanInputRequest
+from ._magentic import MagenticManager, MagenticOrchestrator, ResettableAgentExecutor
+from ._magentic_events import (
+    FinalAnswer,
+    PlanCreated,
+    ProgressLedgerUpdated,
+    Replanned,
+    StallDetected,
+)
+from ._magentic_ledger import (
+    ConversationReset,
+    LedgerEntry,
+    MagenticContext,
+    MagenticError,
+    MagenticLedgerError,
+    PlanReviewRequest,
+    PlanReviewResponse,
+    ProgressLedger,
+    TaskLedger,
+)
+from ._magentic_standard import MagenticPrompts, StandardMagenticManager
 from ._openai import OpenAIChatClient
 from ._sandbox import (
     CodeResult,
@@ -78,15 +98,34 @@ __all__: tuple[str, ...] = (
     "CodeExecuted",
     "CodeExecutor",
     "CodeResult",
+    "ConversationReset",
+    "FinalAnswer",
     "FunctionAgent",
     "HumanExecutor",
     "HumanInputMode",
     "HumanInputRequest",
+    "LedgerEntry",
+    "MagenticContext",
+    "MagenticError",
+    "MagenticLedgerError",
+    "MagenticManager",
+    "MagenticOrchestrator",
+    "MagenticPrompts",
     "OpenAIChatClient",
+    "PlanCreated",
+    "PlanReviewRequest",
+    "PlanReviewResponse",
+    "ProgressLedger",
+    "ProgressLedgerUpdated",
+    "Replanned",
+    "ResettableAgentExecutor",
     "SandboxConfig",
     "SandboxUnavailableError",
     "ScriptedChatClient",
+    "StallDetected",
+    "StandardMagenticManager",
     "SubWorkflowRequest",
+    "TaskLedger",
     "Tool",
     "ToolCall",
     "ToolCallDelta",

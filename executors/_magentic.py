@@ -1,0 +1,513 @@
+"""The Magentic orchestrator: a manager plans, picks who acts next, and knows when to stop.
+
+The loop, the one rule every run follows (limits come from ``MagenticBuilder``):
+
+1. **Plan** (outer loop). ``manager.plan(ctx)`` writes the task ledger (facts and a plan). With
+   ``plan_review``, a person approves it or asks for changes (``replan`` with the feedback,
+   then review again). The ledger, rendered by ``manager.team_message``, opens the history.
+2. **Round** (inner loop). If ``round_count`` has reached ``max_round_count``, or a token or
+   time budget is spent, stop (reason ``"max_rounds"`` / ``"budget"``). Otherwise
+   ``round_count`` +1 and ``manager.progress(ctx)`` returns the progress ledger. Satisfied:
+   stop (``"satisfied"``). Else ``stall_count`` moves +1 if the team is in a loop or not
+   making progress, -1 otherwise (never below 0).
+3. **Stall.** When ``stall_count > max_stall_count``: ``reset_count`` +1, ``stall_count`` 0;
+   past ``max_reset_count`` the run stops (``"max_resets"``). Otherwise every participant
+   that can forget is sent a ``ConversationReset``; with ``human_guidance_on_stall`` a person
+   may give guidance; ``manager.replan(ctx)`` (it still sees the old history) writes a new
+   ledger; the history is cleared and the outer loop starts again at 1's review.
+4. **Delegate.** The instruction joins the history and goes to ``next_speaker`` (several names:
+   they work concurrently, in one superstep). Each participant receives what was said since
+   it last spoke, then the instruction. Once every addressee has replied, their replies join
+   the history in team order, as ``ChatMessage(author=<participant>)``, and the next round
+   starts.
+
+Stopping always ends the same way: ``ctx.stop_reason`` is set, ``manager.final_answer(ctx)``
+is the run's output, and a ``FinalAnswer`` event carries it with the reason, so a run stopped
+by a limit still completes. Everything a run changes is in the orchestrator's executor state
+(checkpointed, plain JSON), never on the manager, which is shared by every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from workflow import Executor, WorkflowContext, handler, response_handler
+
+from ._agent_executor import AgentExecutor
+from ._agents import AgentResponse
+from ._chat import ChatMessage, Usage
+from ._magentic_events import (
+    FinalAnswer,
+    PlanCreated,
+    ProgressLedgerUpdated,
+    Replanned,
+    StallDetected,
+)
+from ._magentic_ledger import (
+    ConversationReset,
+    LedgerEntry,
+    MagenticContext,
+    MagenticLedgerError,
+    PlanReviewRequest,
+    PlanReviewResponse,
+    ProgressLedger,
+    StopReason,
+    TaskLedger,
+)
+
+__all__ = (
+    "MagenticManager",
+    "MagenticOrchestrator",
+    "ResettableAgentExecutor",
+    "as_participant",
+    "render_team",
+)
+
+Outgoing = list[ChatMessage] | ChatMessage | str | ConversationReset
+Mode = Literal["chat", "message", "text"]
+_STATE = "magentic"
+
+
+class MagenticManager(ABC):
+    """Decides for a Magentic team: plans, judges each round, writes the final answer.
+
+    One manager serves every run of a workflow (and the orchestrator calls this very object),
+    so keep per-run memory in ``ctx.scratch``, never on ``self``.
+    """
+
+    @abstractmethod
+    async def plan(self, ctx: MagenticContext) -> TaskLedger:
+        """The first task ledger for ``ctx.task``."""
+
+    @abstractmethod
+    async def replan(self, ctx: MagenticContext) -> TaskLedger:
+        """A new task ledger after a stall (``ctx.history`` shows what happened) or with a
+        reviewer's ``ctx.feedback``."""
+
+    @abstractmethod
+    async def progress(self, ctx: MagenticContext) -> ProgressLedger:
+        """Judge the latest round and say who acts next, and how."""
+
+    @abstractmethod
+    async def final_answer(self, ctx: MagenticContext) -> str:
+        """The answer to ``ctx.task``; ``ctx.stop_reason`` says why the run stops."""
+
+    def team_message(self, ctx: MagenticContext) -> str:
+        """The message that opens each outer loop: the task, the team, the facts, the plan."""
+        ledger = ctx.task_ledger
+        facts = ledger.facts if ledger is not None else ""
+        plan = ledger.plan if ledger is not None else ""
+        return (
+            f"Task:\n{ctx.task}\n\nTeam:\n{render_team(ctx.participants)}\n\n"
+            f"What we know:\n{facts}\n\nPlan:\n{plan}"
+        )
+
+
+def render_team(participants: dict[str, str]) -> str:
+    """One ``- name: description`` line per participant."""
+    return "\n".join(
+        f"- {name}: {desc or '(no description)'}" for name, desc in participants.items()
+    )
+
+
+# --------------------------------------------------------------------------- participants
+
+
+class ResettableAgentExecutor(AgentExecutor):
+    """An ``AgentExecutor`` that forgets its run's conversation on ``ConversationReset``.
+
+    Stop-gap until ``AgentExecutor`` handles a reset message itself; the builder wraps
+    agents (and plain ``AgentExecutor`` nodes) in it so a team reset is real.
+    """
+
+    @handler
+    async def on_reset(
+        self, message: ConversationReset, ctx: WorkflowContext[AgentResponse]
+    ) -> None:
+        """Drop the conversation, a turn paused for approval and queued messages."""
+        for key in ("conversation", "turn", "queued"):
+            await ctx.set_executor_state(key, None)
+
+
+def as_participant(item: Any) -> Executor:
+    """The node for one team member: agents are wrapped so they can be reset."""
+    if type(item) is AgentExecutor:
+        return ResettableAgentExecutor(item.agent, id=item.id, stream=item.stream)
+    if isinstance(item, Executor):
+        return item
+    name = getattr(item, "name", None)
+    if isinstance(name, str) and name and callable(getattr(item, "run", None)):
+        return ResettableAgentExecutor(item)
+    raise TypeError(
+        f"Magentic participant {item!r} is neither an agent (.name, .description and async "
+        "run(messages)) nor an Executor; wrap it in one"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    name: str
+    description: str
+    mode: Mode
+    resettable: bool
+
+
+def _member(ex: Executor) -> _Member:
+    agent = getattr(ex, "agent", None)
+    description = getattr(agent, "description", None) or getattr(ex, "description", None)
+    if not isinstance(description, str) or not description:
+        doc = type(ex).__doc__ or ""
+        description = doc.strip().splitlines()[0] if doc.strip() else ""
+    mode: Mode
+    if ex.can_handle([]):
+        mode = "chat"
+    elif ex.can_handle(ChatMessage("user", "")):
+        mode = "message"
+    elif ex.can_handle(""):
+        mode = "text"
+    else:
+        raise TypeError(
+            f"Magentic participant {ex.id!r} accepts {ex.input_types()!r}; it needs a handler "
+            "for list[ChatMessage], ChatMessage or str to receive instructions"
+        )
+    return _Member(ex.id, description, mode, ex.can_handle(ConversationReset()))
+
+
+def _reply_text(message: Any) -> tuple[str, Usage]:
+    """What a participant said, whatever it sends (agents, code executors, functions)."""
+    if isinstance(message, AgentResponse):
+        return message.text, message.usage
+    if isinstance(message, str):
+        return message, Usage()
+    if isinstance(message, list):
+        return "\n\n".join(m.text for m in message if getattr(m, "text", "")), Usage()
+    text = getattr(message, "text", None)
+    return (text if isinstance(text, str) else str(message)), Usage()
+
+
+def _render(messages: list[ChatMessage]) -> str:
+    return "\n\n".join(f"{m.author or m.role}:\n{m.text}" for m in messages)
+
+
+# --------------------------------------------------------------------------- orchestrator
+
+
+class _RunState(BaseModel):
+    """The orchestrator's per-run state (stored as JSON in its executor state)."""
+
+    ctx: MagenticContext
+    phase: Literal["review", "working", "done"] = "working"
+    awaiting: list[str] = Field(default_factory=list)
+    replies: list[ChatMessage] = Field(default_factory=list)
+    seen: dict[str, int] = Field(default_factory=dict)
+    started_at: float = 0.0
+
+
+class MagenticOrchestrator(Executor):
+    """The hub of a Magentic team (see the module docs for the loop); build it with
+    ``MagenticBuilder``, which wires it to every participant in both directions.
+
+    Args:
+        manager: The manager called for every decision (this object, never a copy).
+        participants: The team's nodes; each one's id is its name in ledgers.
+        id: The node id.
+        max_round_count: Rounds (progress ledgers) before the run stops.
+        max_stall_count: Stall counter value that may be reached without a reset.
+        max_reset_count: Resets allowed; one more stops the run.
+        plan_review: Ask a person to approve every plan.
+        human_guidance_on_stall: Ask a person for guidance before replanning after a stall.
+        token_budget: Stop once participants and manager spent this many tokens.
+        time_budget: Stop once this many seconds have passed since the task arrived.
+    """
+
+    kind: ClassVar[str] = "orchestrator"
+
+    def __init__(
+        self,
+        manager: MagenticManager,
+        participants: Sequence[Executor],
+        *,
+        id: str = "orchestrator",
+        max_round_count: int = 20,
+        max_stall_count: int = 3,
+        max_reset_count: int = 2,
+        plan_review: bool = False,
+        human_guidance_on_stall: bool = False,
+        token_budget: int | None = None,
+        time_budget: float | None = None,
+    ) -> None:
+        super().__init__(id)
+        if not isinstance(manager, MagenticManager):
+            raise TypeError(
+                f"manager must be a MagenticManager (e.g. StandardMagenticManager(chat_client)), "
+                f"got {manager!r}"
+            )
+        self.manager = manager
+        self.members = {ex.id: _member(ex) for ex in participants}
+        self.team = {m.name: m.description for m in self.members.values()}
+        self.max_round_count = max_round_count
+        self.max_stall_count = max_stall_count
+        self.max_reset_count = max_reset_count
+        self.plan_review = plan_review
+        self.human_guidance_on_stall = human_guidance_on_stall
+        self.token_budget = token_budget
+        self.time_budget = time_budget
+
+    def checkpoint_types(self) -> tuple[type, ...]:
+        return (
+            ChatMessage,
+            ConversationReset,
+            LedgerEntry,
+            PlanReviewRequest,
+            PlanReviewResponse,
+            ProgressLedger,
+            TaskLedger,
+        )
+
+    # -- handlers -----------------------------------------------------------------------------
+    @handler
+    async def on_message(self, message: object, ctx: WorkflowContext[Outgoing]) -> None:
+        """The run's task (from outside), or a participant's reply."""
+        if ctx.source is None:
+            if not isinstance(message, str):
+                raise TypeError(
+                    f"orchestrator {self.id!r}: the task must be a str, got "
+                    f"{type(message).__name__} {message!r:.80}"
+                )
+            st = _RunState(
+                ctx=MagenticContext(task=message, participants=dict(self.team)),
+                started_at=time.time(),
+            )
+            ledger = await self._call(st, "plan", TaskLedger)
+            st.ctx.task_ledger = ledger
+            await ctx.add_event(self._event(PlanCreated, ctx, ledger=ledger))
+            await self._review_or_begin(st, ctx, "plan")
+        else:
+            st = await self._load(ctx)
+            if st.phase == "done":
+                return  # a late message after the final answer changes nothing
+            member = self.members[ctx.source]
+            text, usage = _reply_text(message)
+            st.ctx.usage = st.ctx.usage + usage
+            st.replies.append(ChatMessage("assistant", text, author=member.name))
+            if member.name in st.awaiting:
+                st.awaiting.remove(member.name)
+            if not st.awaiting and st.phase == "working":
+                order = list(self.members)
+                st.replies.sort(key=lambda m: order.index(m.author or ""))
+                st.ctx.history.extend(st.replies)
+                st.replies = []
+                await self._round(st, ctx)
+        await self._save(st, ctx)
+
+    @response_handler
+    async def on_review(
+        self,
+        request: PlanReviewRequest,
+        response: PlanReviewResponse,
+        ctx: WorkflowContext[Outgoing],
+    ) -> None:
+        """A person approved a plan, asked for changes, or gave guidance on a stall."""
+        st = await self._load(ctx)
+        if st.phase != "review":
+            raise RuntimeError(
+                f"orchestrator {self.id!r} got a plan review answer but is not waiting for one"
+            )
+        if request.kind == "stall":
+            st.ctx.feedback = None if response.approved else response.feedback
+            await self._replan(st, ctx)
+            await self._review_or_begin(st, ctx, "replan")
+        elif response.approved:
+            await self._begin(st, ctx)
+        else:
+            st.ctx.feedback = response.feedback
+            await self._replan(st, ctx)
+            await self._review_or_begin(st, ctx, "replan")
+        await self._save(st, ctx)
+
+    # -- the loop -----------------------------------------------------------------------------
+    async def _review_or_begin(
+        self, st: _RunState, ctx: WorkflowContext[Outgoing], kind: Literal["plan", "replan"]
+    ) -> None:
+        if not self.plan_review:
+            await self._begin(st, ctx)
+            return
+        assert st.ctx.task_ledger is not None
+        request = PlanReviewRequest(task=st.ctx.task, ledger=st.ctx.task_ledger, kind=kind)
+        await ctx.request_info(request, response_type=PlanReviewResponse)
+        st.phase = "review"
+
+    async def _begin(self, st: _RunState, ctx: WorkflowContext[Outgoing]) -> None:
+        """Enter the inner loop with the current task ledger."""
+        text = self.manager.team_message(self._view(st))
+        st.ctx.history.append(ChatMessage("user", text, author=self.id))
+        st.phase = "working"
+        await self._round(st, ctx)
+
+    async def _round(self, st: _RunState, ctx: WorkflowContext[Outgoing]) -> None:
+        limit = self._limit(st)
+        if limit is not None:
+            await self._finish(st, ctx, limit)
+            return
+        c = st.ctx
+        c.round_count += 1
+        ledger = await self._call(st, "progress", ProgressLedger)
+        problems = ledger.problems(self.team)
+        if problems:
+            raise MagenticLedgerError(
+                f"manager {type(self.manager).__name__} returned an unusable progress ledger in "
+                f"round {c.round_count}: {'; '.join(problems)}",
+                errors=problems,
+            )
+        c.progress_ledger = ledger
+        if not ledger.satisfied:
+            c.stall_count = c.stall_count + 1 if ledger.stalled else max(0, c.stall_count - 1)
+        await ctx.add_event(
+            self._event(
+                ProgressLedgerUpdated,
+                ctx,
+                round_count=c.round_count,
+                stall_count=c.stall_count,
+                ledger=ledger,
+            )
+        )
+        if ledger.satisfied:
+            await self._finish(st, ctx, "satisfied")
+        elif c.stall_count > self.max_stall_count:
+            await self._stall(st, ctx, ledger)
+        else:
+            await self._delegate(st, ctx, ledger)
+
+    async def _stall(
+        self, st: _RunState, ctx: WorkflowContext[Outgoing], ledger: ProgressLedger
+    ) -> None:
+        c = st.ctx
+        c.reset_count += 1
+        await ctx.add_event(
+            self._event(
+                StallDetected,
+                ctx,
+                round_count=c.round_count,
+                stall_count=c.stall_count,
+                reset_count=c.reset_count,
+            )
+        )
+        c.stall_count = 0
+        if c.reset_count > self.max_reset_count:
+            await self._finish(st, ctx, "max_resets")
+            return
+        for member in self.members.values():
+            if member.resettable:
+                reason = f"the team stalled and resets (reset {c.reset_count})"
+                await ctx.send_message(ConversationReset(reason=reason), target=member.name)
+        if self.human_guidance_on_stall:
+            assert c.task_ledger is not None
+            request = PlanReviewRequest(
+                task=c.task, ledger=c.task_ledger, kind="stall", progress=ledger
+            )
+            await ctx.request_info(request, response_type=PlanReviewResponse)
+            st.phase = "review"
+            return
+        await self._replan(st, ctx)
+        await self._review_or_begin(st, ctx, "replan")
+
+    async def _replan(self, st: _RunState, ctx: WorkflowContext[Outgoing]) -> None:
+        """New ledger (from the old history and any feedback), then a clean history."""
+        ledger = await self._call(st, "replan", TaskLedger)
+        c = st.ctx
+        c.task_ledger = ledger
+        await ctx.add_event(
+            self._event(
+                Replanned, ctx, ledger=ledger, reset_count=c.reset_count, feedback=c.feedback
+            )
+        )
+        c.feedback = None
+        c.history = []
+        st.seen = {}
+
+    async def _delegate(
+        self, st: _RunState, ctx: WorkflowContext[Outgoing], ledger: ProgressLedger
+    ) -> None:
+        history = st.ctx.history
+        history.append(ChatMessage("user", ledger.instruction, author=self.id))
+        chosen = set(ledger.speakers)
+        st.awaiting = [name for name in self.members if name in chosen]
+        for name in st.awaiting:
+            member = self.members[name]
+            delta = [m for m in history[st.seen.get(name, 0) :] if m.author != name]
+            st.seen[name] = len(history)
+            payload: Outgoing
+            if member.mode == "chat":
+                payload = delta
+            elif member.mode == "message":
+                payload = ChatMessage("user", _render(delta), author=self.id)
+            else:
+                payload = _render(delta)
+            await ctx.send_message(payload, target=name)
+        st.phase = "working"
+
+    async def _finish(
+        self, st: _RunState, ctx: WorkflowContext[Outgoing], reason: StopReason
+    ) -> None:
+        st.ctx.stop_reason = reason
+        text = await self._call(st, "final_answer", str)
+        await ctx.yield_output(text)
+        await ctx.add_event(self._event(FinalAnswer, ctx, text=text, reason=reason))
+        st.phase = "done"
+
+    def _limit(self, st: _RunState) -> StopReason | None:
+        c = st.ctx
+        if c.round_count >= self.max_round_count:
+            return "max_rounds"
+        if self.token_budget is not None and c.usage.total_tokens >= self.token_budget:
+            return "budget"
+        if self.time_budget is not None and time.time() - st.started_at >= self.time_budget:
+            return "budget"
+        return None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _view(self, st: _RunState) -> MagenticContext:
+        """A copy for the manager: it may write ``scratch`` and usage, nothing else sticks."""
+        return st.ctx.model_copy(
+            update={
+                "participants": dict(self.team),
+                "history": list(st.ctx.history),
+                "scratch": copy.deepcopy(st.ctx.scratch),
+            }
+        )
+
+    async def _call(self, st: _RunState, method: str, expected: type[Any]) -> Any:
+        view = self._view(st)
+        result = await getattr(self.manager, method)(view)
+        if not isinstance(result, expected):
+            raise TypeError(
+                f"{type(self.manager).__name__}.{method}() must return {expected.__name__}, got "
+                f"{type(result).__name__} {result!r:.80}"
+            )
+        st.ctx.scratch = view.scratch
+        st.ctx.usage = view.usage
+        return result
+
+    def _event(self, cls: type[Any], ctx: WorkflowContext[Outgoing], **fields: Any) -> Any:
+        return cls(run_id=ctx.run_id, superstep=ctx.superstep, executor_id=self.id, **fields)
+
+    async def _load(self, ctx: WorkflowContext[Outgoing]) -> _RunState:
+        data = await ctx.get_executor_state(_STATE)
+        if data is None:
+            raise RuntimeError(
+                f"orchestrator {self.id!r} got a message from {ctx.source!r} before any task; "
+                "start the run with the task (a str)"
+            )
+        st = _RunState.model_validate(data)
+        st.ctx.participants = dict(self.team)
+        return st
+
+    async def _save(self, st: _RunState, ctx: WorkflowContext[Outgoing]) -> None:
+        await ctx.set_executor_state(_STATE, st.model_dump(mode="json"))
