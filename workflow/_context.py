@@ -71,10 +71,15 @@ class WorkflowContext(Generic[T_Out]):
     @property
     def superstep(self) -> int:
         """Index of the superstep being executed (the first is 1)."""
-        return self._inv.run.superstep
+        return self._inv.run.superstep + 1
 
     def send_message(self, message: Any, *, target: str | None = None) -> Done[None]:
-        """Send ``message`` along every outgoing edge (or only to successor ``target``)."""
+        """Send ``message`` along every outgoing edge (or only to successor ``target``).
+
+        An executor may always address itself (``target=ctx.executor_id``), edge or not: it
+        continues in the next superstep with this superstep's results committed, which is
+        how a long job checkpoints its progress (e.g. an approved tool call, then the model).
+        """
         if message is None:
             raise TypeError(
                 f"executor {self._inv.node.id!r} sent None; send a value or return None"

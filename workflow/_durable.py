@@ -185,7 +185,9 @@ class StoreDurability(Durability):
         messages: dict[str, int] = {}
         for inv in runner.last_step:
             self._ran.append(inv.node.id)
-            for dst, _, _ in inv.deliveries:
+            targets = [d[0] for d in inv.deliveries]
+            targets += [self.wf.graph.groups[gi].targets[0] for gi, _ in inv.fan_in]
+            for dst in targets:
                 key = f"{inv.node.id}->{dst}"
                 messages[key] = messages.get(key, 0) + 1
         self._messages = messages
@@ -350,7 +352,7 @@ async def run_overlay(store: Any, run_id: str, checkpoint_id: str | None = None)
 
     Returns:
         ``{"status": {executor_id: "completed"|"failed"|"waiting"}, "messages":
-        {"src->dst": count}, "errors": {executor_id: text}}``.
+        {"src->dst": count}, "errors": {executor_id: text}, "invocations": {executor_id: n}}``.
     """
     chain = await store.list_checkpoints(run_id)
     if checkpoint_id is not None:
@@ -362,10 +364,12 @@ async def run_overlay(store: Any, run_id: str, checkpoint_id: str | None = None)
         raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
     status: dict[str, str] = {}
     messages: dict[str, int] = {}
+    invocations: dict[str, int] = {}
     for c in chain:
         overlay = c.data.get("overlay") or {}
         for eid in overlay.get("ran", ()):
             status[eid] = "completed"
+            invocations[eid] = invocations.get(eid, 0) + 1
         for edge, n in (overlay.get("messages") or {}).items():
             messages[edge] = messages.get(edge, 0) + n
     last = chain[-1]
@@ -379,4 +383,4 @@ async def run_overlay(store: Any, run_id: str, checkpoint_id: str | None = None)
                 errors[data["executor_id"]] = data["error"]
             else:
                 status[eid] = "completed"
-    return {"status": status, "messages": messages, "errors": errors}
+    return {"status": status, "messages": messages, "errors": errors, "invocations": invocations}

@@ -7,7 +7,7 @@ needs (targets, keys, predicates) are precomputed here so the hot path only call
 
 from __future__ import annotations
 
-import inspect
+import linecache
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -69,12 +69,9 @@ def condition_label(fn: Callable[..., Any] | None) -> str | None:
     name = getattr(fn, "__name__", None) or type(fn).__name__
     if name != "<lambda>":
         return str(name)
-    try:
-        src = inspect.getsource(fn).strip()
-    except (OSError, TypeError):
+    snippet = _lambda_source(fn)
+    if snippet is None:
         return "lambda"
-    start = src.find("lambda")
-    snippet = src[start:] if start >= 0 else src
     depth = 0
     for i, ch in enumerate(snippet):  # cut at the end of the lambda expression
         if ch in "([{":
@@ -89,6 +86,25 @@ def condition_label(fn: Callable[..., Any] | None) -> str | None:
             break
     snippet = " ".join(snippet.split())
     return snippet if len(snippet) <= 48 else snippet[:45] + "..."
+
+
+def _lambda_source(fn: Callable[..., Any]) -> str | None:
+    """The text from this lambda's ``lambda`` keyword on, even with several on one line.
+
+    The code object knows where its body starts (line and column); the nearest ``lambda``
+    before that column on that line is this one.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    for line_no, _, col, end in code.co_positions():
+        if line_no is not None and col is not None and end is not None and end > col:
+            break
+    else:
+        return None
+    line = linecache.getline(code.co_filename, line_no)
+    start = line.rfind("lambda", 0, col)
+    return line[start:] if start >= 0 else None
 
 
 def as_list(value: Any) -> Sequence[Any]:

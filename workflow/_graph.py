@@ -61,7 +61,9 @@ def _describe(executors: Mapping[str, Executor], groups: Sequence[EdgeGroup]) ->
             {
                 "id": eid,
                 "kind": ex.kind,
-                "class": f"{type(ex).__module__}.{type(ex).__qualname__}",
+                # the qualified name without the module: a file run as __main__ and loaded by
+                # the CLI under its own name must still resume each other's runs
+                "class": type(ex).__qualname__,
                 "inputs": type_name(ex.input_types()),
                 "outputs": type_name(ex.output_types()),
             }

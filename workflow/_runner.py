@@ -524,6 +524,9 @@ class Runner:
         eid = inv.node.id
         routes = self.graph.routes.get(eid)
         for target, message in inv.sends:
+            if target == eid and eid not in self.graph.successors[eid]:
+                self._deliver(inv, eid, -2, message, _SELF)  # a continuation, edge or not
+                continue
             if target is not None and target not in self.graph.successors[eid]:
                 known = ", ".join(sorted(self.graph.successors[eid])) or "none"
                 raise WorkflowError(
@@ -579,8 +582,10 @@ class Runner:
         inbox: dict[str, list[Delivery]] = {}
         touched: list[int] = []
         seq = st.seq
+        groups = self.graph.groups
         for inv in invs:
             eid = inv.node.id
+            sent: dict[str, int] = {}
             for dst, key, message in inv.deliveries:
                 box = inbox.get(dst)
                 if box is None:
@@ -588,17 +593,20 @@ class Runner:
                 else:
                     box.append((key, seq, eid, message, False))
                 seq += 1
+                sent[dst] = sent.get(dst, 0) + 1
                 if obs is not None:
                     obs.message_sent(source_id=eid, target_id=dst)
             for gi, message in inv.fan_in:
                 st.fan_in.setdefault(gi, {}).setdefault(eid, []).append(message)
                 touched.append(gi)
+                dst = groups[gi].targets[0]
+                sent[dst] = sent.get(dst, 0) + 1
             if inv.state_writes:
                 st.state.update(inv.state_writes)
             if inv.local_writes:
                 st.local.setdefault(eid, {}).update(inv.local_writes)
             self._emit_results(inv, step)
-            emit(ExecutorCompleted(run_id=run_id, superstep=step, executor_id=eid))
+            emit(ExecutorCompleted(run_id=run_id, superstep=step, executor_id=eid, messages=sent))
             st.outputs.extend(inv.outputs)
             for request in inv.requests:
                 st.pending[request.request_id] = request
@@ -710,6 +718,7 @@ class Runner:
                 superstep=st.superstep,
                 status=status,
                 error=str(st.error) if st.error is not None else None,
+                pending_requests=tuple(st.pending.values()),
             )
         )
         await self.sink.flush()
@@ -741,6 +750,15 @@ class Durability:
 
     async def finished(self, runner: Runner, status: RunStatus) -> None:
         """Record the run's final status."""
+
+
+class _SelfEdge:
+    @staticmethod
+    def describe() -> str:
+        return "self-addressed message"
+
+
+_SELF = _SelfEdge()
 
 
 def _delivery_key(d: Delivery) -> tuple[int, int]:

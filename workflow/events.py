@@ -7,7 +7,8 @@ superstep report in graph order, whatever order they finished in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._types import RunStatus
@@ -66,9 +67,13 @@ class ExecutorInvoked(WorkflowEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutorCompleted(WorkflowEvent):
-    """An executor handled all its deliveries; its messages and state writes are committed."""
+    """An executor handled all its deliveries; its messages and state writes are committed.
+
+    ``messages`` counts what it sent, per target (fan-in contributions included).
+    """
 
     executor_id: str
+    messages: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,3 +134,4 @@ class RunFinished(WorkflowEvent):
 
     status: RunStatus
     error: str | None = None
+    pending_requests: tuple[Any, ...] = ()

@@ -95,10 +95,10 @@ async def test_overlay_from_run_result_golden() -> None:
         "publish": "completed",
         "reviewer": "completed",
     }
-    assert not overlay.exact  # the core's events do not say who sent what (yet)
+    assert overlay.exact  # ExecutorCompleted.messages says who sent what
     source = to_dot(wf, run=result).source
-    assert "parse -> writer [label=<<b>~1</b>>" in source
-    assert "supersteps with traffic" in source
+    assert "parse -> writer [label=<<b>×1</b>>" in source
+    assert "supersteps with traffic" not in source
     check_golden("pipeline_run.dot", source)
     check_golden("pipeline_run.mmd", to_mermaid(wf, run=result))
 
