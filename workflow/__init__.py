@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         SQLiteCheckpointStore,
         store_from_url,
     )
+    from ._telemetry import OpenTelemetryObserver, model_call_span, record_tokens, tool_call_span
 
 # Checkpoint models and stores load pydantic and sqlite3; import them on first use so that
 # `import workflow` stays cheap for runs that never checkpoint.
@@ -46,6 +47,10 @@ _LAZY = {
     "PostgresCheckpointStore": "._stores",
     "SQLiteCheckpointStore": "._stores",
     "store_from_url": "._stores",
+    "OpenTelemetryObserver": "._telemetry",
+    "model_call_span": "._telemetry",
+    "tool_call_span": "._telemetry",
+    "record_tokens": "._telemetry",
 }
 
 
@@ -71,6 +76,7 @@ __all__ = (
     "GraphValidationError",
     "InMemoryCheckpointStore",
     "Observer",
+    "OpenTelemetryObserver",
     "PendingRequest",
     "PostgresCheckpointStore",
     "RetryPolicy",
@@ -85,6 +91,9 @@ __all__ = (
     "events",
     "executor",
     "handler",
+    "model_call_span",
+    "record_tokens",
     "response_handler",
     "store_from_url",
+    "tool_call_span",
 )
