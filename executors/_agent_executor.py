@@ -31,6 +31,12 @@ __all__ = ("AgentExecutor", "AgentResponded", "to_messages")
 Incoming = str | ChatMessage | list[ChatMessage] | AgentResponse
 
 
+class ContinueTurn(BaseModel):
+    """An agent's note to itself: finish the turn whose approved tools just ran."""
+
+    agent_name: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentResponded(WorkflowEvent):
     """A participant (agent or person) finished a turn; ``response`` is what it said."""
@@ -147,7 +153,23 @@ class AgentExecutor(Executor):
             )
         turn = AgentTurn.model_validate(data)
         turn.record_decision(request, response)
+        if await self.agent.run_decided_calls(turn):
+            # The approved tools ran: commit their results now and ask the model in the next
+            # superstep, so a failing model call is retried without running the tools again.
+            await ctx.set_executor_state("turn", plain(turn))
+            await ctx.send_message(ContinueTurn(agent_name=self.agent_name), target=self.id)
+            return None
         return await self._turns(ctx, turn)
+
+    @handler
+    async def on_continue(
+        self, message: ContinueTurn, ctx: WorkflowContext[AgentResponse]
+    ) -> AgentResponse | None:
+        """Continue a turn whose approved tool calls ran in the previous superstep."""
+        data = await ctx.get_executor_state("turn")
+        if data is None:
+            raise RuntimeError(f"executor {self.id!r} has no turn to continue in this run")
+        return await self._turns(ctx, AgentTurn.model_validate(data))
 
     # -- turns --------------------------------------------------------------------------------
     def _start(self, conversation: list[ChatMessage]) -> AgentTurn | list[ChatMessage]:

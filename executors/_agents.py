@@ -461,6 +461,18 @@ class ChatAgent:
                 turn.requested.append(call.id)
         return out
 
+    async def run_decided_calls(self, turn: AgentTurn) -> bool:
+        """Run the pending round of tool calls if every approval is in; ``True`` if it ran.
+
+        Lets the executor commit the tools' results before the next model call, so a failure
+        of that call never runs an approved tool twice.
+        """
+        calls = turn.pending_calls()
+        if not calls or any(self._needs_approval(c) and c.id not in turn.decisions for c in calls):
+            return False
+        await self._run_calls(turn, calls)
+        return True
+
     # -- the loop ---------------------------------------------------------------------------
     def _needs_approval(self, call: ToolCall) -> bool:
         found = self._tools.get(call.name)

@@ -118,7 +118,6 @@ async def test_agent_in_a_workflow_calls_a_tool_and_answers() -> None:
     assert responded.agent_name == "calc"
 
 
-@pytest.mark.xfail(reason="core: ctx.superstep is the committed count (0 in the first superstep)")
 async def test_deltas_carry_the_superstep_of_their_invocation() -> None:
     agent = ChatAgent("calc", chat_client=ScriptedChatClient(["one two"]))
     result = await WorkflowBuilder(start=agent).build().run("hi")
@@ -359,6 +358,44 @@ async def test_approval_survives_a_restart(tmp_path: Path) -> None:
     assert (before.ran, after.ran) == ([], [("carol", 5)])
     assert done.outputs[0].text == "paid."
     assert client2.calls[0][-2].tool_calls[0].arguments == args
+
+
+async def test_approved_tool_runs_once_even_if_the_next_model_call_fails(tmp_path: Path) -> None:
+    """The tools' results are committed before the model is asked again (exactly once)."""
+    path = tmp_path / "runs.db"
+    args = '{"to": "dan", "amount": 7}'
+    payments = Payments()
+    wf, _ = payment_workflow(
+        payments, [calls(("p1", "pay", args))], store=SQLiteCheckpointStore(path)
+    )
+    paused = await wf.run("pay dan", run_id="once")
+    (pending,) = paused.pending_requests
+
+    def model_down(messages: list[ChatMessage]) -> str:
+        raise ConnectionError("model unavailable")
+
+    agent = ChatAgent(
+        "banker",
+        "moves money",
+        "Be careful.",
+        ScriptedChatClient(model_down),
+        tools=[payments.pay, add],
+    )
+    down = WorkflowBuilder(start=agent, name="pay", checkpoint_store=SQLiteCheckpointStore(path))
+    failed = await down.build().resume(
+        "once", responses={pending.request_id: ApprovalResponse.approve()}
+    )
+    assert failed.status is RunStatus.FAILED
+    assert payments.ran == [("dan", 7)]
+
+    wf3, client3 = payment_workflow(payments, ["paid dan."], store=SQLiteCheckpointStore(path))
+    done = await wf3.resume("once")
+    assert done.status is RunStatus.COMPLETED, done.error
+    assert payments.ran == [("dan", 7)]  # not again
+    assert done.outputs[-1].text == "paid dan."
+    assert client3.calls[0][-1] == ChatMessage(
+        "tool", "sent 7 to dan", author="banker", tool_call_id="p1"
+    )
 
 
 async def test_messages_arriving_during_a_pause_are_answered_after_it() -> None:
