@@ -427,7 +427,8 @@ async def test_unknown_speaker_from_a_python_manager_fails_the_run_typed() -> No
     assert result.error.executor_id == "orchestrator"
     cause = result.error.__cause__
     assert isinstance(cause, MagenticLedgerError)
-    assert "'mallory'" in str(cause) and "'alice'" in str(cause)
+    assert "'mallory'" in str(cause)
+    assert "'alice'" in str(cause)
 
 
 async def test_manager_returning_the_wrong_type_fails_naming_it() -> None:
@@ -509,8 +510,10 @@ async def test_stream_events_and_concurrent_runs_are_isolated() -> None:
     )
     wf = MagenticBuilder(participants=[echo("alice")], manager=manager).build()
     seen = [type(e).__name__ async for e in wf.run_stream("streamed")]
-    assert seen[0] == "RunStarted" and seen[-1] == "RunFinished"
-    assert "PlanCreated" in seen and "FinalAnswer" in seen
+    assert seen[0] == "RunStarted"
+    assert seen[-1] == "RunFinished"
+    assert "PlanCreated" in seen
+    assert "FinalAnswer" in seen
     results: dict[str, Any] = {}
 
     async def one(task: str) -> None:

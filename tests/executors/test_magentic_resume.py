@@ -8,9 +8,7 @@ import functools
 import os
 import pathlib
 import signal
-import subprocess
 import sys
-import time
 from typing import Any
 
 import anyio
@@ -123,7 +121,7 @@ def child(db: str, marker: str) -> None:
     """Run in a subprocess: start the run and hang once alice is asked to finish."""
 
     async def hold(messages: list[ChatMessage]) -> None:
-        pathlib.Path(marker).write_text("reached")
+        await anyio.Path(marker).write_text("reached")
         await anyio.sleep_forever()
 
     wf = build(SQLiteCheckpointStore(db), hold=hold)
@@ -138,23 +136,19 @@ async def test_sigkilled_run_resumes_from_sqlite_and_matches(tmp_path: pathlib.P
         "import sys; from tests.executors.test_magentic_resume import child; "
         "child(sys.argv[1], sys.argv[2])"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(db), str(marker)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = await anyio.open_process(
+        [sys.executable, "-c", code, str(db), str(marker)], cwd=ROOT, stdout=None, stderr=None
     )
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"child exited early: {proc.communicate()[1].decode()[-2000:]}")
-            assert time.monotonic() < deadline, "child never reached the blocking turn"
-            await anyio.sleep(0.02)
+        with anyio.fail_after(30):
+            while not await anyio.Path(marker).exists():
+                assert proc.returncode is None, f"child exited early with {proc.returncode}"
+                await anyio.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.kill()
-        proc.communicate()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
     store = SQLiteCheckpointStore(db)

@@ -128,7 +128,8 @@ async def test_malformed_ledger_is_retried_with_the_error_fed_back() -> None:
     assert result.outputs == ["It is 42."]
     retry = client.calls[3]
     assert retry[-2] == ChatMessage("assistant", "I think alice should go next.")
-    assert "cannot be used" in retry[-1].text and "no JSON object" in retry[-1].text
+    assert "cannot be used" in retry[-1].text
+    assert "no JSON object" in retry[-1].text
     assert client.remaining == 0
 
 
@@ -139,7 +140,8 @@ async def test_ledger_naming_an_unknown_speaker_is_retried() -> None:
     result = await run(client)
     result.raise_for_status()
     feedback = client.calls[3][-1].text
-    assert "'mallory'" in feedback and "'alice'" in feedback
+    assert "'mallory'" in feedback
+    assert "'alice'" in feedback
     updates = [e for e in result.events if isinstance(e, ProgressLedgerUpdated)]
     assert updates[0].ledger.speakers == ["alice", "bob"]
 
@@ -244,7 +246,8 @@ def test_parse_progress_ledger_is_robust_but_strict() -> None:
     yes["is_in_loop"]["answer"] = "No"
     yes["is_progress_being_made"]["answer"] = "yes"
     parsed = parse_progress_ledger(json.dumps(yes), TEAM)
-    assert parsed.is_in_loop.answer is False and parsed.is_progress_being_made.answer is True
+    assert parsed.is_in_loop.answer is False
+    assert parsed.is_progress_being_made.answer is True
     assert not parsed.stalled
     satisfied = json.loads(ledger_json(satisfied=True, speaker=""))
     assert parse_progress_ledger(json.dumps(satisfied), TEAM).satisfied
@@ -265,5 +268,5 @@ def test_parse_progress_ledger_is_robust_but_strict() -> None:
         parse_progress_ledger("[1, 2]", TEAM)
     with pytest.raises(ValueError, match="no JSON object"):
         parse_progress_ledger("{oops", TEAM)
-    with pytest.raises(ValueError, match="negative|>= 0"):
+    with pytest.raises(ValueError, match=r">= 0"):
         StandardMagenticManager(ScriptedChatClient([]), max_ledger_retries=-1)
