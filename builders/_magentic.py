@@ -8,7 +8,7 @@ work as for any workflow. The loop itself is documented in ``executors._magentic
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from executors._magentic import MagenticManager, MagenticOrchestrator, as_participant
@@ -38,6 +38,8 @@ class MagenticBuilder:
         name: The workflow's name (default ``"magentic"``).
         token_budget: Stop (reason ``"budget"``) once this many tokens were spent.
         time_budget: Stop (reason ``"budget"``) once this many seconds passed.
+        descriptions: Participant name to description, for executors that have none (the
+            manager reads descriptions to choose speakers).
         **options: Further ``WorkflowBuilder`` options (``max_concurrency``, ``observers``...).
 
     Raises:
@@ -59,6 +61,7 @@ class MagenticBuilder:
         name: str | None = None,
         token_budget: int | None = None,
         time_budget: float | None = None,
+        descriptions: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         _at_least("max_round_count", max_round_count, 1)
@@ -90,6 +93,7 @@ class MagenticBuilder:
         self.human_guidance_on_stall = human_guidance_on_stall
         self.token_budget = token_budget
         self.time_budget = time_budget
+        self.descriptions = dict(descriptions or {})
         self.checkpoint_store = checkpoint_store
         self.options = options
 
@@ -119,6 +123,11 @@ class MagenticBuilder:
                     "participant names must be unique, so rename one"
                 )
             seen.setdefault(node.id, node)
+        for unknown in [n for n in self.descriptions if n not in seen]:
+            problems.append(
+                f"descriptions names {unknown!r}, which is not a participant; participants: "
+                f"{', '.join(repr(n) for n in seen) or 'none'}"
+            )
         if problems:
             raise GraphValidationError(
                 f"Magentic workflow {self.name!r} is invalid:\n"
@@ -136,6 +145,7 @@ class MagenticBuilder:
                 human_guidance_on_stall=self.human_guidance_on_stall,
                 token_budget=self.token_budget,
                 time_budget=self.time_budget,
+                descriptions=self.descriptions,
             )
         except TypeError as exc:
             raise GraphValidationError(f"Magentic workflow {self.name!r}: {exc}") from None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -159,9 +159,10 @@ class _Member:
     resettable: bool
 
 
-def _member(ex: Executor) -> _Member:
+def _member(ex: Executor, description: str | None = None) -> _Member:
     agent = getattr(ex, "agent", None)
-    description = getattr(agent, "description", None) or getattr(ex, "description", None)
+    if not description:
+        description = getattr(agent, "description", None) or getattr(ex, "description", None)
     if not isinstance(description, str) or not description:
         doc = type(ex).__doc__ or ""
         description = doc.strip().splitlines()[0] if doc.strip() else ""
@@ -225,6 +226,9 @@ class MagenticOrchestrator(Executor):
         human_guidance_on_stall: Ask a person for guidance before replanning after a stall.
         token_budget: Stop once participants and manager spent this many tokens.
         time_budget: Stop once this many seconds have passed since the task arrived.
+        descriptions: Participant name to description, for nodes that have none (or to
+            override one); otherwise an agent's ``description``, an executor's
+            ``description`` attribute, or the first line of its class docstring.
     """
 
     kind: ClassVar[str] = "orchestrator"
@@ -242,6 +246,7 @@ class MagenticOrchestrator(Executor):
         human_guidance_on_stall: bool = False,
         token_budget: int | None = None,
         time_budget: float | None = None,
+        descriptions: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(id)
         if not isinstance(manager, MagenticManager):
@@ -250,7 +255,8 @@ class MagenticOrchestrator(Executor):
                 f"got {manager!r}"
             )
         self.manager = manager
-        self.members = {ex.id: _member(ex) for ex in participants}
+        given = dict(descriptions or {})
+        self.members = {ex.id: _member(ex, given.get(ex.id)) for ex in participants}
         self.team = {m.name: m.description for m in self.members.values()}
         self.max_round_count = max_round_count
         self.max_stall_count = max_stall_count

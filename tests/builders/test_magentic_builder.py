@@ -140,3 +140,22 @@ def test_zero_stall_and_reset_limits_are_allowed() -> None:
     MagenticBuilder(
         participants=[agent("a")], manager=Quiet(), max_stall_count=0, max_reset_count=0
     ).build()
+
+
+def test_descriptions_fill_in_and_must_name_participants() -> None:
+    class Runner(Executor):
+        @handler
+        async def on(self, m: str, ctx: WorkflowContext[str]) -> str:
+            return m
+
+    wf = MagenticBuilder(
+        participants=[agent("alice"), Runner("runner")],
+        manager=Quiet(),
+        descriptions={"runner": "runs things"},
+    ).build()
+    orchestrator: Any = wf.executors["orchestrator"]
+    assert orchestrator.team == {"alice": "alice agent", "runner": "runs things"}
+    with pytest.raises(GraphValidationError, match="descriptions names 'bob'"):
+        MagenticBuilder(
+            participants=[agent("alice")], manager=Quiet(), descriptions={"bob": "?"}
+        ).build()

@@ -534,3 +534,27 @@ async def test_first_events_carry_the_plan() -> None:
     assert first.ledger == TaskLedger("facts about t", "- alice does the work")
     assert first.executor_id == "orchestrator"
     assert result.outputs == ["[satisfied] nothing"]
+
+
+async def test_a_human_participant_answers_through_request_info() -> None:
+    from executors import HumanExecutor, HumanInputRequest
+
+    def decide(ctx: MagenticContext) -> ProgressLedger:
+        if ctx.round_count == 1:
+            return ledger("human", "Which region matters most?")
+        return ledger(satisfied=True)
+
+    human = HumanExecutor("human", human_input_mode="ALWAYS")
+    wf = MagenticBuilder(
+        participants=[echo("alice"), human],
+        manager=ScriptManager(decide),
+        descriptions={"human": "the person who asked"},
+    ).build()
+    paused = await wf.run("task")
+    assert paused.status is RunStatus.AWAITING_INPUT
+    (request,) = paused.pending_requests
+    assert isinstance(request.payload, HumanInputRequest)
+    assert request.payload.conversation[-1].text == "Which region matters most?"
+    done = await wf.resume(paused.run_id, responses={request.request_id: "The north."})
+    done.raise_for_status()
+    assert done.outputs == ["[satisfied] The north."]

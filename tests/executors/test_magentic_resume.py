@@ -161,3 +161,30 @@ async def test_sigkilled_run_resumes_from_sqlite_and_matches(tmp_path: pathlib.P
     since = first_step(resumed)
     assert since > 5
     assert comparable(resumed, since) == comparable(expected, since)
+
+
+async def test_plan_review_answered_from_a_fresh_workflow_and_store() -> None:
+    store = InMemoryCheckpointStore()
+
+    def reviewed() -> Workflow:
+        manager = ScriptManager(lambda ctx: ledger(satisfied=ctx.round_count > 1))
+        team = [FunctionAgent("alice", "", lambda ms: f"alice holds {len(ms)}")]
+        return MagenticBuilder(
+            participants=team, manager=manager, plan_review=True, checkpoint_store=store
+        ).build()
+
+    paused = await reviewed().run("task", run_id="review")
+    assert paused.status is RunStatus.AWAITING_INPUT
+    (request,) = paused.pending_requests
+    from executors import PlanReviewResponse
+
+    again = await reviewed().resume(
+        "review", responses={request.request_id: PlanReviewResponse.revise("more detail")}
+    )
+    (second,) = again.pending_requests
+    assert second.payload.ledger.plan == "plan #0 more detail"
+    done = await reviewed().resume(
+        "review", responses={second.request_id: PlanReviewResponse.approve()}
+    )
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs == ["[satisfied] alice holds 2"]
