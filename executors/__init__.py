@@ -16,6 +16,7 @@ from ._agents import (
     TruncatedResponseError,
 )
 from ._approval import ApprovalRequest, ApprovalResponse
+from ._autogen import AssistantAgent, ChatResult, UserProxyAgent
 from ._chat import (
     ChatClient,
     ChatClientError,
@@ -81,6 +82,7 @@ __all__: tuple[str, ...] = (
     "ApprovalRequest",
     "ApprovalRequiredError",
     "ApprovalResponse",
+    "AssistantAgent",
     "ChatAgent",
     # chat clients and their vocabulary
     "ChatClient",
@@ -91,6 +93,7 @@ __all__: tuple[str, ...] = (
     "ChatParseError",
     "ChatResponse",
     "ChatResponseError",
+    "ChatResult",
     "ChatRetryError",
     "ChatStatusError",
     "ChatStreamAccumulator",
@@ -134,6 +137,7 @@ __all__: tuple[str, ...] = (
     "ToolSpec",
     "TruncatedResponseError",
     "Usage",
+    "UserProxyAgent",
     "WorkflowExecutor",
     "collect_response",
     "extract_code_blocks",
