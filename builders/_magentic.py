@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from executors._magentic import MagenticManager, MagenticOrchestrator, as_participant
+from executors import MagenticManager, MagenticOrchestrator
+from executors._magentic_participants import as_participant
 from workflow import Executor, GraphValidationError, Workflow
 
 from ._workflow_builder import WorkflowBuilder

@@ -38,7 +38,7 @@ from ._chat import (
 )
 from ._code_executor import CodeExecuted, CodeExecutor
 from ._human import HumanExecutor, HumanInputMode, HumanInputRequest
-from ._magentic import MagenticManager, MagenticOrchestrator, ResettableAgentExecutor
+from ._magentic import MagenticOrchestrator
 from ._magentic_events import (
     FinalAnswer,
     PlanCreated,
@@ -57,6 +57,8 @@ from ._magentic_ledger import (
     ProgressLedger,
     TaskLedger,
 )
+from ._magentic_manager import MagenticManager
+from ._magentic_participants import ResettableAgentExecutor
 from ._magentic_standard import MagenticPrompts, StandardMagenticManager
 from ._openai import OpenAIChatClient
 from ._sandbox import (

@@ -31,18 +31,14 @@ from __future__ import annotations
 
 import copy
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from workflow import Executor, WorkflowContext, handler, response_handler
 
-from ._agent_executor import AgentExecutor
-from ._agents import AgentResponse
-from ._chat import ChatMessage, Usage
+from ._chat import ChatMessage
 from ._magentic_events import (
     FinalAnswer,
     PlanCreated,
@@ -61,140 +57,13 @@ from ._magentic_ledger import (
     StopReason,
     TaskLedger,
 )
+from ._magentic_manager import MagenticManager
+from ._magentic_participants import as_member, render, reply_text
 
-__all__ = (
-    "MagenticManager",
-    "MagenticOrchestrator",
-    "ResettableAgentExecutor",
-    "as_participant",
-    "render_team",
-)
+__all__ = ("MagenticOrchestrator",)
 
 Outgoing = list[ChatMessage] | ChatMessage | str | ConversationReset
-Mode = Literal["chat", "message", "text"]
 _STATE = "magentic"
-
-
-class MagenticManager(ABC):
-    """Decides for a Magentic team: plans, judges each round, writes the final answer.
-
-    One manager serves every run of a workflow (and the orchestrator calls this very object),
-    so keep per-run memory in ``ctx.scratch``, never on ``self``.
-    """
-
-    @abstractmethod
-    async def plan(self, ctx: MagenticContext) -> TaskLedger:
-        """The first task ledger for ``ctx.task``."""
-
-    @abstractmethod
-    async def replan(self, ctx: MagenticContext) -> TaskLedger:
-        """A new task ledger after a stall (``ctx.history`` shows what happened) or with a
-        reviewer's ``ctx.feedback``."""
-
-    @abstractmethod
-    async def progress(self, ctx: MagenticContext) -> ProgressLedger:
-        """Judge the latest round and say who acts next, and how."""
-
-    @abstractmethod
-    async def final_answer(self, ctx: MagenticContext) -> str:
-        """The answer to ``ctx.task``; ``ctx.stop_reason`` says why the run stops."""
-
-    def team_message(self, ctx: MagenticContext) -> str:
-        """The message that opens each outer loop: the task, the team, the facts, the plan."""
-        ledger = ctx.task_ledger
-        facts = ledger.facts if ledger is not None else ""
-        plan = ledger.plan if ledger is not None else ""
-        return (
-            f"Task:\n{ctx.task}\n\nTeam:\n{render_team(ctx.participants)}\n\n"
-            f"What we know:\n{facts}\n\nPlan:\n{plan}"
-        )
-
-
-def render_team(participants: dict[str, str]) -> str:
-    """One ``- name: description`` line per participant."""
-    return "\n".join(
-        f"- {name}: {desc or '(no description)'}" for name, desc in participants.items()
-    )
-
-
-# --------------------------------------------------------------------------- participants
-
-
-class ResettableAgentExecutor(AgentExecutor):
-    """An ``AgentExecutor`` that forgets its run's conversation on ``ConversationReset``.
-
-    Stop-gap until ``AgentExecutor`` handles a reset message itself; the builder wraps
-    agents (and plain ``AgentExecutor`` nodes) in it so a team reset is real.
-    """
-
-    @handler
-    async def on_reset(
-        self, message: ConversationReset, ctx: WorkflowContext[AgentResponse]
-    ) -> None:
-        """Drop the conversation, a turn paused for approval and queued messages."""
-        for key in ("conversation", "turn", "queued"):
-            await ctx.set_executor_state(key, None)
-
-
-def as_participant(item: Any) -> Executor:
-    """The node for one team member: agents are wrapped so they can be reset."""
-    if type(item) is AgentExecutor:
-        return ResettableAgentExecutor(item.agent, id=item.id, stream=item.stream)
-    if isinstance(item, Executor):
-        return item
-    name = getattr(item, "name", None)
-    if isinstance(name, str) and name and callable(getattr(item, "run", None)):
-        return ResettableAgentExecutor(item)
-    raise TypeError(
-        f"Magentic participant {item!r} is neither an agent (.name, .description and async "
-        "run(messages)) nor an Executor; wrap it in one"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Member:
-    name: str
-    description: str
-    mode: Mode
-    resettable: bool
-
-
-def _member(ex: Executor, description: str | None = None) -> _Member:
-    agent = getattr(ex, "agent", None)
-    if not description:
-        description = getattr(agent, "description", None) or getattr(ex, "description", None)
-    if not isinstance(description, str) or not description:
-        doc = type(ex).__doc__ or ""
-        description = doc.strip().splitlines()[0] if doc.strip() else ""
-    mode: Mode
-    if ex.can_handle([]):
-        mode = "chat"
-    elif ex.can_handle(ChatMessage("user", "")):
-        mode = "message"
-    elif ex.can_handle(""):
-        mode = "text"
-    else:
-        raise TypeError(
-            f"Magentic participant {ex.id!r} accepts {ex.input_types()!r}; it needs a handler "
-            "for list[ChatMessage], ChatMessage or str to receive instructions"
-        )
-    return _Member(ex.id, description, mode, ex.can_handle(ConversationReset()))
-
-
-def _reply_text(message: Any) -> tuple[str, Usage]:
-    """What a participant said, whatever it sends (agents, code executors, functions)."""
-    if isinstance(message, AgentResponse):
-        return message.text, message.usage
-    if isinstance(message, str):
-        return message, Usage()
-    if isinstance(message, list):
-        return "\n\n".join(m.text for m in message if getattr(m, "text", "")), Usage()
-    text = getattr(message, "text", None)
-    return (text if isinstance(text, str) else str(message)), Usage()
-
-
-def _render(messages: list[ChatMessage]) -> str:
-    return "\n\n".join(f"{m.author or m.role}:\n{m.text}" for m in messages)
 
 
 # --------------------------------------------------------------------------- orchestrator
@@ -256,7 +125,7 @@ class MagenticOrchestrator(Executor):
             )
         self.manager = manager
         given = dict(descriptions or {})
-        self.members = {ex.id: _member(ex, given.get(ex.id)) for ex in participants}
+        self.members = {ex.id: as_member(ex, given.get(ex.id)) for ex in participants}
         self.team = {m.name: m.description for m in self.members.values()}
         self.max_round_count = max_round_count
         self.max_stall_count = max_stall_count
@@ -300,7 +169,7 @@ class MagenticOrchestrator(Executor):
             if st.phase == "done":
                 return  # a late message after the final answer changes nothing
             member = self.members[ctx.source]
-            text, usage = _reply_text(message)
+            text, usage = reply_text(message)
             st.ctx.usage = st.ctx.usage + usage
             st.replies.append(ChatMessage("assistant", text, author=member.name))
             if member.name in st.awaiting:
@@ -453,9 +322,9 @@ class MagenticOrchestrator(Executor):
             if member.mode == "chat":
                 payload = delta
             elif member.mode == "message":
-                payload = ChatMessage("user", _render(delta), author=self.id)
+                payload = ChatMessage("user", render(delta), author=self.id)
             else:
-                payload = _render(delta)
+                payload = render(delta)
             await ctx.send_message(payload, target=name)
         st.phase = "working"
 

@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from ._chat import ChatClient, ChatMessage, ChatResponse
-from ._magentic import MagenticManager, render_team
 from ._magentic_ledger import (
     MagenticContext,
     MagenticLedgerError,
@@ -24,6 +23,7 @@ from ._magentic_ledger import (
     TaskLedger,
     parse_progress_ledger,
 )
+from ._magentic_manager import MagenticManager, render_team
 
 __all__ = ("MagenticPrompts", "StandardMagenticManager")
 
