@@ -165,8 +165,26 @@ class StandardMagenticManager(MagenticManager):
         return TaskLedger(facts=facts, plan=plan)
 
     async def replan(self, ctx: MagenticContext) -> TaskLedger:
-        """Update the facts from what happened, then plan around what went wrong."""
+        """Update the facts from what happened, then plan around what went wrong.
+
+        With no history yet (a reviewer revising a plan before any work), nothing new is
+        known: the facts stay and only the plan is redone, with the reviewer's feedback.
+        """
         p = self.prompts
+        if not ctx.history and ctx.task_ledger is not None:
+            facts = ctx.task_ledger.facts
+            ask_plan = ChatMessage("user", self._fill(p.plan, ctx))
+            plan = await self._text(
+                ctx,
+                [
+                    self._system(),
+                    ChatMessage("user", self._fill(p.facts, ctx)),
+                    ChatMessage("assistant", facts),
+                    ask_plan,
+                ],
+                "plan",
+            )
+            return TaskLedger(facts=facts, plan=plan)
         base = [self._system(), *self._transcript(ctx)]
         ask_facts = ChatMessage("user", self._fill(p.facts_update, ctx))
         facts = await self._text(ctx, [*base, ask_facts], "facts update")

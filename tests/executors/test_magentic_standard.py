@@ -270,3 +270,48 @@ def test_parse_progress_ledger_is_robust_but_strict() -> None:
         parse_progress_ledger("{oops", TEAM)
     with pytest.raises(ValueError, match=r">= 0"):
         StandardMagenticManager(ScriptedChatClient([]), max_ledger_retries=-1)
+
+
+async def test_plan_review_feedback_redoes_only_the_plan() -> None:
+    from executors import PlanReviewResponse
+
+    client = ScriptedChatClient(
+        ["facts v1", "- alice alone", "- alice, then bob checks", ledger_json(satisfied=True), "ok"]
+    )
+    manager = StandardMagenticManager(client)
+    wf = MagenticBuilder(participants=team(), manager=manager, plan_review=True).build()
+    paused = await wf.run("what is it?")
+    (request,) = paused.pending_requests
+    again = await wf.resume(
+        paused.run_id, responses={request.request_id: PlanReviewResponse.revise("add a check")}
+    )
+    (second,) = again.pending_requests
+    assert second.payload.ledger.facts == "facts v1"
+    assert second.payload.ledger.plan == "- alice, then bob checks"
+    assert "add a check" in client.calls[2][-1].text
+    assert client.calls[2][-2] == ChatMessage("assistant", "facts v1")
+    done = await wf.resume(
+        again.run_id, responses={second.request_id: PlanReviewResponse.approve()}
+    )
+    done.raise_for_status()
+    assert "- alice, then bob checks" in client.calls[3][1].text  # the new plan opens the history
+
+
+async def test_stall_replan_updates_facts_and_plan_from_the_history() -> None:
+    client = scripted(
+        ledger_json("alice"),
+        ledger_json("alice", progress=False),
+        "facts v2: alice keeps failing",
+        "- bob instead",
+        ledger_json(satisfied=True),
+    )
+    manager = StandardMagenticManager(client)
+    wf = MagenticBuilder(participants=team(), manager=manager, max_stall_count=0).build()
+    result = await wf.run("what is it?")
+    result.raise_for_status()
+    facts_call, plan_call = client.calls[4], client.calls[5]
+    assert "has not managed to finish" in facts_call[-1].text
+    assert any("alice: the answer is 42" in m.text for m in facts_call)  # saw what happened
+    assert "what got in the way" in plan_call[-1].text
+    assert "facts v2: alice keeps failing" in client.calls[6][1].text  # the new ledger message
+    assert len(client.calls[6]) == 3  # system, the new ledger, the prompt: history was cleared
