@@ -407,16 +407,20 @@ async def test_token_budget_stops_with_reason_budget() -> None:
 
 async def test_time_budget_stops_with_reason_budget() -> None:
     async def slow(messages: list[ChatMessage]) -> str:
-        await anyio.sleep(0.05)
+        await anyio.sleep(0.3)
         return "slowly"
 
     manager = ScriptManager(lambda ctx: ledger("alice"))
     wf = MagenticBuilder(
-        participants=[FunctionAgent("alice", "", slow)], manager=manager, time_budget=0.01
+        participants=[FunctionAgent("alice", "", slow)], manager=manager, time_budget=0.2
     )
     result = await wf.build().run("task")
     assert result.status is RunStatus.COMPLETED
-    assert result.outputs == ["[budget] slowly"]
+    final = magentic(result.events)[-1]
+    assert isinstance(final, FinalAnswer)
+    assert final.reason == "budget"
+    assert result.outputs == [final.text]
+    assert manager.seen[-1][1].round_count == 1  # one round started in time, none after
 
 
 async def test_unknown_speaker_from_a_python_manager_fails_the_run_typed() -> None:
