@@ -30,6 +30,7 @@ by a limit still completes. Everything a run changes is in the orchestrator's ex
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -37,6 +38,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from workflow import Executor, WorkflowContext, handler, response_handler
+from workflow._executor import HandlerSpec
 
 from ._chat import ChatMessage
 from ._magentic_events import (
@@ -67,6 +69,23 @@ _STATE = "magentic"
 
 
 # --------------------------------------------------------------------------- orchestrator
+
+
+def _narrowed(
+    specs: tuple[HandlerSpec, ...], participants: Sequence[Executor]
+) -> tuple[HandlerSpec, ...]:
+    """The handlers with ``on_message`` narrowed from ``object`` to what can really arrive, so
+    a run started with a non-``str`` input is refused before anything runs."""
+    accepted: list[type] = [str]
+    for ex in participants:
+        sent = ex.output_types()
+        if sent is None:
+            return specs  # a participant may send anything: keep accepting anything
+        accepted.extend(t for t in sent if t not in accepted)
+    return tuple(
+        dataclasses.replace(s, input_types=tuple(accepted)) if s.name == "on_message" else s
+        for s in specs
+    )
 
 
 class _RunState(BaseModel):
@@ -127,6 +146,7 @@ class MagenticOrchestrator(Executor):
         given = dict(descriptions or {})
         self.members = {ex.id: as_member(ex, given.get(ex.id)) for ex in participants}
         self.team = {m.name: m.description for m in self.members.values()}
+        self._specs = _narrowed(super().handler_specs(), participants)
         self.max_round_count = max_round_count
         self.max_stall_count = max_stall_count
         self.max_reset_count = max_reset_count
@@ -134,6 +154,10 @@ class MagenticOrchestrator(Executor):
         self.human_guidance_on_stall = human_guidance_on_stall
         self.token_budget = token_budget
         self.time_budget = time_budget
+
+    def handler_specs(self) -> tuple[HandlerSpec, ...]:
+        """``on_message`` accepts the task (``str``) and whatever the participants send."""
+        return self._specs
 
     def checkpoint_types(self) -> tuple[type, ...]:
         return (

@@ -562,3 +562,10 @@ async def test_a_human_participant_answers_through_request_info() -> None:
     done = await wf.resume(paused.run_id, responses={request.request_id: "The north."})
     done.raise_for_status()
     assert done.outputs == ["[satisfied] The north."]
+
+
+async def test_a_non_str_task_is_refused_before_anything_runs() -> None:
+    wf = MagenticBuilder(participants=[echo("alice")], manager=ScriptManager(ledger)).build()
+    assert wf.executors["orchestrator"].can_handle("a task")
+    with pytest.raises(TypeError, match=r"accepts str \| AgentResponse, not int"):
+        await wf.run(42)
