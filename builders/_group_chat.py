@@ -43,6 +43,7 @@ from ._sequential import (
     check_termination,
     finish_conversation,
     participant_nodes,
+    plain,
 )
 from ._termination import TerminationCondition, as_condition
 from ._workflow_builder import WorkflowBuilder
@@ -337,7 +338,7 @@ class GroupChatManager(Executor):
         if reason is None and self.max_rounds is not None and turns >= self.max_rounds:
             reason = f"max_rounds={self.max_rounds}: {turns} speaker turns taken"
         messages = conversation.messages
-        await ctx.set_executor_state("conversation", [m.model_dump(mode="json") for m in messages])
+        await ctx.set_executor_state("conversation", plain(messages))
         await ctx.set_executor_state("turns", turns)
         await ctx.set_executor_state("termination", conversation.termination)
         if reason is not None:
@@ -358,7 +359,7 @@ class GroupChatManager(Executor):
                 answers=[speaker],
                 candidates=selection.candidates,
             )
-        await ctx.set_executor_state("selector_usage", spent.model_dump(mode="json"))
+        await ctx.set_executor_state("selector_usage", plain(spent))
         await ctx.add_event(
             SpeakerSelected(
                 run_id=ctx.run_id,

@@ -72,8 +72,8 @@ class _StopAfterHandoff:
     """A chat client that ends an agent's turn right after a handoff tool has run.
 
     The agent's tool loop would ask the model again once the tool result is in; here the
-    model is not called and the turn ends with an empty answer, which the handoff policy
-    drops from the conversation.
+    model is not called and the turn ends with an empty answer, which the participant
+    node leaves out of the shared conversation.
     """
 
     def __init__(self, client: Any, names: frozenset[str]) -> None:
@@ -168,8 +168,6 @@ class _Handoff:
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
     ) -> None:
         target = self._target(node, conversation)
-        if target is not None and not self.human:
-            conversation = _drop_empty_tail(conversation)
         reason, conversation = await check_termination(self.termination, conversation, ctx)
         if reason is None and conversation.ended is not None:
             reason = conversation.ended
@@ -199,18 +197,6 @@ class _Handoff:
                     )
                 return target
         return None
-
-
-def _drop_empty_tail(conversation: Conversation) -> Conversation:
-    """Remove the empty answer that closes a handed-off turn."""
-    messages = list(conversation.messages)
-    added = conversation.added
-    while added and messages[-1].role == "assistant" and not messages[-1].text:
-        if messages[-1].tool_calls:
-            break
-        messages.pop()
-        added -= 1
-    return conversation.model_copy(update={"messages": messages, "added": added})
 
 
 class HandoffBuilder:

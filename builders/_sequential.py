@@ -53,9 +53,21 @@ __all__ = (
     "check_termination",
     "finish_conversation",
     "participant_nodes",
+    "plain",
 )
 
 Task = str | ChatMessage | list[ChatMessage]
+
+
+def plain(value: Any) -> Any:
+    """JSON data with sorted keys (models dumped), which checkpoints store most compactly."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: plain(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 class Conversation(BaseModel):
@@ -381,7 +393,7 @@ class Participant(Executor):
             return
         seen = await ctx.get_executor_state(_SEEN, 0) if self._incremental else 0
         given = conversation.messages[seen:]
-        await ctx.set_executor_state(_PENDING, [conversation.model_dump(mode="json"), len(given)])
+        await ctx.set_executor_state(_PENDING, [plain(conversation), len(given)])
         turn = _TurnContext(ctx, self.inner.id)
         result = await _call(self._inner_spec, self.inner, (self._feed(given),), turn)
         await self._settle(turn, result, ctx)
@@ -460,7 +472,13 @@ class Participant(Executor):
             new.extend(
                 m if m.author else m.model_copy(update={"author": self.name}) for m in messages
             )
+        if len(new) > 1 and new[-2].role == "tool" and _is_blank(new[-1]):
+            new.pop()  # the empty answer closing a turn that ended in a tool (e.g. a handoff)
         return new, usage
+
+
+def _is_blank(message: ChatMessage) -> bool:
+    return message.role == "assistant" and not message.text and not message.tool_calls
 
 
 def _after_prefix(messages: list[ChatMessage], given: list[ChatMessage]) -> list[ChatMessage]:
