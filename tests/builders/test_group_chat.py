@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ from workflow import (
 from workflow.events import AgentDelta
 
 pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def counter(name: str, description: str = "") -> FunctionAgent:
@@ -364,3 +369,18 @@ async def test_selector_choice_streams_and_max_messages_ends_it() -> None:
     assert kinds[-1] == "RunFinished"
     assert kinds.count("SpeakerSelected") == 2
     assert "ConversationFinished" in kinds
+
+
+def test_the_example_runs_offline() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "group_chat.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "turn 5: the selector picks critic" in done.stdout
+    assert "finished after 6 messages: TextMention('APPROVED'): said by 'critic'" in done.stdout

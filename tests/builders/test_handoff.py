@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from builders import (
@@ -26,6 +31,8 @@ from executors import (
 from workflow import GraphValidationError, RunResult, RunStatus
 
 pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def hand_to(target: str, call_id: str = "h1") -> ChatResponse:
@@ -186,3 +193,21 @@ async def test_start_elsewhere_and_the_task_meets_the_condition() -> None:
     stopped = HandoffBuilder([a, b], {"a": ["b"]}, termination=MaxMessages(1)).build()
     result = await stopped.run("hi")
     assert transcript(result) == [(None, "user", "hi")]
+
+
+def test_the_example_runs_offline() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "handoff.py")],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[triage] calls handoff_to_billing({})" in done.stdout
+    assert "[billing] calls lookup_invoice" in done.stdout
+    assert "(human is asked: Which app version" in done.stdout
+    assert "=> 7 messages, last from tech_support" in done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 from builders import (
@@ -233,3 +234,36 @@ async def test_stateful_condition_state_is_checkpointed_in_executor_state() -> N
     assert state["held"][0] == "TextMention('a #2'): said by 'a'"
     assert state["held"][1] is not None
     assert both.initial_state() == {"held": [None, None], "states": [None, None]}
+
+
+async def test_external_set_from_outside_stops_a_running_group_chat() -> None:
+    stop = External()
+    turn_started = anyio.Event()
+    release = anyio.Event()
+
+    async def slow(messages: list[ChatMessage]) -> str:
+        if len(messages) == 4:  # its second turn
+            turn_started.set()
+            await release.wait()
+        return f"slow #{len(messages)}"
+
+    team = [counter("a"), FunctionAgent("slow", "", slow)]
+    wf = GroupChatBuilder(team, termination=stop, max_rounds=50).build()
+    results: list[RunResult] = []
+
+    async def run() -> None:
+        results.append(await wf.run("go"))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await turn_started.wait()
+            stop.set()  # e.g. a Stop button, while a turn is in progress
+            release.set()
+    (result,) = results
+    assert result.status is RunStatus.COMPLETED
+    assert finished(result).reason == "External(): stopped from outside"
+    assert [m.author for m in result.outputs[0]] == [None, "a", "slow", "a", "slow"]
+    # the same workflow runs normally afterwards
+    stop_later = await wf.run("go again")
+    assert finished(stop_later).reason.startswith("max_rounds=50")

@@ -292,3 +292,19 @@ async def test_async_chat_and_the_faces_as_group_chat_participants() -> None:
         ("planner", "done"),
     ]
     assert isinstance(conversation[0], ChatMessage)
+
+
+def test_the_example_runs_offline(work_dir: str) -> None:
+    need_sandbox()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "autogen_classic.py")],
+        cwd=work_dir,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Code output: all tests passed; fibonacci(30) = 832040" in done.stdout
+    assert done.stdout.rstrip().endswith(f"TERMINATE\n\n{'-' * 80}")
