@@ -403,7 +403,10 @@ class GroupChatBuilder:
     """A manager-led conversation among ``participants``; see the module docs.
 
     The run's input is the task (a ``str``, a ``ChatMessage`` or a list of them); the output
-    is the conversation as ``list[ChatMessage]``, each message authored by its speaker.
+    is the conversation as ``list[ChatMessage]``, each message authored by its speaker. With
+    neither ``termination`` nor ``max_rounds`` the chat goes on until a participant ends it
+    (a person typing ``exit``) or the run reaches ``max_supersteps`` (status
+    ``MAX_SUPERSTEPS``).
 
     Args:
         participants: Agents, executors, workflows or functions; names must be unique.

@@ -40,6 +40,7 @@ from executors import (
 )
 from workflow import Executor, GraphValidationError, Workflow, WorkflowContext
 from workflow._executor import FunctionExecutor, HandlerSpec
+from workflow._typing import overlaps
 from workflow.events import WorkflowEvent
 
 from ._termination import ConversationFinished, ConversationView, TerminationCondition
@@ -350,20 +351,27 @@ class Participant(Executor):
         self._incremental = isinstance(inner, AgentExecutor | HumanExecutor)
         self._feed, self._inner_spec = _feeding(inner, name)
         outputs = tuple(policy.output_types)
+        turn_inputs = (Conversation, str, ChatMessage, list)
         self._specs = (
             HandlerSpec(
                 name="take_turn",
                 func=self._take_turn,
-                input_types=(Conversation, str, ChatMessage, list),
+                input_types=turn_inputs,
                 output_types=outputs,
                 takes_ctx=True,
                 is_async=True,
                 is_method=False,
             ),
+            # The participant's other handlers, except any that would take a turn's messages.
             *(
                 self._mirror(spec, outputs)
                 for spec in inner.handler_specs()
-                if spec is not self._inner_spec
+                if spec.is_response
+                or (
+                    spec is not self._inner_spec
+                    and spec.input_types is not None
+                    and not overlaps(spec.input_types, turn_inputs)
+                )
             ),
         )
 
