@@ -26,9 +26,11 @@ class MagenticBuilder:
     """Builds a Magentic team: an orchestrator and its participants.
 
     Args:
-        participants: Agents (wrapped in an ``AgentExecutor`` that can be reset) or any
-            ``Executor`` (a ``CodeExecutor``, a ``HumanExecutor``...). A participant's name,
-            used in ledgers, is its node id (an agent's name by default).
+        participants: Agents (each becomes a plain ``AgentExecutor``) or any ``Executor``
+            (an ``AgentExecutor``, a ``CodeExecutor``, a ``HumanExecutor``...), used as it
+            is. A participant's name, used in ledgers, is its node id (an agent's name by
+            default). A team reset reaches every participant with a handler for
+            ``ConversationReset`` (agents and people have one).
         manager: The ``MagenticManager`` making every decision.
         max_round_count: Rounds before the run stops with reason ``"max_rounds"``.
         max_stall_count: Stall counter value tolerated; one more triggers a reset.

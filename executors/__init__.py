@@ -3,7 +3,7 @@ sub-workflows and the Magentic orchestrator, all built on ``workflow.Executor``.
 
 from __future__ import annotations
 
-from ._agent_executor import AgentExecutor, AgentResponded
+from ._agent_executor import AgentExecutor, AgentResponded, ConversationReset
 from ._agents import (
     Agent,
     AgentError,
@@ -47,7 +47,6 @@ from ._magentic_events import (
     StallDetected,
 )
 from ._magentic_ledger import (
-    ConversationReset,
     LedgerEntry,
     MagenticContext,
     MagenticError,
@@ -58,7 +57,6 @@ from ._magentic_ledger import (
     TaskLedger,
 )
 from ._magentic_manager import MagenticManager
-from ._magentic_participants import ResettableAgentExecutor
 from ._magentic_standard import MagenticPrompts, StandardMagenticManager
 from ._openai import OpenAIChatClient
 from ._sandbox import (
@@ -123,7 +121,6 @@ __all__: tuple[str, ...] = (
     "ProgressLedger",
     "ProgressLedgerUpdated",
     "Replanned",
-    "ResettableAgentExecutor",
     "SandboxConfig",
     "SandboxUnavailableError",
     "ScriptedChatClient",

@@ -10,6 +10,9 @@ Executor state keys (per run):
 * ``usage``: tokens spent by the agent over the whole run.
 * ``turn``: a ``ChatAgent`` turn paused for tool approval (``None`` otherwise).
 * ``queued``: messages that arrived during such a pause; they start the next turn.
+
+A ``ConversationReset`` clears ``conversation``, ``turn`` and ``queued`` (``usage`` is the
+run's spend, so it stays); the next message starts a fresh conversation.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from workflow import Executor, WorkflowContext, handler, response_handler
 from workflow.events import AgentDelta, WorkflowEvent
@@ -26,9 +29,21 @@ from ._agents import Agent, AgentResponse, AgentTurn, ChatAgent
 from ._approval import ApprovalRequest, ApprovalResponse
 from ._chat import ChatMessage, Usage
 
-__all__ = ("AgentExecutor", "AgentResponded", "to_messages")
+__all__ = ("AgentExecutor", "AgentResponded", "ConversationReset", "to_messages")
 
 Incoming = str | ChatMessage | list[ChatMessage] | AgentResponse
+
+
+class ConversationReset(BaseModel):
+    """Tells a participant to forget its conversation of this run (a Magentic team reset).
+
+    ``AgentExecutor`` and ``HumanExecutor`` handle it; an orchestrator sends it only to
+    participants with a handler for it, so other executors never see it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = ""
 
 
 class ContinueTurn(BaseModel):
@@ -130,7 +145,7 @@ class AgentExecutor(Executor):
         incoming = to_messages(message, source=ctx.source)
         if await ctx.get_executor_state("turn") is not None:
             # A turn waits for approval: answer these after it, in arrival order.
-            queued = await ctx.get_executor_state("queued", [])
+            queued = await ctx.get_executor_state("queued") or []  # None once drained or reset
             await ctx.set_executor_state("queued", [*queued, *dump(incoming)])
             return None
         conversation = load(await ctx.get_executor_state("conversation")) + incoming
@@ -170,6 +185,14 @@ class AgentExecutor(Executor):
         if data is None:
             raise RuntimeError(f"executor {self.id!r} has no turn to continue in this run")
         return await self._turns(ctx, AgentTurn.model_validate(data))
+
+    @handler
+    async def on_reset(
+        self, message: ConversationReset, ctx: WorkflowContext[AgentResponse]
+    ) -> None:
+        """Forget the run's conversation, a turn paused for approval and queued messages."""
+        for key in ("conversation", "turn", "queued"):
+            await ctx.set_executor_state(key, None)
 
     # -- turns --------------------------------------------------------------------------------
     def _start(self, conversation: list[ChatMessage]) -> AgentTurn | list[ChatMessage]:

@@ -15,6 +15,11 @@ Answering ``"exit"`` always ends the chat; a non-empty answer resets the auto-re
 The auto-reply to a ``CodeResult`` is its output (so a code executor's result goes back to
 the assistant); otherwise it is ``auto_reply(conversation)`` or ``default_auto_reply``.
 Ending the chat sends nothing and emits the conversation this node has seen as an output.
+
+Executor state keys (per run): ``conversation`` (what this participant has seen and said),
+``asking`` (a question to the person is pending), ``auto_replies`` (auto-replies in a row)
+and ``code_output`` (the output of the code result being answered, if any). A
+``ConversationReset`` clears them all, as for an agent.
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflow import Executor, WorkflowContext, handler, response_handler
 
-from ._agent_executor import AgentResponded, Incoming, dump, load, to_messages
+from ._agent_executor import (
+    AgentResponded,
+    ConversationReset,
+    Incoming,
+    dump,
+    load,
+    to_messages,
+)
 from ._agents import AgentResponse
 from ._chat import ChatMessage
 from ._sandbox import CodeResult
@@ -130,6 +142,16 @@ class HumanExecutor(Executor):
         return await self._receive(
             [ChatMessage("assistant", result.text, author=author)], result, ctx
         )
+
+    @handler
+    async def on_reset(
+        self, message: ConversationReset, ctx: WorkflowContext[AgentResponse]
+    ) -> None:
+        """Forget this run's conversation, a pending question and the auto-reply count."""
+        await ctx.set_executor_state("conversation", None)
+        await ctx.set_executor_state("asking", False)
+        await ctx.set_executor_state("auto_replies", 0)
+        await ctx.set_executor_state("code_output", None)
 
     @response_handler
     async def on_reply(

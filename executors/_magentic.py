@@ -12,9 +12,10 @@ The loop, the one rule every run follows (limits come from ``MagenticBuilder``):
    making progress, -1 otherwise (never below 0).
 3. **Stall.** When ``stall_count > max_stall_count``: ``reset_count`` +1, ``stall_count`` 0;
    past ``max_reset_count`` the run stops (``"max_resets"``). Otherwise every participant
-   that can forget is sent a ``ConversationReset``; with ``human_guidance_on_stall`` a person
-   may give guidance; ``manager.replan(ctx)`` (it still sees the old history) writes a new
-   ledger; the history is cleared and the outer loop starts again at 1's review.
+   with a handler for ``ConversationReset`` (agents and people have one) is sent one; with
+   ``human_guidance_on_stall`` a person may give guidance; ``manager.replan(ctx)`` (it still
+   sees the old history) writes a new ledger; the history is cleared and the outer loop
+   starts again at 1's review.
 4. **Delegate.** The instruction joins the history and goes to ``next_speaker`` (several names:
    they work concurrently, in one superstep). Each participant receives what was said since
    it last spoke, then the instruction. Once every addressee has replied, their replies join
@@ -40,6 +41,7 @@ from pydantic import BaseModel, Field
 from workflow import Executor, WorkflowContext, handler, response_handler
 from workflow._executor import HandlerSpec
 
+from ._agent_executor import ConversationReset
 from ._chat import ChatMessage
 from ._magentic_events import (
     FinalAnswer,
@@ -49,7 +51,6 @@ from ._magentic_events import (
     StallDetected,
 )
 from ._magentic_ledger import (
-    ConversationReset,
     LedgerEntry,
     MagenticContext,
     MagenticLedgerError,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._agent_executor import ConversationReset  # its home now; still importable from here
 from ._chat import ChatMessage, Usage
 
 __all__ = (
@@ -238,18 +239,6 @@ class PlanReviewResponse(BaseModel):
                 "revise() needs feedback saying what to change; use approve() to accept"
             )
         return cls(approved=False, feedback=feedback)
-
-
-class ConversationReset(BaseModel):
-    """Tells a participant to forget its conversation of this run (sent when the team resets).
-
-    Only participants with a handler for it receive it; the builder wraps agents in an
-    executor that has one.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    reason: str = ""
 
 
 # --------------------------------------------------------------------------- context

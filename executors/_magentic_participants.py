@@ -1,9 +1,11 @@
 """Magentic participants: how team members are wrapped, addressed and heard.
 
-Agents become ``ResettableAgentExecutor`` nodes so a team reset clears their conversation.
-Each member is addressed in the richest form it accepts: the conversation delta as
-``list[ChatMessage]``, else one ``ChatMessage`` rendering it (a code executor runs its
-fenced blocks), else that text as ``str``. Whatever a member sends back is read as text.
+Agents become plain ``AgentExecutor`` nodes; executors (an ``AgentExecutor``, a
+``HumanExecutor``, a ``CodeExecutor``...) are used as they are. A team reset goes to every
+member with a handler for ``ConversationReset``. Each member is addressed in the richest
+form it accepts: the conversation delta as ``list[ChatMessage]``, else one ``ChatMessage``
+rendering it (a code executor runs its fenced blocks), else that text as ``str``. Whatever a
+member sends back is read as text.
 """
 
 from __future__ import annotations
@@ -11,16 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from workflow import Executor, WorkflowContext, handler
+from workflow import Executor
 
-from ._agent_executor import AgentExecutor
+from ._agent_executor import AgentExecutor, ConversationReset
 from ._agents import AgentResponse
 from ._chat import ChatMessage, Usage
-from ._magentic_ledger import ConversationReset
 
 __all__ = (
     "Member",
-    "ResettableAgentExecutor",
     "as_member",
     "as_participant",
     "render",
@@ -30,31 +30,13 @@ __all__ = (
 Mode = Literal["chat", "message", "text"]
 
 
-class ResettableAgentExecutor(AgentExecutor):
-    """An ``AgentExecutor`` that forgets its run's conversation on ``ConversationReset``.
-
-    Stop-gap until ``AgentExecutor`` handles a reset message itself; the builder wraps
-    agents (and plain ``AgentExecutor`` nodes) in it so a team reset is real.
-    """
-
-    @handler
-    async def on_reset(
-        self, message: ConversationReset, ctx: WorkflowContext[AgentResponse]
-    ) -> None:
-        """Drop the conversation, a turn paused for approval and queued messages."""
-        for key in ("conversation", "turn", "queued"):
-            await ctx.set_executor_state(key, None)
-
-
 def as_participant(item: Any) -> Executor:
-    """The node for one team member: agents are wrapped so they can be reset."""
-    if type(item) is AgentExecutor:
-        return ResettableAgentExecutor(item.agent, id=item.id, stream=item.stream)
+    """The node for one team member: an executor as it is, an agent in an ``AgentExecutor``."""
     if isinstance(item, Executor):
         return item
     name = getattr(item, "name", None)
     if isinstance(name, str) and name and callable(getattr(item, "run", None)):
-        return ResettableAgentExecutor(item)
+        return AgentExecutor(item)
     raise TypeError(
         f"Magentic participant {item!r} is neither an agent (.name, .description and async "
         "run(messages)) nor an Executor; wrap it in one"

@@ -18,6 +18,7 @@ from executors import (
     ChatAgent,
     ChatMessage,
     ChatResponse,
+    ConversationReset,
     FunctionAgent,
     ScriptedChatClient,
     ToolCall,
@@ -235,6 +236,24 @@ async def test_conversation_grows_within_a_run_and_is_isolated_between_runs() ->
     assert [len(c) for c in client.calls[3:]] == [1, 3, 5]  # a new run starts empty
 
 
+async def test_a_reset_forgets_the_conversation() -> None:
+    client = ScriptedChatClient(lambda messages: f"reply {len(messages)}")
+    agent = ChatAgent("a", chat_client=client)
+
+    @executor
+    def talk(task: str, ctx: WorkflowContext[str | ConversationReset]) -> None:
+        ctx.send_message("one")
+        ctx.send_message(ConversationReset(reason="start over"))
+        ctx.send_message("two")
+
+    result = await WorkflowBuilder(start=talk).add_edge(talk, agent).build().run("go")
+    assert [o.text for o in result.outputs] == ["reply 1", "reply 1"]  # nothing for the reset
+    assert client.calls == [
+        [ChatMessage("user", "one", author="talk")],
+        [ChatMessage("user", "two", author="talk")],
+    ]
+
+
 async def test_usage_is_kept_per_run_in_executor_state() -> None:
     store = InMemoryCheckpointStore()
     client = ScriptedChatClient([calls(("c1", "add", '{"a": 1, "b": 2}')), "3"])
@@ -415,6 +434,48 @@ async def test_messages_arriving_during_a_pause_are_answered_after_it() -> None:
     done = await wf.resume("q1", responses={pending.request_id: ApprovalResponse.approve()})
     assert [o.text for o in done.outputs] == ["paid", "hi"]
     assert client.calls[2][-1] == ChatMessage("user", "then say hi", author="two_requests")
+
+
+async def test_messages_queue_again_during_a_later_pause() -> None:
+    payments = Payments()
+
+    @executor
+    def two_requests(task: str, ctx: WorkflowContext[str]) -> None:
+        ctx.send_message("pay a")
+        ctx.send_message("pay b")
+
+    @executor
+    def nudge(response: AgentResponse, ctx: WorkflowContext[str]) -> None:
+        if response.text == "paid a":
+            ctx.send_message("and say bye")  # arrives while the turn for "pay b" waits
+
+    client = ScriptedChatClient(
+        [
+            calls(("p1", "pay", '{"to": "a", "amount": 1}')),
+            "paid a",
+            calls(("p2", "pay", '{"to": "b", "amount": 2}')),
+            "paid b",
+            "bye",
+        ]
+    )
+    agent = ChatAgent("banker", chat_client=client, tools=[payments.pay])
+    wf = (
+        WorkflowBuilder(start=two_requests)
+        .add_edge(two_requests, agent)
+        .add_edge(agent, nudge)
+        .add_edge(nudge, agent)
+        .build()
+    )
+    (first,) = (await wf.run("go", run_id="q2")).pending_requests
+    (second,) = (
+        await wf.resume("q2", responses={first.request_id: ApprovalResponse.approve()})
+    ).pending_requests
+    done = await wf.resume("q2", responses={second.request_id: ApprovalResponse.approve()})
+    assert done.status is RunStatus.COMPLETED, done.error
+    assert payments.ran == [("a", 1), ("b", 2)]
+    said = [e.response.text for e in of(done.events, AgentResponded)]
+    assert said == ["paid b", "bye"]
+    assert client.calls[-1][-1] == ChatMessage("user", "and say bye", author="nudge")
 
 
 async def test_tool_loop_limit_fails_the_run_naming_the_agent() -> None:

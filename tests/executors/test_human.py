@@ -12,11 +12,12 @@ from executors import (
     AgentResponded,
     ChatMessage,
     CodeResult,
+    ConversationReset,
     FunctionAgent,
     HumanExecutor,
     HumanInputRequest,
 )
-from workflow import PendingRequest, RunResult, RunStatus, Workflow, executor
+from workflow import PendingRequest, RunResult, RunStatus, Workflow, WorkflowContext, executor
 
 pytestmark = pytest.mark.anyio
 
@@ -168,6 +169,28 @@ async def test_code_results_are_the_auto_reply() -> None:
     (reply,) = result.outputs  # at a sink, the reply (not a conversation: it did not end)
     assert reply.agent_name == "proxy"
     assert reply.messages[0].role == "user"
+
+
+async def test_a_reset_forgets_the_conversation_and_the_auto_reply_count() -> None:
+    seen: list[list[str]] = []
+
+    def reply(conversation: list[ChatMessage]) -> str:
+        seen.append([m.text for m in conversation])
+        return "ok"
+
+    @executor
+    def talk(task: str, ctx: WorkflowContext[str | ConversationReset]) -> None:
+        ctx.send_message("one")
+        ctx.send_message(ConversationReset(reason="start over"))
+        ctx.send_message("two")
+
+    human = HumanExecutor(
+        "proxy", human_input_mode="NEVER", max_consecutive_auto_reply=1, auto_reply=reply
+    )
+    result = await WorkflowBuilder(start=talk).add_edge(talk, human).build().run("go")
+    # At the limit after "one", "two" would end the chat; after the reset it is answered.
+    assert said(result, "proxy") == ["ok", "ok"]
+    assert seen == [["one"], ["two"]]
 
 
 async def test_custom_termination_and_validation() -> None:

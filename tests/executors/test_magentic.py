@@ -564,6 +564,45 @@ async def test_a_human_participant_answers_through_request_info() -> None:
     assert done.outputs == ["[satisfied] The north."]
 
 
+async def test_a_reset_clears_a_human_participants_conversation_and_count() -> None:
+    from executors import HumanExecutor
+
+    seen: list[list[str]] = []
+
+    def reply(conversation: list[ChatMessage]) -> str:
+        seen.append([m.text for m in conversation])
+        return f"answer {len(seen)}"
+
+    def decide(ctx: MagenticContext) -> ProgressLedger:
+        if ctx.reset_count == 0:
+            return ledger("human", f"question {ctx.round_count}", progress=False)
+        if ctx.round_count < 5:
+            return ledger("human", "after the reset")
+        return ledger(satisfied=True)
+
+    # Two auto-replies reach the limit: without the reset the third message would end the
+    # person's chat instead of being answered.
+    human = HumanExecutor(
+        "human", human_input_mode="NEVER", max_consecutive_auto_reply=2, auto_reply=reply
+    )
+    wf = MagenticBuilder(
+        participants=[echo("alice"), human],
+        manager=ScriptManager(decide),
+        max_stall_count=2,
+        descriptions={"human": "the person who asked"},
+    ).build()
+    assert wf.executors["human"] is human
+    result = await wf.run("task")
+    result.raise_for_status()
+    assert result.outputs == ["[satisfied] answer 3"]
+    assert [len(c) for c in seen] == [2, 4, 2]  # it grew, then started again from the reset
+    assert seen[1][1:] == ["question 1", "answer 1", "question 2"]
+    assert "plan #1" in seen[2][0]
+    assert seen[2][1] == "after the reset"
+    stall = next(e for e in magentic(result.events) if isinstance(e, StallDetected))
+    assert stall.reset_count == 1
+
+
 async def test_a_non_str_task_is_refused_before_anything_runs() -> None:
     wf = MagenticBuilder(participants=[echo("alice")], manager=ScriptManager(ledger)).build()
     assert wf.executors["orchestrator"].can_handle("a task")
