@@ -29,6 +29,8 @@ from typing import Final, Literal
 
 import anyio
 
+from workflow import WorkflowError
+
 __all__ = (
     "Backend",
     "Interpreter",
@@ -85,10 +87,12 @@ _INTERPRETER_PROBE: Final = (
 )
 
 
-class SandboxUnavailableError(RuntimeError):
+class SandboxUnavailableError(WorkflowError, RuntimeError):
     """The requested isolation cannot be set up here; the message says what to install.
 
-    Raised instead of ever running code with less isolation than was asked for.
+    Raised instead of ever running code with less isolation than was asked for. A
+    ``WorkflowError`` like every error Ledgerflow raises on purpose, and still a
+    ``RuntimeError`` for code that caught it as one.
     """
 
 

@@ -29,6 +29,7 @@ from executors import (
     sandbox_available,
 )
 from tests.conftest import require_service
+from workflow import WorkflowError
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
@@ -164,6 +165,8 @@ async def test_unavailable_isolation_is_refused(
         with pytest.raises(SandboxUnavailableError, match="no sandbox is available") as info:
             await run_code("print('must not run')")  # auto: never falls back to 'none'
         assert "apt-get install bubblewrap" in str(info.value)
+        assert isinstance(info.value, WorkflowError)  # the project's root error...
+        assert isinstance(info.value, RuntimeError)  # ...and what it always was
     finally:
         sandbox_available.cache_clear()
 
