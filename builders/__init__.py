@@ -3,37 +3,87 @@
 
 from __future__ import annotations
 
-from ._concurrent import ConcurrentBuilder
-from ._group_chat import (
-    GroupChatBuilder,
-    GroupChatManager,
-    LLMSelector,
-    Selection,
-    SpeakerSelected,
-    SpeakerSelectionError,
-    SpeakerSelector,
-)
-from ._handoff import HandoffBuilder, HandoffError
-from ._magentic import MagenticBuilder
-from ._sequential import Conversation, Participant, SequentialBuilder
-from ._termination import (
-    AllOf,
-    AnyOf,
-    ConversationFinished,
-    ConversationView,
-    External,
-    FunctionCallMade,
-    FunctionCondition,
-    HandoffTo,
-    MaxMessages,
-    SourceMatch,
-    TerminationCondition,
-    TextMention,
-    Timeout,
-    TokenBudget,
-)
-from ._two_agent import two_agent_chat, two_agent_workflow
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._workflow_builder import WorkflowBuilder
+
+if TYPE_CHECKING:
+    from ._concurrent import ConcurrentBuilder
+    from ._group_chat import (
+        GroupChatBuilder,
+        GroupChatManager,
+        LLMSelector,
+        Selection,
+        SpeakerSelected,
+        SpeakerSelectionError,
+        SpeakerSelector,
+    )
+    from ._handoff import HandoffBuilder, HandoffError
+    from ._magentic import MagenticBuilder
+    from ._sequential import Conversation, Participant, SequentialBuilder
+    from ._termination import (
+        AllOf,
+        AnyOf,
+        ConversationFinished,
+        ConversationView,
+        External,
+        FunctionCallMade,
+        FunctionCondition,
+        HandoffTo,
+        MaxMessages,
+        SourceMatch,
+        TerminationCondition,
+        TextMention,
+        Timeout,
+        TokenBudget,
+    )
+    from ._two_agent import two_agent_chat, two_agent_workflow
+
+# The team builders pull in the agent layer (pydantic models, chat clients): load them on
+# first use so that `import builders` for explicit graphs stays cheap.
+_LAZY = {
+    "AllOf": "._termination",
+    "AnyOf": "._termination",
+    "ConcurrentBuilder": "._concurrent",
+    "Conversation": "._sequential",
+    "ConversationFinished": "._termination",
+    "ConversationView": "._termination",
+    "External": "._termination",
+    "FunctionCallMade": "._termination",
+    "FunctionCondition": "._termination",
+    "GroupChatBuilder": "._group_chat",
+    "GroupChatManager": "._group_chat",
+    "HandoffBuilder": "._handoff",
+    "HandoffError": "._handoff",
+    "HandoffTo": "._termination",
+    "LLMSelector": "._group_chat",
+    "MagenticBuilder": "._magentic",
+    "MaxMessages": "._termination",
+    "Participant": "._sequential",
+    "Selection": "._group_chat",
+    "SequentialBuilder": "._sequential",
+    "SourceMatch": "._termination",
+    "SpeakerSelected": "._group_chat",
+    "SpeakerSelectionError": "._group_chat",
+    "SpeakerSelector": "._group_chat",
+    "TerminationCondition": "._termination",
+    "TextMention": "._termination",
+    "Timeout": "._termination",
+    "TokenBudget": "._termination",
+    "two_agent_chat": "._two_agent",
+    "two_agent_workflow": "._two_agent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'builders' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = (
     "AllOf",
