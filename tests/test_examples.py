@@ -15,6 +15,13 @@ EXPECTED = {
     "map_reduce.py": "top words:",
     "router.py": "fixed after 2 attempts",
     "nested.py": "PUBLISHED: The story of ledgers.",
+    "demo.py": "final answer (satisfied)",
+    "magentic_team.py": "final answer (satisfied)",
+    "two_agent_chat.py": "",
+    "tool_approval.py": "",
+    "group_chat.py": "",
+    "handoff.py": "",
+    "autogen_classic.py": "",
 }
 
 
