@@ -8,7 +8,9 @@ The classic AutoGen pair, built as an explicit graph::
 The user proxy never asks a person here (``human_input_mode="NEVER"``): it answers code
 results with their output, anything else with a nudge, and ends the chat when the assistant
 says TERMINATE (or after ``max_consecutive_auto_reply`` replies; ``max_supersteps`` is the
-last guard).
+last guard). A code result carries the assistant's message it ran (``in_reply_to``), so the
+proxy's conversation (its output, and what a person would be shown in another mode) holds
+every message, including the ones that went through the code node.
 
 Offline by default, with scripted replies. With ``OPENAI_API_KEY`` set it talks to a real
 model instead (``OPENAI_MODEL``, default ``gpt-4o-mini``; ``OPENAI_BASE_URL`` for any
@@ -39,7 +41,7 @@ from executors import (
     sandbox_available,
 )
 from workflow import Case, Default, Workflow
-from workflow.events import RunFinished
+from workflow.events import OutputEmitted, RunFinished
 
 TASK = "Write a Python function for Fibonacci numbers and test it."
 
@@ -134,6 +136,9 @@ async def main() -> None:
             case AgentResponded(agent_name=name, response=response):
                 to = "user_proxy" if name == "assistant" else "assistant"
                 print(f"{'-' * 72}\n{name} (to {to}):\n{response.text}\n")
+            case OutputEmitted(executor_id="user_proxy", data=[*messages]):
+                who = " -> ".join(m.author or m.role for m in messages)
+                print(f"{'-' * 72}\nuser_proxy's conversation: {who}")
             case RunFinished(status=status, error=error):
                 print(f"{'-' * 72}\nchat ended: {status.value}" + (f" ({error})" if error else ""))
     if isinstance(client, OpenAIChatClient):

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from workflow import Executor, WorkflowContext, handler
 from workflow.events import WorkflowEvent
 
+from ._agent_executor import to_messages
 from ._agents import AgentResponse
 from ._chat import ChatMessage
 from ._sandbox import CodeResult, SandboxConfig, extract_code_blocks, run_blocks
@@ -42,7 +43,9 @@ class CodeExecutor(Executor):
 
     A ``str`` may also be bare code (no fences). In a ``ChatMessage`` or ``AgentResponse``
     (chat prose) only fenced blocks count; a message without one gets a ``CodeResult`` with
-    exit code 1 saying so, so a model in the loop learns to fence its code.
+    exit code 1 saying so, so a model in the loop learns to fence its code. The result's
+    ``in_reply_to`` holds the incoming message as chat messages, so a ``HumanExecutor``
+    downstream sees the assistant's message as well as its output.
 
     Args:
         id: The node id.
@@ -75,6 +78,9 @@ class CodeExecutor(Executor):
             result = await run_blocks(blocks, self.config)
         else:
             result = CodeResult(exit_code=1, stdout="", stderr=NO_CODE)
+        result = result.model_copy(
+            update={"in_reply_to": tuple(to_messages(message, source=ctx.source))}
+        )
         await ctx.add_event(
             CodeExecuted(
                 run_id=ctx.run_id,

@@ -13,7 +13,9 @@ with a ``str``) and when the node answers by itself:
 
 Answering ``"exit"`` always ends the chat; a non-empty answer resets the auto-reply count.
 The auto-reply to a ``CodeResult`` is its output (so a code executor's result goes back to
-the assistant); otherwise it is ``auto_reply(conversation)`` or ``default_auto_reply``.
+the assistant), and the message the code came from (``in_reply_to``) joins the conversation
+before the output; otherwise the auto-reply is ``auto_reply(conversation)`` or
+``default_auto_reply``.
 Ending the chat sends nothing and emits the conversation this node has seen as an output.
 
 Executor state keys (per run): ``conversation`` (what this participant has seen and said),
@@ -138,10 +140,8 @@ class HumanExecutor(Executor):
         self, result: CodeResult, ctx: WorkflowContext[AgentResponse]
     ) -> AgentResponse | None:
         """Code ran: its output is the auto-reply (the person may still be asked first)."""
-        author = ctx.source or "code"
-        return await self._receive(
-            [ChatMessage("assistant", result.text, author=author)], result, ctx
-        )
+        output = ChatMessage("assistant", result.text, author=ctx.source or "code")
+        return await self._receive([*result.in_reply_to, output], result, ctx)
 
     @handler
     async def on_reset(

@@ -7,7 +7,8 @@ process tree, also on cancellation; capped output; and namespaces (bubblewrap: p
 tree, no network; unshare: no network). A requested isolation that is unavailable raises
 `SandboxUnavailableError`; code never silently runs with less isolation than asked for.
 
-Standalone on purpose (no ``workflow`` import): ``CodeExecutor`` wraps `run_blocks`.
+Independent of the engine on purpose (its one ``workflow`` import is ``WorkflowError``, the
+base of ``SandboxUnavailableError``): ``CodeExecutor`` wraps `run_blocks`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Final, get_args
 import anyio
 from pydantic import BaseModel, ConfigDict
 
+from ._chat import ChatMessage
 from ._sandbox_blocks import extract_code_blocks
 from ._sandbox_isolation import (
     SAFE_PATH,
@@ -74,7 +76,9 @@ class CodeResult(BaseModel):
 
     ``exit_code`` is the last block's: negative ``-N`` (or ``128 + N`` under bubblewrap)
     when a signal ``N`` ended it. ``killed_reason`` is one of ``"timeout"``, ``"output"``,
-    ``"cpu"``, ``"memory"``, ``"file_size"`` or ``None``.
+    ``"cpu"``, ``"memory"``, ``"file_size"`` or ``None``. ``in_reply_to`` is empty here;
+    ``CodeExecutor`` fills it with the message(s) the code came from, so whoever receives
+    the result (a user proxy) also sees what it answers.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -85,6 +89,7 @@ class CodeResult(BaseModel):
     timed_out: bool = False
     truncated: bool = False
     killed_reason: str | None = None
+    in_reply_to: tuple[ChatMessage, ...] = ()
 
     @property
     def text(self) -> str:

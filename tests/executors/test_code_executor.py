@@ -17,6 +17,7 @@ from executors import (
     CodeExecutor,
     CodeResult,
     HumanExecutor,
+    HumanInputRequest,
     ScriptedChatClient,
     sandbox_available,
 )
@@ -106,6 +107,8 @@ async def test_prose_without_a_fence_is_not_run() -> None:
         assert result.exit_code == 1
         assert "no Python code block" in result.stderr
         assert event.blocks == ()
+        assert len(result.in_reply_to) == 1  # the message it answers, as a chat message
+        assert result.in_reply_to[0].text == getattr(message, "text", message)
 
 
 def test_sandbox_options_are_checked_when_built() -> None:
@@ -128,3 +131,20 @@ async def test_agent_code_proxy_loop() -> None:
     (reply,) = [e.response for e in result.events if isinstance(e, AgentResponded)][1:]
     assert reply.agent_name == "proxy"
     assert reply.text == "exit code: 0\nstdout:\n[0, 1, 1, 2, 3, 5, 8, 13, 21, 34]"
+
+
+async def test_the_proxy_sees_the_message_the_code_came_from() -> None:
+    assistant = ChatAgent("assistant", chat_client=ScriptedChatClient(["Let me think."]))
+    code = CodeExecutor(timeout=5)  # prose: nothing reaches the sandbox
+    proxy = HumanExecutor("proxy", human_input_mode="ALWAYS")
+    wf = WorkflowBuilder(start=assistant).add_chain([assistant, code, proxy]).build()
+    paused = await wf.run("write fib")
+    (request,) = paused.pending_requests
+    assert isinstance(request.payload, HumanInputRequest)
+    conversation = request.payload.conversation
+    assert [(m.role, m.author) for m in conversation] == [
+        ("assistant", "assistant"),
+        ("assistant", "code"),
+    ]
+    assert conversation[0].text == "Let me think."
+    assert conversation[1].text.startswith("exit code: 1")

@@ -171,6 +171,24 @@ async def test_code_results_are_the_auto_reply() -> None:
     assert reply.messages[0].role == "user"
 
 
+async def test_a_code_result_brings_the_message_it_answers() -> None:
+    asked = ChatMessage("assistant", "```python\nprint(fib(10))\n```", author="assistant")
+
+    @executor
+    def run(task: str) -> CodeResult:
+        return CodeResult(exit_code=0, stdout="55\n", stderr="", in_reply_to=(asked,))
+
+    human = HumanExecutor("proxy", human_input_mode="ALWAYS")
+    wf = WorkflowBuilder(start=run).add_edge(run, human).build()
+    request = only_request(await wf.run("fib(10)", run_id="c1"))
+    assert [(m.author, m.text) for m in request.payload.conversation] == [
+        ("assistant", asked.text),
+        ("run", "exit code: 0\nstdout:\n55"),
+    ]
+    done = await wf.resume("c1", responses={request.request_id: ""})  # "" : the auto-reply
+    assert said(done, "proxy") == ["exit code: 0\nstdout:\n55"]
+
+
 async def test_a_reset_forgets_the_conversation_and_the_auto_reply_count() -> None:
     seen: list[list[str]] = []
 
