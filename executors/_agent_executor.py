@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from workflow import Executor, WorkflowContext, handler, response_handler
 from workflow.events import AgentDelta, WorkflowEvent
 
-from ._agents import Agent, AgentResponse, AgentTurn, ChatAgent
+from ._agent_turn import AgentTurn
+from ._agents import Agent, AgentResponse, ChatAgent
 from ._approval import ApprovalRequest, ApprovalResponse
 from ._chat import ChatMessage, Usage
 
