@@ -10,7 +10,7 @@ from collections import Counter
 import anyio
 
 from builders import WorkflowBuilder
-from workflow import Executor, executor, events
+from workflow import Executor, events, executor
 
 TEXT = """It was the best of times, it was the worst of times, it was the age of wisdom,
 it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity"""

@@ -38,7 +38,9 @@ async def publish(text: str) -> str:
 
 
 reviewer = WorkflowExecutor(review, id="review")
-workflow = WorkflowBuilder(start=write, name="newsroom").add_chain([write, reviewer, publish]).build()
+workflow = (
+    WorkflowBuilder(start=write, name="newsroom").add_chain([write, reviewer, publish]).build()
+)
 
 if __name__ == "__main__":
     result = workflow.run_sync("ledgers")

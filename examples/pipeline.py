@@ -41,7 +41,11 @@ class Report(Executor):
         await ctx.yield_output(", ".join(f"{w}={n}" for w, n in top))
 
 
-workflow = WorkflowBuilder(start=parse, name="pipeline").add_chain([parse, count, Report("report")]).build()
+workflow = (
+    WorkflowBuilder(start=parse, name="pipeline")
+    .add_chain([parse, count, Report("report")])
+    .build()
+)
 
 if __name__ == "__main__":
     result = workflow.run_sync("Notes\nthe cat and the dog and the bird")

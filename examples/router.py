@@ -58,7 +58,11 @@ workflow = (
     WorkflowBuilder(start=classify, name="router")
     .add_switch_case_edge_group(
         classify,
-        [Case(lambda t: t.kind == "bug", fix), Case(lambda t: t.kind == "question", answer), Default(triage)],
+        [
+            Case(lambda t: t.kind == "bug", fix),
+            Case(lambda t: t.kind == "question", answer),
+            Default(triage),
+        ],
     )
     .add_edge(fix, retest)
     .add_edge(retest, fix, condition=needs_another_try)

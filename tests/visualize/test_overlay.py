@@ -97,7 +97,7 @@ async def test_overlay_from_run_result_golden() -> None:
     }
     assert overlay.exact  # ExecutorCompleted.messages says who sent what
     source = to_dot(wf, run=result).source
-    assert "parse -> writer [label=<<b>×1</b>>" in source
+    assert "parse -> writer [label=<<b>\u00d71</b>>" in source
     assert "supersteps with traffic" not in source
     check_golden("pipeline_run.dot", source)
     check_golden("pipeline_run.mmd", to_mermaid(wf, run=result))
