@@ -17,6 +17,7 @@ from workflow import Executor, Workflow, WorkflowContext, response_handler
 from workflow._executor import HandlerSpec
 from workflow._result import RunResult
 from workflow._runner import EventSink, Runner, RunState
+from workflow._serde import SerializationError
 from workflow._types import RunStatus
 from workflow._workflow import apply_responses
 from workflow.events import (
@@ -116,15 +117,48 @@ class WorkflowExecutor(Executor):
         record = paused.get(request.child_run_id)
         if record is None:
             raise KeyError(f"{self.id!r}: no paused child run {request.child_run_id!r}")
-        state = RunState.from_dict(record["state"])
+        state = self._thaw(record["state"])
         apply_responses(state, {request.child_request_id: response})
         if state.pending:  # other questions of the same child are still open: wait for them
-            paused[request.child_run_id] = {"state": state.to_dict(), "sent": record["sent"]}
+            paused[request.child_run_id] = {"state": self._freeze(state), "sent": record["sent"]}
             await ctx.set_executor_state("paused", paused)
             return
         del paused[request.child_run_id]
         await ctx.set_executor_state("paused", paused)
         await self._drive(state, ctx, resumed=True, sent=record["sent"])
+
+    def _freeze(self, state: RunState) -> dict[str, Any]:
+        """A paused child's state for this node's executor state, which is checkpointed.
+
+        Pending requests' response types become their registered names: a class is no
+        checkpointable value (a type the registry cannot name stays as it is, which only a
+        run with a checkpoint store refuses, naming the path to it).
+        """
+        from workflow._durable import registry_for
+
+        registry = registry_for(self.workflow)
+        data = state.to_dict()
+        pending = []
+        for request_id, executor_id, payload, response_type in data["pending"]:
+            try:
+                response_type = registry.type_to_name(response_type)
+            except SerializationError:
+                pass
+            pending.append([request_id, executor_id, payload, response_type])
+        data["pending"] = pending
+        return data
+
+    def _thaw(self, data: dict[str, Any]) -> RunState:
+        """Inverse of :meth:`_freeze`."""
+        from workflow._durable import registry_for
+
+        registry = registry_for(self.workflow)
+        data = dict(data)
+        data["pending"] = [
+            [r[0], r[1], r[2], registry.name_to_type(r[3]) if isinstance(r[3], str) else r[3]]
+            for r in data["pending"]
+        ]
+        return RunState.from_dict(data)
 
     async def _drive(
         self, state: RunState, ctx: WorkflowContext[Any], *, resumed: bool, sent: int
@@ -150,7 +184,7 @@ class WorkflowExecutor(Executor):
         if result.status is RunStatus.AWAITING_INPUT:
             paused = dict(await ctx.get_executor_state("paused", {}))
             state.status = result.status
-            paused[state.run_id] = {"state": state.to_dict(), "sent": len(result.outputs)}
+            paused[state.run_id] = {"state": self._freeze(state), "sent": len(result.outputs)}
             await ctx.set_executor_state("paused", paused)
             for req in result.pending_requests:
                 await ctx.request_info(

@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
@@ -147,7 +148,17 @@ class SQLiteCheckpointStore(StoreBase):
             check_same_thread=False,
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
+            # does not wait for: processes opening the same fresh file at once must retry.
+            deadline = time.monotonic() + self._busy_timeout
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             with _tx(conn):
                 version = conn.execute("PRAGMA user_version").fetchone()[0]

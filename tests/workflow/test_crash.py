@@ -1,0 +1,263 @@
+"""Crash safety: SIGKILLed worker processes, resumed in new processes, on SQLite and files.
+
+Every process here is a real child (``crash_worker.py``) killed with SIGKILL, so no cleanup,
+``finally`` or ``atexit`` of the engine runs: what survives is only what the store committed.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.workflow import crash_worker as cw
+from workflow import store_from_url
+from workflow._durable import FAILURE_KEY, registry_for
+from workflow._serde import decode
+
+STORES = ("sqlite", "file")
+KILLS_PER_STORE = 12
+
+
+def store_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.db'}"
+    return f"file://{tmp_path / 'store'}"
+
+
+async def committed(url: str, run_id: str) -> tuple[dict[str, int], set[str]]:
+    """What the store holds for ``run_id`` right now: attempt markers, and executors written.
+
+    Returns:
+        ``(markers, pending)``: every ``marker_key -> attempt`` in the latest checkpoint's run
+        state or in one of its pending writes (each executor's result carries the attempt that
+        produced it), and the executors that have a pending write after that checkpoint.
+    """
+    registry = registry_for(cw.build_crash(None, ""))
+    store = store_from_url(url)
+    try:
+        latest = await store.latest(run_id)
+        if latest is None:
+            return {}, set()
+        state = decode(latest.data["run"]["state"], registry)
+        markers = {k: v for k, v in state.items() if k.startswith("m ")}
+        pending = set()
+        for eid, data in (await store.get_writes(latest.id)).items():
+            if eid == FAILURE_KEY:
+                continue
+            pending.add(eid)
+            for k, v in decode(data["state"], registry).items():
+                if k.startswith("m "):
+                    assert k not in markers, f"{k} both checkpointed and pending"
+                    markers[k] = v
+        return markers, pending
+    finally:
+        await store.aclose()
+
+
+def attempts_by_key(log: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for eid, step, attempt in cw.read_log(log):
+        out.setdefault(cw.marker_key(eid, step), []).append(attempt)
+    return out
+
+
+def drive(
+    url: str, run_id: str, log: str, rng: random.Random, max_delay: float, kills_left: int
+) -> tuple[dict[str, Any], int, int]:
+    """Start ``run_id``, SIGKILL it up to ``kills_left`` times, resume until it completes.
+
+    After each kill, reads what the store committed and checks that no result committed at
+    an earlier kill changed since. Returns the final report, the kills made, and how many
+    kills found pending writes (an executor committed while its siblings were still running).
+    """
+    ever: dict[str, int] = {}
+    kills = with_pending = 0
+    while True:
+        proc = cw.spawn("crash", url, run_id, "--log", log)
+        try:
+            if kills < kills_left:
+                try:
+                    proc.wait(timeout=rng.uniform(0, max_delay))
+                except subprocess.TimeoutExpired:  # still running: the random point has come
+                    cw.kill(proc)
+                    kills += 1
+                    markers, pending = anyio.run(committed, url, run_id)
+                    with_pending += bool(pending)
+                    lost = set(ever) - set(markers)
+                    assert not lost, f"committed results lost: {sorted(lost)}"
+                    for key, attempt in markers.items():
+                        assert ever.setdefault(key, attempt) == attempt, (
+                            f"{key}: attempt {ever[key]} was committed, now {attempt} is: "
+                            "a committed executor ran again"
+                        )
+                    continue
+            report = cw.outcome(proc)
+        finally:
+            if proc.poll() is None:
+                cw.kill(proc)
+        assert "result" in report, report
+        final, pending = anyio.run(committed, url, run_id)
+        assert not pending
+        for key, attempt in ever.items():
+            assert final[key] == attempt, f"{key}: committed attempt {attempt}, final {final[key]}"
+        return report["result"], kills, with_pending
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_at_random_points_then_resume_matches_an_uninterrupted_run(
+    tmp_path: Path,
+) -> None:
+    """40 supersteps (13 rounds of head -> 3 workers -> fan-in join, then done), killed at
+    seeded random moments and resumed in a new process each time, on SQLite and on files.
+
+    Each executor appends ``"<executor> <superstep> <attempt>"`` to a log and fsyncs it before
+    returning, and records that attempt number in the run state under its key (so the attempt
+    travels inside the very result the engine commits: checkpoint or pending write).
+
+    The invariant checked, for every (executor, superstep) key:
+
+    1. The log's lines for the key are attempts 1..n, and the result the run finally holds is
+       attempt n: the committed result is the last execution; the n-1 before it were lost to a
+       kill *before* their result was recorded (a kill between the fsync of the log line and
+       the commit is the only way to get a repeat).
+    2. Whenever a kill found a result of the key committed (in the latest checkpoint or in a
+       pending write after it), that same attempt is the final one: nothing whose result had
+       been committed ever ran again, and no committed result was lost.
+    3. Every key ran (66 of them), and the outputs equal those of an uninterrupted run.
+    """
+    t_start = time.perf_counter()
+    rng = random.Random(20240611)
+    total_kills = total_pending = 0
+    summary = []
+    for kind in STORES:
+        base = tmp_path / kind
+        base.mkdir()
+        url = store_url(kind, base)
+        # the reference: one uninterrupted run, also the yardstick for the kill delays
+        clean_log = str(base / "clean.log")
+        clean = cw.run_worker("crash", url, "clean", "--log", clean_log)["result"]
+        assert clean["status"] == "completed"
+        assert all(a == [1] for a in attempts_by_key(clean_log).values())
+        max_delay = max(clean["seconds"], 0.2) / 6
+        kills = n = 0
+        while kills < KILLS_PER_STORE:  # a run that finishes early is followed by another
+            n += 1
+            run_id, log = f"crashed-{n}", str(base / f"crashed-{n}.log")
+            result, made, pending = drive(url, run_id, log, rng, max_delay, KILLS_PER_STORE - kills)
+            kills += made
+            total_pending += pending
+            assert result["status"] == "completed"
+            assert result["outputs"] == clean["outputs"]
+            final, _ = anyio.run(committed, url, run_id)
+            runs = attempts_by_key(log)
+            assert len(final) == cw.SUPERSTEPS + 2 * cw.ROUNDS  # 40 + two extra workers a round
+            assert set(runs) == set(final)
+            for key, attempts in runs.items():
+                assert attempts == list(range(1, len(attempts) + 1)), (key, attempts)
+                assert final[key] == attempts[-1], (
+                    f"{key}: attempt {final[key]} is committed but attempt {attempts[-1]} ran "
+                    "after it"
+                )
+            summary.append((kind, run_id, made, sum(len(a) - 1 for a in runs.values())))
+        total_kills += kills
+    elapsed = time.perf_counter() - t_start
+    assert total_kills >= 20
+    # kills land mid fan-out (some workers committed, others not) in a good share of cases
+    assert total_pending >= 1, summary
+    assert elapsed < 90, f"crash test took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_sigkill_mid_superstep_reruns_only_the_unfinished_sibling(
+    tmp_path: Path, kind: str
+) -> None:
+    """``fast`` finished and is recorded; ``gate`` is still waiting when the process dies."""
+    url, log, go = store_url(kind, tmp_path), str(tmp_path / "log"), str(tmp_path / "go")
+    proc = cw.spawn("siblings", url, "s1", "--log", log, "--go", go)
+    try:
+        deadline = time.monotonic() + 20
+        while "fast" not in anyio.run(pending_writes, url, "s1"):
+            assert proc.poll() is None, cw.outcome(proc)
+            assert time.monotonic() < deadline, (
+                f"fast's result was never recorded; log: {cw.read_log(log)}"
+            )
+            time.sleep(0.02)
+        assert {e for e, _, _ in cw.read_log(log)} == {"fast", "gate"}
+    finally:
+        cw.kill(proc)
+    Path(go).touch()
+    report = cw.run_worker("siblings", url, "s1", "--log", log, "--go", go)
+    assert report["result"]["status"] == "completed"
+    assert report["result"]["outputs"] == ["fast:7", "gate:7"]
+    assert cw.read_log(log) == [("fast", 2, 1), ("gate", 2, 1), ("gate", 2, 2)]
+
+
+async def pending_writes(url: str, run_id: str) -> set[str]:
+    store = store_from_url(url)
+    try:
+        latest = await store.latest(run_id)
+        return set(await store.get_writes(latest.id)) if latest is not None else set()
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_two_processes_resuming_one_run_exactly_one_proceeds(tmp_path: Path, kind: str) -> None:
+    url, log, go = store_url(kind, tmp_path), str(tmp_path / "log"), str(tmp_path / "go")
+    first = cw.spawn("siblings", url, "c1", "--log", log, "--go", go)
+    try:  # leave the run crashed mid-superstep, so both resumes have work to do
+        while len(cw.read_log(log)) < 2 or "fast" not in anyio.run(pending_writes, url, "c1"):
+            time.sleep(0.02)
+    finally:
+        cw.kill(first)
+    a = cw.spawn("siblings", url, "c1", "--log", log, "--go", go)
+    try:
+        while len(cw.read_log(log)) < 3:  # a holds the run: its gate is waiting for the file
+            assert a.poll() is None, cw.outcome(a)
+            time.sleep(0.02)
+        b = cw.run_worker("siblings", url, "c1", "--log", log, "--go", go)
+        assert b["error"]["type"] == "CheckpointError"
+        assert "'c1' is being executed by another process" in b["error"]["message"]
+        assert f"pid {a.pid}" in b["error"]["message"]
+        Path(go).touch()
+        done = cw.outcome(a)
+    finally:
+        cw.kill(a)
+    assert done["result"]["status"] == "completed"
+    assert done["result"]["outputs"] == ["fast:7", "gate:7"]
+    # the loser ran nothing: gate ran once before the crash and once in the winner
+    assert cw.read_log(log) == [("fast", 2, 1), ("gate", 2, 1), ("gate", 2, 2)]
+    again = cw.run_worker("siblings", url, "c1", "--log", log, "--go", go)
+    assert again["result"]["status"] == "completed"
+    assert again["result"]["outputs"] == ["fast:7", "gate:7"]
+    assert len(cw.read_log(log)) == 3
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_requests_survive_restarts_and_are_answered_from_new_processes(
+    tmp_path: Path, kind: str
+) -> None:
+    url = store_url(kind, tmp_path)
+    first = cw.run_worker("human", url, "h1")["result"]
+    assert first["status"] == "awaiting_input"
+    (approve, _, p1), (comment, _, p2) = first["pending"]
+    assert p1 == {"Question": {"text": "approve deploy?"}}
+    assert p2 == {"Question": {"text": "comment on deploy?"}}
+    # a wrong type is refused before anything is stored; the run stays resumable
+    wrong = cw.run_worker("human", url, "h1", "--respond", f'{approve}="yes please"')
+    assert wrong["error"]["type"] == "TypeError"
+    assert "must be bool" in wrong["error"]["message"]
+    # answering one leaves the other pending, across processes
+    second = cw.run_worker("human", url, "h1", "--respond", f"{approve}=true")["result"]
+    assert second["status"] == "awaiting_input"
+    assert [p[0] for p in second["pending"]] == [comment]
+    assert second["outputs"] == ["APPROVE DEPLOY? -> YES"]
+    third = cw.run_worker("human", url, "h1", "--respond", f'{comment}="ship it"')["result"]
+    assert third["status"] == "completed"
+    assert third["outputs"] == ["APPROVE DEPLOY? -> YES", "COMMENT ON DEPLOY? -> SHIP IT"]
