@@ -211,11 +211,14 @@ class StoreDurability(Durability):
 
         async def write() -> None:
             try:
-                await self._commit(runner, checkpoint)
+                await self._commit(runner, checkpoint, announce=False)
             finally:
                 done.set()
 
         runner.background.start_soon(write)
+        # announced on hand-off (see ``CheckpointSaved``): where the write finishes among the
+        # next superstep's events depends on timing, and the event order must not
+        self._announce(runner, checkpoint)
 
     async def finished(self, runner: Runner, status: RunStatus) -> None:
         st = runner.state
@@ -260,7 +263,7 @@ class StoreDurability(Durability):
     async def _save(self, runner: Runner, status: RunStatus) -> None:
         await self._commit(runner, self._checkpoint(runner, status))
 
-    async def _commit(self, runner: Runner, checkpoint: Checkpoint) -> None:
+    async def _commit(self, runner: Runner, checkpoint: Checkpoint, announce: bool = True) -> None:
         t0 = time.perf_counter()
         await self.store.save(checkpoint)
         if runner.observer is not None:
@@ -269,6 +272,10 @@ class StoreDurability(Durability):
                 checkpoint_id=checkpoint.id,
                 duration=time.perf_counter() - t0,
             )
+        if announce:
+            self._announce(runner, checkpoint)
+
+    def _announce(self, runner: Runner, checkpoint: Checkpoint) -> None:
         runner.sink.emit(
             CheckpointSaved(
                 run_id=checkpoint.run_id,
@@ -320,6 +327,12 @@ async def load_state(
         state = _decode_state(checkpoint.data["run"], registry)
     except KeyError as exc:
         raise CheckpointError(f"checkpoint {checkpoint.id!r} is missing {exc}") from None
+    except (CheckpointError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # passed its checksum but not the allowlist or the layout: edited, or foreign
+        raise CheckpointError(
+            f"checkpoint {checkpoint.id!r} of run {run_id!r} cannot be decoded ({exc}); "
+            "resume from (or fork off) an earlier checkpoint instead"
+        ) from None
     state.checkpoint_id = checkpoint.id
     link = checkpoint.trace
     if checkpoint is not latest:  # time travel: a new run whose first parent is that checkpoint
@@ -331,8 +344,15 @@ async def load_state(
         return state, None, durability
     durability = StoreDurability(wf, state, trace_link=link)
     for eid, data in (await store.get_writes(checkpoint.id)).items():
-        if eid != FAILURE_KEY:
+        if eid == FAILURE_KEY:
+            continue
+        try:
             state.done[eid] = _decode_outcome(data, registry)
+        except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(
+                f"the pending write of executor {eid!r} after checkpoint {checkpoint.id!r} "
+                f"cannot be decoded ({exc}); resume from (or fork off) an earlier checkpoint"
+            ) from None
     if checkpoint.status == RunStatus.COMPLETED.value:
         recorded = RunResult(
             run_id=run_id,
