@@ -246,10 +246,12 @@ def bwrap_prefix(
     for path in (*_ETC_ALWAYS, *(_ETC_NETWORK if network else ())):
         argv += ["--ro-bind-try", path, path]
     argv += ["--ro-bind", passwd, "/etc/passwd", "--ro-bind", group, "/etc/group"]
-    argv += _interpreter_binds(interpreter)
     argv += ["--proc", "/proc", "--dev", "/dev"]
     for tmpfs in ("/tmp", "/dev/shm"):
         argv += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", tmpfs]
+    # After the tmpfs mounts: bwrap applies mounts in order, and an interpreter (say a venv
+    # in a checkout under /tmp) bound before them would be hidden by the empty /tmp.
+    argv += _interpreter_binds(interpreter)
     argv += ["--bind", workspace, WORKSPACE_IN_BWRAP, "--chdir", WORKSPACE_IN_BWRAP]
     return [*argv, "--"]
 

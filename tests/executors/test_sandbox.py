@@ -201,6 +201,26 @@ async def test_prints_and_exits_zero(backend: str) -> None:
 
 
 @pytest.mark.anyio
+async def test_interpreter_under_tmp_is_not_hidden_by_the_sandbox_tmpfs(work_parent: str) -> None:
+    """A checkout (and its venv) under /tmp must stay visible below the sandbox's own /tmp."""
+    cfg = config("bubblewrap")
+    venv = Path(tempfile.mkdtemp(prefix="sandbox-venv-", dir="/tmp"))
+    try:
+        os.chmod(venv, 0o755)
+        await anyio.run_process([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+        python = str(venv / "bin" / "python")
+        result = await run_code(
+            "import sys\nprint(sys.prefix)",
+            SandboxConfig(isolation="bubblewrap", python=python, work_dir=work_parent),
+        )
+        assert result.exit_code == 0, result.text
+        assert result.stdout.strip() == str(venv)
+        assert cfg.isolation == "bubblewrap"
+    finally:
+        shutil.rmtree(venv)
+
+
+@pytest.mark.anyio
 async def test_nonzero_exit_and_traceback_are_reported() -> None:
     result = await run_code("print('before')\n1 / 0\n", config("bubblewrap"))
     assert result.exit_code == 1
