@@ -9,6 +9,7 @@ paused state lives in this node's per-run state, so it checkpoints with the pare
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -70,8 +71,14 @@ class _ForwardingSink(EventSink):
         if isinstance(event, _HIDDEN):
             return
         changes: dict[str, Any] = {"run_id": self.ctx.run_id, "superstep": self.ctx.superstep}
-        if hasattr(event, "executor_id"):
-            changes["executor_id"] = f"{self.prefix}/{event.executor_id}"
+        prefix = self.prefix
+        for name in ("executor_id", "source_id", "target_id"):  # every field naming a node
+            value = getattr(event, name, None)
+            if isinstance(value, str):
+                changes[name] = ",".join(f"{prefix}/{part}" for part in value.split(","))
+        messages = getattr(event, "messages", None)
+        if isinstance(messages, Mapping):
+            changes["messages"] = {f"{prefix}/{dst}": n for dst, n in messages.items()}
         self.pending.append(dataclasses.replace(event, **changes))
 
     async def flush(self) -> None:
@@ -187,11 +194,14 @@ class WorkflowExecutor(Executor):
             paused[state.run_id] = {"state": self._freeze(state), "sent": len(result.outputs)}
             await ctx.set_executor_state("paused", paused)
             for req in result.pending_requests:
+                nested = req.payload if isinstance(req.payload, SubWorkflowRequest) else None
+                asker = nested.executor_id if nested is not None else req.executor_id
                 await ctx.request_info(
                     SubWorkflowRequest(
                         child_run_id=state.run_id,
                         child_request_id=req.request_id,
-                        executor_id=f"{self.id}/{req.executor_id}",
+                        # the path down to the executor that asked, through nested children
+                        executor_id=f"{self.id}/{asker}",
                         payload=req.payload,
                     ),
                     response_type=req.response_type,
