@@ -157,6 +157,9 @@ class StoreDurability(Durability):
         self.save_on_start = save_on_start or state.checkpoint_id is None
         self.background = wf.durability == "async"
         self._previous: anyio.Event | None = None
+        # pending writes loaded with the state (encoded): recorded again after a checkpoint
+        # saved on start, which supersedes the one they were recorded against
+        self.carried: dict[str, dict[str, Any]] = {}
         self._ran: list[str] = []
         self._messages: dict[str, int] = {}
         self._failed: dict[str, str] = {}
@@ -164,6 +167,12 @@ class StoreDurability(Durability):
     async def started(self, runner: Runner) -> None:
         if self.save_on_start:
             await self._save(runner, RunStatus.RUNNING)
+            checkpoint_id = runner.state.checkpoint_id
+            if checkpoint_id is not None:
+                # answers given mid-superstep: the executors that had finished keep their
+                # record (else a crash or failure from here on would run them again)
+                for eid, data in self.carried.items():
+                    await self.store.put_write(checkpoint_id, eid, data)
 
     async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
         # Encode every outcome, even one the checkpoint will record: a value that cannot be
@@ -348,6 +357,7 @@ async def load_state(
             continue
         try:
             state.done[eid] = _decode_outcome(data, registry)
+            durability.carried[eid] = data
         except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise CheckpointError(
                 f"the pending write of executor {eid!r} after checkpoint {checkpoint.id!r} "

@@ -907,3 +907,59 @@ async def test_resume_on_postgres(postgres_dsn: str) -> None:
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         finally:
             await conn.close()
+
+
+class Approver(Executor):
+    """Asks once; its response handler fails while ``broken`` holds "approver"."""
+
+    def __init__(self, calls: Calls, broken: set[str]) -> None:
+        super().__init__("approver")
+        self.calls, self.broken = calls, broken
+
+    @handler
+    async def on(self, x: int, ctx: WorkflowContext) -> None:
+        await ctx.request_info(Question(f"ok {x}?"), response_type=bool)
+
+    @response_handler
+    async def on_answer(self, request: Question, answer: bool, ctx: WorkflowContext[Any]) -> None:
+        self.calls["approver"] += 1
+        if "approver" in self.broken:
+            raise RuntimeError("approver is down")
+        await ctx.yield_output(f"{request.text} {answer}")
+
+
+def ask_and_work(store: Any, calls: Calls, broken: set[str]) -> Workflow:
+    """Superstep 2: ``approver`` asks while ``a`` fans out to ``x`` and ``y`` (superstep 3)."""
+    start, a = Step("start", calls), Step("a", calls)
+    x, y = Step("x", calls, broken, output=True), Step("y", calls, broken, output=True)
+    return (
+        WorkflowBuilder(start=start, name="ask-and-work", checkpoint_store=store)
+        .add_fan_out_edges(start, [Approver(calls, broken), a])
+        .add_fan_out_edges(a, [x, y])
+        .build()
+    )
+
+
+async def test_answers_given_mid_superstep_keep_the_finished_siblings_recorded(
+    backend: Backend,
+) -> None:
+    """A run failed in superstep 3 (x recorded, y failed) while a request of superstep 2 is
+    open. Answering it stores a new checkpoint of the same superstep: x's recorded result must
+    move along with it, or a later resume runs x again."""
+    calls: Calls = collections.Counter()
+    failed = await ask_and_work(backend.open(), calls, {"y"}).run(1, run_id="mid")
+    assert failed.status is RunStatus.FAILED
+    assert [r.executor_id for r in failed.pending_requests] == ["approver"]
+    request = failed.pending_requests[0].request_id
+    # y is fixed, but the approver's handler fails: the run fails again in superstep 3
+    again = await ask_and_work(backend.open(), calls, {"approver"}).resume(
+        "mid", responses={request: True}
+    )
+    assert again.status is RunStatus.FAILED
+    assert again.error is not None
+    assert again.error.executor_id == "approver"  # type: ignore[attr-defined]
+    done = await ask_and_work(backend.open(), calls, set()).resume("mid")
+    assert done.status is RunStatus.COMPLETED
+    assert calls["x"] == 1, "x's committed result was lost and x ran again"
+    assert calls["y"] == 2
+    assert sorted(map(str, done.outputs)) == ["4", "4", "ok 2? True", "x:3", "y:3"]
