@@ -44,6 +44,8 @@ from workflow import (
     response_handler,
     store_from_url,
 )
+from workflow._durable import FAILURE_KEY, registry_for
+from workflow._serde import decode
 
 # --------------------------------------------------------------------------- side effects
 
@@ -351,10 +353,141 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate()
 
 
+async def committed(url: str, run_id: str) -> tuple[dict[str, int], set[str]]:
+    """What the store holds for ``run_id`` right now: attempt markers, and executors written.
+
+    Returns:
+        ``(markers, pending)``: every ``marker_key -> attempt`` in the latest checkpoint's run
+        state or in one of its pending writes (each executor's result carries the attempt that
+        produced it), and the executors that have a pending write after that checkpoint.
+    """
+    registry = registry_for(build_crash(None, ""))
+    store = store_from_url(url)
+    try:
+        latest = await store.latest(run_id)
+        if latest is None:
+            return {}, set()
+        state = decode(latest.data["run"]["state"], registry)
+        markers = {k: v for k, v in state.items() if k.startswith("m ")}
+        pending = set()
+        for eid, data in (await store.get_writes(latest.id)).items():
+            if eid == FAILURE_KEY:
+                continue
+            pending.add(eid)
+            for k, v in decode(data["state"], registry).items():
+                if k.startswith("m "):
+                    assert k not in markers, f"{k} both checkpointed and pending"
+                    markers[k] = v
+        return markers, pending
+    finally:
+        await store.aclose()
+
+
+def attempts_by_key(log: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for eid, step, attempt in read_log(log):
+        out.setdefault(marker_key(eid, step), []).append(attempt)
+    return out
+
+
+def drive(
+    url: str,
+    run_id: str,
+    log: str,
+    rng: random.Random,
+    max_delay: float,
+    kills_left: int,
+    *extra: str,
+) -> tuple[dict[str, Any], int, int]:
+    """Start ``run_id``, SIGKILL it up to ``kills_left`` times, resume until it completes.
+
+    After each kill, reads what the store committed and checks that no result committed at
+    an earlier kill changed since. Returns the final report, the kills made, and how many
+    kills found pending writes (an executor committed while its siblings were still running).
+    """
+    ever: dict[str, int] = {}
+    kills = with_pending = 0
+    while True:
+        proc = spawn("crash", url, run_id, "--log", log, *extra)
+        try:
+            if kills < kills_left:
+                try:
+                    proc.wait(timeout=rng.uniform(0, max_delay))
+                except subprocess.TimeoutExpired:  # still running: the random point has come
+                    kill(proc)
+                    kills += 1
+                    markers, pending = anyio.run(committed, url, run_id)
+                    with_pending += bool(pending)
+                    lost = set(ever) - set(markers)
+                    assert not lost, f"committed results lost: {sorted(lost)}"
+                    for key, attempt in markers.items():
+                        assert ever.setdefault(key, attempt) == attempt, (
+                            f"{key}: attempt {ever[key]} was committed, now {attempt} is: "
+                            "a committed executor ran again"
+                        )
+                    continue
+            report = outcome(proc)
+        finally:
+            if proc.poll() is None:
+                kill(proc)
+        assert "result" in report, report
+        final, pending = anyio.run(committed, url, run_id)
+        assert not pending
+        for key, attempt in ever.items():
+            assert final[key] == attempt, f"{key}: committed attempt {attempt}, final {final[key]}"
+        return report["result"], kills, with_pending
+
+
+def soak(url: str, base: Path, rng: random.Random, kills: int, *extra: str) -> dict[str, Any]:
+    """Kill and resume crash runs on ``url`` until ``kills`` kills were made; verify each run.
+
+    First one uninterrupted run (the reference, and the yardstick for the random delays),
+    then runs ``crashed-1``, ``crashed-2``, ... each killed at random moments and resumed in
+    new processes until it completes (another run starts if one finishes before the kills
+    are used up). See ``test_crash.py`` for the invariant checked.
+
+    Returns:
+        ``kills``, ``with_pending`` (kills that found pending writes), ``runs``, ``repeats``
+        (executions whose result a kill lost) and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    clean_log = str(base / "clean.log")
+    clean = run_worker("crash", url, "clean", "--log", clean_log, *extra)["result"]
+    assert clean["status"] == "completed", clean
+    assert all(a == [1] for a in attempts_by_key(clean_log).values())
+    max_delay = max(clean["seconds"], 0.2) / 6
+    made = with_pending = repeats = runs = 0
+    while made < kills:
+        runs += 1
+        run_id, log = f"crashed-{runs}", str(base / f"crashed-{runs}.log")
+        result, k, pending = drive(url, run_id, log, rng, max_delay, kills - made, *extra)
+        made += k
+        with_pending += pending
+        assert result["status"] == "completed", result
+        assert result["outputs"] == clean["outputs"], (result["outputs"], clean["outputs"])
+        final, _ = anyio.run(committed, url, run_id)
+        executed = attempts_by_key(log)
+        assert len(final) == SUPERSTEPS + 2 * ROUNDS  # 40 + two more workers a round
+        assert set(executed) == set(final)
+        for key, attempts in executed.items():
+            assert attempts == list(range(1, len(attempts) + 1)), (key, attempts)
+            assert final[key] == attempts[-1], (
+                f"{key}: attempt {final[key]} is committed but attempt {attempts[-1]} ran after it"
+            )
+            repeats += len(attempts) - 1
+    return {
+        "kills": made,
+        "with_pending": with_pending,
+        "runs": runs,
+        "repeats": repeats,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 # --------------------------------------------------------------------------- the script
 
 WORKFLOWS: dict[str, Callable[[Any, argparse.Namespace], Workflow]] = {
-    "crash": lambda store, a: build_crash(store, a.log),
+    "crash": lambda store, a: build_crash(store, a.log, durability=a.durability),
     "siblings": lambda store, a: build_siblings(store, a.log, a.go),
     "human": lambda store, a: build_human(store),
     "nested": lambda store, a: build_nested(store, 1),
@@ -409,6 +542,7 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--go", default="")
     parser.add_argument("--respond", action="append", default=[])
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--durability", choices=("sync", "async"), default="sync")
     args = parser.parse_args(argv)
     store = store_from_url(args.store)
     wf = WORKFLOWS[args.workflow](store, args)
