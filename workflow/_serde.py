@@ -38,6 +38,7 @@ import json
 import math
 import operator
 import re
+import threading
 import types
 import typing
 import uuid
@@ -589,6 +590,7 @@ _REF_SIZE = len(b'{"$blob":""}') + 64
 # the id cannot be reused while cached).
 _BIG_STRINGS: dict[int, tuple[str, bytes, str]] = {}
 _BIG_STRINGS_MAX = 64
+_BIG_STRINGS_LOCK = threading.Lock()
 
 
 def pack(tree: JSON, *, min_blob_bytes: int = 1024) -> tuple[JSON, dict[str, bytes]]:
@@ -618,9 +620,10 @@ def pack(tree: JSON, *, min_blob_bytes: int = 1024) -> tuple[JSON, dict[str, byt
             else:
                 data = _enc_str(node).encode("ascii")
                 digest = hashlib.sha256(data).hexdigest()
-                if len(_BIG_STRINGS) >= _BIG_STRINGS_MAX:
-                    _BIG_STRINGS.pop(next(iter(_BIG_STRINGS)))
-                _BIG_STRINGS[id(node)] = (node, data, digest)
+                with _BIG_STRINGS_LOCK:  # stores pack in worker threads, concurrently
+                    if len(_BIG_STRINGS) >= _BIG_STRINGS_MAX:
+                        _BIG_STRINGS.pop(next(iter(_BIG_STRINGS)))
+                    _BIG_STRINGS[id(node)] = (node, data, digest)
             if root or len(data) < min_blob_bytes:
                 return node, len(data)
             blobs[digest] = data

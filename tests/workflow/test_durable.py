@@ -14,6 +14,7 @@ import hashlib
 import pickle
 import random
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from builders import WorkflowBuilder
@@ -963,3 +965,34 @@ async def test_answers_given_mid_superstep_keep_the_finished_siblings_recorded(
     assert calls["x"] == 1, "x's committed result was lost and x ran again"
     assert calls["y"] == 2
     assert sorted(map(str, done.outputs)) == ["4", "4", "ok 2? True", "x:3", "y:3"]
+
+
+async def test_siblings_recording_large_payloads_at_once_do_not_race(tmp_path: Path) -> None:
+    """Pending writes are packed in worker threads concurrently; the packer's cache of large
+    strings must tolerate that (it raised ``dictionary changed size during iteration``).
+    SQLite only: the file store's fsync per blob makes this slow, and the race is in serde."""
+
+    class Big(Executor):
+        @handler
+        async def on(self, x: int, ctx: WorkflowContext[Any]) -> None:
+            await anyio.lowlevel.checkpoint()
+            for i in range(200):  # many distinct large strings: the cache keeps evicting
+                await ctx.set_state(f"{self.id}/{i}", f"{self.id}:{i}:" + "p" * 1500)
+
+    start = Step("start", collections.Counter())
+    workers = [Big(f"big{i}") for i in range(12)]
+    store = SQLiteCheckpointStore(tmp_path / "big.db")
+    wf = (
+        WorkflowBuilder(start=start, name="big", checkpoint_store=store)
+        .add_fan_out_edges(start, workers)
+        .build()
+    )
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # make the threads interleave as often as they can
+    try:
+        for n in range(2):
+            result = await wf.run(n, run_id=f"big{n}")
+            assert result.status is RunStatus.COMPLETED, result.error
+    finally:
+        sys.setswitchinterval(interval)
+        await store.aclose()
