@@ -687,22 +687,23 @@ class Sleepy(Executor):
         return x + 1
 
 
-def sleepy(store: Any, calls: Calls, started: anyio.Event | None) -> Workflow:
+def sleepy(store: Any, calls: Calls, started: anyio.Event | None, **kw: Any) -> Workflow:
     start = Step("start", calls)
     return (
-        WorkflowBuilder(start=start, name="sleepy", checkpoint_store=store)
+        WorkflowBuilder(start=start, name="sleepy", checkpoint_store=store, **kw)
         .add_fan_out_edges(start, [Step("quick", calls, output=True), Sleepy(calls, started)])
         .build()
     )
 
 
+@pytest.mark.parametrize("durability", ["sync", "async"])
 @pytest.mark.parametrize("how", ["task", "stream"])
 async def test_cancellation_is_recorded_keeps_the_checkpoint_and_resumes(
-    backend: Backend, how: str
+    backend: Backend, how: str, durability: str
 ) -> None:
     calls: Calls = collections.Counter()
     started = anyio.Event()
-    wf = sleepy(backend.open(), calls, started)
+    wf = sleepy(backend.open(), calls, started, durability=durability)
     if how == "task":
         async with anyio.create_task_group() as tg:
             tg.start_soon(functools.partial(wf.run, 1, run_id="c"))
@@ -731,7 +732,7 @@ async def test_cancellation_is_recorded_keeps_the_checkpoint_and_resumes(
     latest = await store.latest("c")
     assert latest is not None
     assert latest.id == history[-1].id
-    done = await sleepy(backend.open(), calls, None).resume("c")
+    done = await sleepy(backend.open(), calls, None, durability=durability).resume("c")
     assert done.status is RunStatus.COMPLETED
     assert done.outputs == ["quick:2", 3, "sleepy:2", 3]
     assert calls == {"start": 1, "quick": 1, "sleepy": 2}
