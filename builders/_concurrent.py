@@ -22,7 +22,7 @@ import anyio.to_thread
 from executors import ChatMessage
 from workflow import Executor, GraphValidationError, Workflow, WorkflowContext, handler
 
-from ._sequential import Conversation, Participant, participant_nodes
+from ._sequential import Conversation, Participant, TurnPolicy, participant_nodes
 from ._workflow_builder import WorkflowBuilder
 
 __all__ = ("ConcurrentBuilder",)
@@ -40,15 +40,10 @@ class _Dispatch(Executor):
         return Conversation.start(task, source=ctx.source)
 
 
-class _Answer:
+class _Answer(TurnPolicy):
     """Concurrent: each participant's conversation goes on to the collector."""
 
     output_types: tuple[type, ...] = (Conversation,)
-
-    async def start(
-        self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
-    ) -> Conversation | None:
-        return conversation
 
     async def route(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
@@ -56,15 +51,10 @@ class _Answer:
         await ctx.send_message(conversation)
 
 
-class _FinalMessage:
+class _FinalMessage(TurnPolicy):
     """An aggregator agent's final message is the output."""
 
     output_types: tuple[type, ...] = (ChatMessage,)
-
-    async def start(
-        self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
-    ) -> Conversation | None:
-        return conversation
 
     async def route(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]

@@ -40,7 +40,8 @@ from workflow.events import WorkflowEvent
 from ._sequential import (
     Conversation,
     Participant,
-    check_termination,
+    TurnPolicy,
+    end_reason,
     finish_conversation,
     participant_nodes,
     plain,
@@ -258,7 +259,7 @@ def _match(answer: str, candidates: list[str]) -> str | None:
 # --------------------------------------------------------------------------- the manager
 
 
-class _BackToManager:
+class _BackToManager(TurnPolicy):
     """Group chat: every reply goes back to the manager."""
 
     output_types: tuple[type, ...] = (Conversation,)
@@ -331,10 +332,8 @@ class GroupChatManager(Executor):
         await self._next_turn(current, ctx)
 
     async def _next_turn(self, conversation: Conversation, ctx: WorkflowContext[Any]) -> None:
-        reason, conversation = await check_termination(self.termination, conversation, ctx)
+        reason, conversation = await end_reason(self.termination, conversation, ctx)
         turns = conversation.turns
-        if reason is None and conversation.ended is not None:
-            reason = conversation.ended
         if reason is None and self.max_rounds is not None and turns >= self.max_rounds:
             reason = f"max_rounds={self.max_rounds}: {turns} speaker turns taken"
         messages = conversation.messages

@@ -38,8 +38,9 @@ from workflow import Executor, GraphValidationError, Workflow, WorkflowContext, 
 from ._sequential import (
     Conversation,
     Participant,
-    check_termination,
-    finish_conversation,
+    TurnPolicy,
+    end_reason,
+    finish_or_send,
     participant_nodes,
 )
 from ._termination import TerminationCondition, as_condition
@@ -139,7 +140,7 @@ def _with_handoffs(agent: ChatAgent, targets: dict[str, str]) -> ChatAgent:
     )
 
 
-class _Handoff:
+class _Handoff(TurnPolicy):
     """After a turn: transfer on a handoff call, ask the person back, or end."""
 
     output_types: tuple[type, ...] = (Conversation,)
@@ -155,28 +156,14 @@ class _Handoff:
         self.termination = termination
         self.human = human
 
-    async def start(
-        self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
-    ) -> Conversation | None:
-        reason, conversation = await check_termination(self.termination, conversation, ctx)
-        if reason is not None:
-            await finish_conversation(ctx, conversation.messages, 0, reason)
-            return None
-        return conversation
-
     async def route(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
     ) -> None:
         target = self._target(node, conversation)
-        reason, conversation = await check_termination(self.termination, conversation, ctx)
-        if reason is None and conversation.ended is not None:
-            reason = conversation.ended
+        reason, conversation = await end_reason(self.termination, conversation, ctx)
         if reason is None and target is None:
             reason = f"{node.name!r} answered without handing off"
-        if reason is not None:
-            await finish_conversation(ctx, conversation.messages, conversation.turns, reason)
-            return
-        await ctx.send_message(conversation, target=target)
+        await finish_or_send(ctx, conversation, reason, target=target)
 
     def _target(self, node: Participant, conversation: Conversation) -> str | None:
         if self.human:  # a person answers whoever handed them the conversation

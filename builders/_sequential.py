@@ -52,7 +52,9 @@ __all__ = (
     "SequentialBuilder",
     "TurnPolicy",
     "check_termination",
+    "end_reason",
     "finish_conversation",
+    "finish_or_send",
     "participant_nodes",
     "plain",
 )
@@ -141,15 +143,24 @@ def _task_messages(task: Any, source: str | None) -> list[ChatMessage]:
 
 
 class TurnPolicy(Protocol):
-    """Where a conversation goes after a participant's turn (one per pattern)."""
+    """Where a conversation goes after a participant's turn (one per pattern).
+
+    A policy that subclasses it inherits ``start``: the task is answered unless the policy's
+    ``termination`` condition (none by default) already holds on it.
+    """
 
     output_types: tuple[type, ...]
+    termination: TerminationCondition | None = None
 
     async def start(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
     ) -> Conversation | None:
         """The task arrived at ``node``: the conversation to answer, or ``None`` if it ended."""
-        ...
+        reason, conversation = await check_termination(self.termination, conversation, ctx)
+        if reason is not None:
+            await finish_conversation(ctx, conversation.messages, 0, reason)
+            return None
+        return conversation
 
     async def route(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
@@ -195,6 +206,31 @@ async def finish_conversation(
         )
     )
     await ctx.yield_output(list(messages))
+
+
+async def end_reason(
+    condition: TerminationCondition | None, conversation: Conversation, ctx: WorkflowContext[Any]
+) -> tuple[str | None, Conversation]:
+    """Why the conversation ends after a turn (``condition`` holds, or the participant ended
+    it), or ``None``; the conversation returned carries the condition's new state."""
+    reason, conversation = await check_termination(condition, conversation, ctx)
+    if reason is None and conversation.ended is not None:
+        reason = conversation.ended
+    return reason, conversation
+
+
+async def finish_or_send(
+    ctx: WorkflowContext[Any],
+    conversation: Conversation,
+    reason: str | None,
+    *,
+    target: str | None = None,
+) -> None:
+    """Finish the conversation for ``reason`` or, without one, send it on (to ``target``)."""
+    if reason is not None:
+        await finish_conversation(ctx, conversation.messages, conversation.turns, reason)
+    else:
+        await ctx.send_message(conversation, target=target)
 
 
 def participant_nodes(items: Sequence[Any], *, pattern: str) -> dict[str, Executor]:
@@ -538,7 +574,7 @@ async def _call(spec: HandlerSpec, inner: Executor, args: tuple[Any, ...], ctx: 
 # --------------------------------------------------------------------------- sequential
 
 
-class _PassAlong:
+class _PassAlong(TurnPolicy):
     """Sequential: on to the next participant; the last one's conversation is the output."""
 
     output_types: tuple[type, ...] = (Conversation, list)
@@ -546,22 +582,13 @@ class _PassAlong:
     def __init__(self, last: bool) -> None:
         self.last = last
 
-    async def start(
-        self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
-    ) -> Conversation | None:
-        return conversation
-
     async def route(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
     ) -> None:
-        if conversation.ended is not None:
-            reason = conversation.ended
-        elif self.last:
+        reason = conversation.ended
+        if reason is None and self.last:
             reason = f"every participant has spoken ({conversation.turns} turns)"
-        else:
-            await ctx.send_message(conversation)
-            return
-        await finish_conversation(ctx, conversation.messages, conversation.turns, reason)
+        await finish_or_send(ctx, conversation, reason)
 
 
 class SequentialBuilder:

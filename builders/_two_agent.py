@@ -17,8 +17,9 @@ from ._sequential import (
     Conversation,
     Participant,
     Task,
-    check_termination,
-    finish_conversation,
+    TurnPolicy,
+    end_reason,
+    finish_or_send,
     participant_nodes,
 )
 from ._termination import TerminationCondition, as_condition
@@ -27,7 +28,7 @@ from ._workflow_builder import WorkflowBuilder
 __all__ = ("two_agent_chat", "two_agent_workflow")
 
 
-class _Alternate:
+class _Alternate(TurnPolicy):
     """After a turn, the other one speaks, unless the chat is over."""
 
     output_types: tuple[type, ...] = (Conversation,)
@@ -39,28 +40,14 @@ class _Alternate:
         self.max_turns = max_turns
         self.termination = termination
 
-    async def start(
-        self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
-    ) -> Conversation | None:
-        reason, conversation = await check_termination(self.termination, conversation, ctx)
-        if reason is not None:
-            await finish_conversation(ctx, conversation.messages, 0, reason)
-            return None
-        return conversation
-
     async def route(
         self, node: Participant, conversation: Conversation, ctx: WorkflowContext[Any]
     ) -> None:
-        reason, conversation = await check_termination(self.termination, conversation, ctx)
-        if reason is None and conversation.ended is not None:
-            reason = conversation.ended
+        reason, conversation = await end_reason(self.termination, conversation, ctx)
         limit = self.max_turns
         if reason is None and limit is not None and conversation.spoken.get(self.other, 0) >= limit:
             reason = f"max_turns={limit}: {self.other!r} has had its {limit} turns"
-        if reason is not None:
-            await finish_conversation(ctx, conversation.messages, conversation.turns, reason)
-            return
-        await ctx.send_message(conversation, target=self.other)
+        await finish_or_send(ctx, conversation, reason, target=self.other)
 
 
 def two_agent_workflow(
