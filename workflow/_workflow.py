@@ -7,6 +7,7 @@ can still be resumed: human input needs no database.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -23,7 +24,7 @@ from ._runner import EventSink, Reply, Runner, RunState
 from ._stream import stream_events
 from ._types import RunStatus
 from ._typing import type_name
-from .events import WorkflowEvent
+from .events import RunFinished, RunStarted, WorkflowEvent
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -227,7 +228,7 @@ class Workflow:
                         raise CheckpointError(
                             f"run {run_id!r} already completed; nothing to answer"
                         )
-                    return recorded
+                    return await _replay_finished(recorded, self.name, state.superstep, sink)
                 apply_responses(state, responses or {})
                 if responses:
                     durability.save_on_start = True  # the answers are stored before anything runs
@@ -250,6 +251,18 @@ class Workflow:
                 "process can be resumed (and not while another resume of it is running)"
             )
         return paused
+
+
+async def _replay_finished(
+    recorded: RunResult, name: str, superstep: int, sink: EventSink
+) -> RunResult:
+    """A completed run runs nothing; its stream still starts and finishes like any other."""
+    sink.emit(
+        RunStarted(run_id=recorded.run_id, superstep=superstep, workflow_name=name, resumed=True)
+    )
+    sink.emit(RunFinished(run_id=recorded.run_id, superstep=superstep, status=recorded.status))
+    await sink.flush()
+    return dataclasses.replace(recorded, events=sink.events)
 
 
 def apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:

@@ -323,6 +323,10 @@ async def test_resuming_a_completed_run_runs_nothing_and_returns_its_result(
     assert again.run_id == "done"
     assert calls == {"s0": 1, "s1": 1, "s2": 1, "s3": 1}
     assert len(await store.list_checkpoints("done")) == count
+    streamed = [e async for e in chain(store, calls).resume_stream("done")]
+    assert [type(e).__name__ for e in streamed] == ["RunStarted", "RunFinished"]
+    assert streamed[-1].status is RunStatus.COMPLETED
+    assert calls == {"s0": 1, "s1": 1, "s2": 1, "s3": 1}
     with pytest.raises(CheckpointError, match="already completed"):
         await chain(store, calls).resume("done", responses={"x": 1})
 
