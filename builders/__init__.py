@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     )
     from ._handoff import HandoffBuilder, HandoffError
     from ._magentic import MagenticBuilder
-    from ._sequential import Conversation, Participant, SequentialBuilder
+    from ._participant import Conversation, Participant
+    from ._sequential import SequentialBuilder
     from ._termination import (
         AllOf,
         AnyOf,
@@ -46,7 +47,7 @@ _LAZY = {
     "AllOf": "._termination",
     "AnyOf": "._termination",
     "ConcurrentBuilder": "._concurrent",
-    "Conversation": "._sequential",
+    "Conversation": "._participant",
     "ConversationFinished": "._termination",
     "ConversationView": "._termination",
     "External": "._termination",
@@ -60,7 +61,7 @@ _LAZY = {
     "LLMSelector": "._group_chat",
     "MagenticBuilder": "._magentic",
     "MaxMessages": "._termination",
-    "Participant": "._sequential",
+    "Participant": "._participant",
     "Selection": "._group_chat",
     "SequentialBuilder": "._sequential",
     "SourceMatch": "._termination",

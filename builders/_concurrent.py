@@ -22,7 +22,7 @@ import anyio.to_thread
 from executors import ChatMessage
 from workflow import Executor, GraphValidationError, Workflow, WorkflowContext, handler
 
-from ._sequential import Conversation, Participant, TurnPolicy, participant_nodes
+from ._participant import Conversation, Participant, TurnPolicy, participant_nodes
 from ._workflow_builder import WorkflowBuilder
 
 __all__ = ("ConcurrentBuilder",)

@@ -37,7 +37,7 @@ from workflow import (
 )
 from workflow.events import WorkflowEvent
 
-from ._sequential import (
+from ._participant import (
     Conversation,
     Participant,
     TurnPolicy,

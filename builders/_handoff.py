@@ -35,7 +35,7 @@ from executors import (
 )
 from workflow import Executor, GraphValidationError, Workflow, WorkflowContext, WorkflowError
 
-from ._sequential import (
+from ._participant import (
     Conversation,
     Participant,
     TurnPolicy,

@@ -13,7 +13,7 @@ from typing import Any
 
 from workflow import RunResult, Workflow, WorkflowContext
 
-from ._sequential import (
+from ._participant import (
     Conversation,
     Participant,
     Task,
