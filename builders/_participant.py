@@ -128,12 +128,6 @@ class Conversation(BaseModel):
         )
 
 
-# Checkpoints name a class ``module:QualName``, and this one was defined in
-# builders._sequential (which still re-exports it), so keep that name: checkpoints saved
-# then, with a conversation in flight, must still decode.
-Conversation.__module__ = "builders._sequential"
-
-
 def _task_messages(task: Any, source: str | None) -> list[ChatMessage]:
     if isinstance(task, str):
         return [ChatMessage("user", task, author=source)]

@@ -1,8 +1,7 @@
 """``SequentialBuilder``: each participant answers once, in order.
 
 The conversation code every conversation builder shares (``Participant``, ``Conversation``,
-``TurnPolicy`` and the shared steps) is in ``builders._participant``; its names are
-re-exported here so that imports from this module keep working.
+``TurnPolicy`` and the shared steps) is in ``builders._participant``.
 """
 
 from __future__ import annotations
@@ -15,30 +14,13 @@ from workflow import Workflow, WorkflowContext
 from ._participant import (
     Conversation,
     Participant,
-    Task,
     TurnPolicy,
-    check_termination,
-    end_reason,
-    finish_conversation,
     finish_or_send,
     participant_nodes,
-    plain,
 )
 from ._workflow_builder import WorkflowBuilder
 
-__all__ = (
-    "Conversation",
-    "Participant",
-    "SequentialBuilder",
-    "Task",
-    "TurnPolicy",
-    "check_termination",
-    "end_reason",
-    "finish_conversation",
-    "finish_or_send",
-    "participant_nodes",
-    "plain",
-)
+__all__ = ("SequentialBuilder",)
 
 
 class _PassAlong(TurnPolicy):
