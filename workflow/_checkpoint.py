@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -99,12 +100,19 @@ class CheckpointStore(Protocol):
     Stores do no I/O when created; the first call creates schema, tables or directories.
     """
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, writes: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         """Commit ``checkpoint`` with its blobs and the run's status in one transaction.
 
         Optimistic concurrency: ``checkpoint.parent_id`` must be the run's latest checkpoint
         (``None`` for a first checkpoint; a fork's first checkpoint may name an existing
         checkpoint of another run). Saving a child of ``C`` in ``C``'s run drops ``C``'s writes.
+
+        Args:
+            writes: pending writes (executor id -> data) recorded against ``checkpoint.id`` in
+                the same commit, in this order, as if ``put_write`` had recorded each one right
+                after: either the checkpoint and all of them are stored, or nothing is.
 
         Raises:
             CheckpointError: the run moved on, the parent is unknown, or the id exists.

@@ -157,8 +157,8 @@ class StoreDurability(Durability):
         self.save_on_start = save_on_start or state.checkpoint_id is None
         self.background = wf.durability == "async"
         self._previous: anyio.Event | None = None
-        # pending writes loaded with the state (encoded): recorded again after a checkpoint
-        # saved on start, which supersedes the one they were recorded against
+        # pending writes loaded with the state (encoded): recorded again, in the same commit,
+        # with a checkpoint saved on start, which supersedes the one they were recorded against
         self.carried: dict[str, dict[str, Any]] = {}
         self._ran: list[str] = []
         self._messages: dict[str, int] = {}
@@ -166,13 +166,10 @@ class StoreDurability(Durability):
 
     async def started(self, runner: Runner) -> None:
         if self.save_on_start:
-            await self._save(runner, RunStatus.RUNNING)
-            checkpoint_id = runner.state.checkpoint_id
-            if checkpoint_id is not None:
-                # answers given mid-superstep: the executors that had finished keep their
-                # record (else a crash or failure from here on would run them again)
-                for eid, data in self.carried.items():
-                    await self.store.put_write(checkpoint_id, eid, data)
+            # answers given mid-superstep: the executors that had finished keep their record
+            # (else a crash or failure from here on would run them again). It is committed with
+            # the checkpoint, not after it: a crash in between would lose it just the same.
+            await self._save(runner, RunStatus.RUNNING, writes=self.carried)
 
     async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
         # Encode every outcome, even one the checkpoint will record: a value that cannot be
@@ -269,12 +266,23 @@ class StoreDurability(Durability):
             trace=runner.observer.trace_context() if runner.observer is not None else None,
         )
 
-    async def _save(self, runner: Runner, status: RunStatus) -> None:
-        await self._commit(runner, self._checkpoint(runner, status))
+    async def _save(
+        self, runner: Runner, status: RunStatus, writes: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        await self._commit(runner, self._checkpoint(runner, status), writes=writes)
 
-    async def _commit(self, runner: Runner, checkpoint: Checkpoint, announce: bool = True) -> None:
+    async def _commit(
+        self,
+        runner: Runner,
+        checkpoint: Checkpoint,
+        announce: bool = True,
+        writes: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         t0 = time.perf_counter()
-        await self.store.save(checkpoint)
+        if writes:  # the checkpoint and these pending writes after it: one atomic commit
+            await self.store.save(checkpoint, writes=writes)
+        else:
+            await self.store.save(checkpoint)
         if runner.observer is not None:
             runner.observer.checkpoint_saved(
                 run_id=checkpoint.run_id,

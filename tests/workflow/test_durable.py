@@ -455,9 +455,9 @@ class Jittery:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def save(self, checkpoint: Any) -> None:
+    async def save(self, checkpoint: Any, **kw: Any) -> None:
         await anyio.sleep(self.rng.uniform(0, 0.02))
-        await self.store.save(checkpoint)
+        await self.store.save(checkpoint, **kw)
         self.saved.append(checkpoint.superstep)
 
     async def put_write(self, *args: Any) -> None:
@@ -969,6 +969,78 @@ async def test_answers_given_mid_superstep_keep_the_finished_siblings_recorded(
     assert done.status is RunStatus.COMPLETED
     assert calls["x"] == 1, "x's committed result was lost and x ran again"
     assert calls["y"] == 2
+    assert sorted(map(str, done.outputs)) == ["4", "4", "ok 2? True", "x:3", "y:3"]
+
+
+class Killed(BaseException):
+    """The process dies: like SIGKILL, no ``except Exception`` or cleanup store call follows."""
+
+
+class KilledAfterSave:
+    """Delegates to a store until its first ``save`` returns; the process dies right then, so
+    that save raises ``Killed`` after committing, and so does every later call."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.dead = False
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if self.dead:
+            raise Killed(name)
+        self.calls.append(name)
+        return getattr(self.store, name)
+
+    async def save(self, checkpoint: Any, **kw: Any) -> None:
+        if self.dead:
+            raise Killed("save")
+        self.calls.append("save")
+        await self.store.save(checkpoint, **kw)
+        self.dead = True
+        raise Killed("after save")
+
+
+def killed(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is (or wraps, in a group or as a cause) a ``Killed``."""
+    if exc is None:
+        return False
+    if isinstance(exc, Killed):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(killed(e) for e in exc.exceptions)
+    return killed(exc.__cause__) or killed(exc.__context__)
+
+
+async def test_answers_mid_superstep_commit_the_siblings_results_with_the_new_checkpoint(
+    backend: Backend,
+) -> None:
+    """The checkpoint saved with the answers and the finished siblings' results re-recorded
+    after it are one commit: a process killed the moment that save returns (before any other
+    store call) loses neither, so the resume does not run the finished sibling again."""
+    calls: Calls = collections.Counter()
+    failed = await ask_and_work(backend.open(), calls, {"y"}).run(1, run_id="mid")
+    assert failed.status is RunStatus.FAILED
+    request = failed.pending_requests[0].request_id
+    before = await backend.open().latest("mid")
+    assert before is not None
+    assert set(await backend.open().get_writes(before.id)) == {"x", "!failed"}
+    dying = KilledAfterSave(backend.open())
+    with pytest.raises(BaseException) as info:  # the kill, possibly inside a group
+        await ask_and_work(dying, calls, set()).resume("mid", responses={request: True})
+    assert killed(info.value), info.value
+    assert dying.calls.count("save") == 1
+    assert "put_write" not in dying.calls
+    store = backend.open()
+    after = await store.latest("mid")
+    assert after is not None
+    assert after.parent_id == before.id  # the answers' checkpoint
+    assert set(await store.get_writes(after.id)) == {"x"}  # committed along with it
+    assert calls == {"start": 1, "a": 1, "x": 1, "y": 1}
+    done = await ask_and_work(backend.open(), calls, set()).resume("mid")
+    assert done.status is RunStatus.COMPLETED, done.error
+    assert calls["x"] == 1, "x's committed result was lost and x ran again"
+    assert calls["y"] == 2
+    assert calls["approver"] == 1
     assert sorted(map(str, done.outputs)) == ["4", "4", "ok 2? True", "x:3", "y:3"]
 
 

@@ -357,6 +357,123 @@ async def test_pending_writes(kit: Kit) -> None:
         await kit.store.put_write("r.1", "", {})
 
 
+async def test_writes_saved_with_a_checkpoint_are_its_pending_writes_in_order(kit: Kit) -> None:
+    (c0,) = await chain(kit.store, "r", 1)
+    await kit.store.put_write(c0.id, "old", {"v": 0})
+    own = "w" * 5000  # a blob only these writes reference
+    writes = {"b": {"v": BIG}, "a": {"v": 1}, "c": {"v": own}}
+    await kit.store.save(ckpt("r", 1, c0.id), writes=writes)
+    assert await kit.store.get_writes(c0.id) == {}  # the parent's writes are dropped as ever
+    got = await kit.store.get_writes("r.1")
+    assert list(got) == ["b", "a", "c"]
+    assert got == writes
+    other = kit.reopen()  # committed, not merely cached by this store object
+    try:
+        assert list((await other.get_writes("r.1")).items()) == list(writes.items())
+    finally:
+        if other is not kit.store:
+            await other.aclose()
+    await kit.store.put_write("r.1", "a", {"v": 2})  # they behave like any pending write
+    assert list(await kit.store.get_writes("r.1")) == ["b", "c", "a"]
+    await kit.store.save(ckpt("s", 0, None), writes={"x": {"first": True}})  # a first checkpoint
+    assert await kit.store.get_writes("s.0") == {"x": {"first": True}}
+    await kit.store.save(ckpt("s", 1, "s.0"), writes={})  # empty: the same as none
+    assert await kit.store.get_writes("s.1") == {}
+    assert await kit.blob_count() == 2
+    await kit.store.save(ckpt("r", 2, "r.1"))  # committed by the child
+    assert await kit.store.get_writes("r.1") == {}
+    await kit.store.delete_run("r")
+    assert await kit.blob_count() == 0
+
+
+async def test_a_failing_save_stores_neither_the_checkpoint_nor_its_writes(kit: Kit) -> None:
+    await chain(kit.store, "r", 2)
+    await kit.store.put_write("r.1", "kept", {"v": 1})
+    writes = {"a": {"v": "a" * 5000}, "b": {"v": 2}}
+    with pytest.raises(CheckpointError, match="moved on"):
+        await kit.store.save(ckpt("r", 9, "r.0"), writes=writes)
+    with pytest.raises(CheckpointError, match="already exists"):  # the writes would name r.1
+        await kit.store.save(ckpt("r", 1, "r.1"), writes=writes)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        await kit.store.save(ckpt("f", 0, "ghost"), writes=writes)
+    with pytest.raises(SerializationError, match=r"data\['t'\]"):  # encoded before any commit
+        await kit.store.save(ckpt("r", 2, "r.1"), writes={"a": {"v": 1}, "b": {"t": (1, 2)}})
+    with pytest.raises(ValueError, match="executor_id"):
+        await kit.store.save(ckpt("r", 2, "r.1"), writes={"a": {"v": 1}, "": {}})
+    with pytest.raises(CheckpointError, match=r"unknown checkpoint 'r\.9'"):
+        await kit.store.load("r.9")
+    for cid in ("r.9", "f.0", "r.2"):
+        assert await kit.store.get_writes(cid) == {}
+    assert await kit.store.get_writes("r.1") == {"kept": {"v": 1}}
+    latest = await kit.store.latest("r")
+    assert latest is not None
+    assert latest.id == "r.1"
+    assert [r.run_id for r in await kit.store.list_runs()] == ["r"]
+    assert await kit.blob_count() == 0  # no blob of a refused write is referenced
+    await kit.store.save(ckpt("r", 2, "r.1"))  # the failed attempts left nothing behind
+    assert await kit.store.get_writes("r.2") == {}
+
+
+async def test_racing_saves_with_writes_only_the_winners_writes_exist(kit: Kit) -> None:
+    other = kit.reopen()
+    (root,) = await chain(kit.store, "r", 1)
+    won: list[int] = []
+    lost: list[str] = []
+
+    async def attempt(store: CheckpointStore, n: int) -> None:
+        try:
+            await store.save(ckpt("r", n, root.id), writes={f"ex{n}": {"n": n}})
+            won.append(n)
+        except CheckpointError as exc:
+            lost.append("moved on" if "moved on" in str(exc) else repr(exc))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(1, 7):
+                tg.start_soon(attempt, kit.store if n % 2 else other, n)
+    finally:
+        if other is not kit.store:
+            await other.aclose()
+    (n,) = won
+    assert lost == ["moved on"] * 5
+    for m in range(1, 7):
+        assert await kit.store.get_writes(f"r.{m}") == ({f"ex{n}": {"n": n}} if m == n else {})
+
+
+class Killed(BaseException):
+    """The process dies here: nothing after this point runs."""
+
+
+async def test_file_store_writes_staged_by_a_save_killed_before_its_commit_stay_invisible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file store writes a checkpoint's pending writes before ``run.json`` names it: a
+    kill in between leaves orphans that no read sees and the next save of that id clears."""
+    root = tmp_path / "store"
+    async with FileCheckpointStore(root) as store:
+        await chain(store, "r", 1)
+        real = FileCheckpointStore._write_run
+
+        def killed(self: FileCheckpointStore, run_dir: Path, meta: dict[str, Any]) -> None:
+            if meta["latest_checkpoint_id"] == "r.1":
+                raise Killed
+            real(self, run_dir, meta)
+
+        monkeypatch.setattr(FileCheckpointStore, "_write_run", killed)
+        with pytest.raises(Killed):
+            await store.save(ckpt("r", 1, "r.0"), writes={"a": {"v": 1}, "b": {"v": 2}})
+        monkeypatch.undo()
+    assert len(list(root.glob("runs/r/writes/r.1/*.w"))) == 2  # staged, never committed
+    async with FileCheckpointStore(root) as store:
+        latest = await store.latest("r")
+        assert latest is not None
+        assert latest.id == "r.0"
+        assert await store.get_writes("r.1") == {}
+        await store.save(ckpt("r", 1, "r.0"), writes={"c": {"v": 3}})  # the same id again
+        assert await store.get_writes("r.1") == {"c": {"v": 3}}
+    assert len(list(root.glob("runs/r/writes/r.1/*.w"))) == 1  # the orphans are gone
+
+
 async def test_status_upsert_and_list_runs_order(kit: Kit) -> None:
     await kit.store.set_status("r1", "wf1", RunStatus.FAILED)
     (info,) = await kit.store.list_runs()

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -33,6 +33,7 @@ __all__ = (
     "duplicate",
     "encode_checkpoint",
     "encode_write",
+    "encode_writes",
     "fs_key",
     "locked",
     "moved_on",
@@ -76,6 +77,22 @@ def encode_write(
     packed, blobs = pack(data, min_blob_bytes=min_blob_bytes)
     envelope = {"kind": _WRITE, "checkpoint_id": checkpoint_id, "executor_id": executor_id}
     return _seal({**envelope, "data": packed}, blobs)
+
+
+def encode_writes(
+    checkpoint_id: str,
+    writes: Mapping[str, dict[str, Any]] | None,
+    min_blob_bytes: int = MIN_BLOB_BYTES,
+) -> list[tuple[str, Encoded]]:
+    """Pack the pending writes saved together with a checkpoint, in order.
+
+    Everything is encoded before the store touches anything: a write that cannot be stored
+    fails the whole ``save`` with nothing stored.
+    """
+    return [
+        (executor_id, encode_write(checkpoint_id, executor_id, data, min_blob_bytes))
+        for executor_id, data in (writes or {}).items()
+    ]
 
 
 def _open(payload: bytes, checksum: str, kind: str) -> dict[str, Any]:

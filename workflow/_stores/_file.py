@@ -4,7 +4,8 @@ Layout under ``directory``::
 
     runs/<run>/run.json              run metadata + ordered checkpoint ids (the commit point)
     runs/<run>/<checkpoint>.ckpt     "<sha256> <blob,blob,...>\\n" + envelope
-    runs/<run>/writes/<checkpoint>/<seq>.w   pending writes, same format
+    runs/<run>/writes/<checkpoint>/<seq>.w   pending writes, same format; read only while
+                                             <checkpoint> is the run's latest in run.json
     runs/<run>/.commit.lock          serialises commits to one run (flock)
     blobs/<sha256>                   content-addressed, shared by all runs
     locks/<run>.lock                 lock_run ownership (flock, holder's pid inside)
@@ -12,8 +13,10 @@ Layout under ``directory``::
 
 Every file is written to a temporary name, fsynced, renamed into place, and its directory
 fsynced. A save becomes visible only when ``run.json`` names it, so a crash mid-save leaves
-an invisible orphan file, never a half-written checkpoint. Names are ids when they are safe
-everywhere, else ``~`` + sha256 of the id.
+an invisible orphan file, never a half-written checkpoint. Pending writes saved with a
+checkpoint are written (and fsynced) before that commit point, so they become visible with it;
+a crash leaves them orphaned too, and a later save of the same id clears them first. Names are
+ids when they are safe everywhere, else ``~`` + sha256 of the id.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +48,7 @@ from ._common import (
     duplicate,
     encode_checkpoint,
     encode_write,
+    encode_writes,
     fs_key,
     not_latest,
     now,
@@ -218,16 +222,44 @@ class FileCheckpointStore(StoreBase):
 
     # -- writes --------------------------------------------------------------------------
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, writes: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         """See ``CheckpointStore.save``."""
 
         def work() -> None:
             enc = encode_checkpoint(checkpoint, self._min_blob_bytes)
-            self._save(checkpoint, enc)
+            encoded = encode_writes(checkpoint.id, writes, self._min_blob_bytes)
+            self._save(checkpoint, enc, encoded)
 
         await self._call(work)
 
-    def _save(self, cp: Checkpoint, enc: Encoded) -> None:
+    def _stage_writes(
+        self, run_dir: Path, checkpoint_id: str, writes: list[tuple[str, Encoded]]
+    ) -> int:
+        """Write the pending writes of a checkpoint not committed yet; returns bytes written.
+
+        They stay invisible until ``run.json`` names the checkpoint (``get_writes`` reads only
+        the run's latest checkpoint's writes).
+        """
+        wroot = run_dir / "writes"
+        wdir = wroot / fs_key(checkpoint_id)
+        if wdir.exists():  # orphans of a save of this id that crashed before its commit point
+            shutil.rmtree(wdir)
+            _fsync_dir(wroot)
+        if not writes:
+            return 0
+        wdir.mkdir(parents=True)
+        written = 0
+        for seq, (_, enc) in enumerate(writes, 1):
+            record = _record(enc)
+            _write_atomic(wdir / f"{seq:08d}.w", record, sync_dir=False)
+            written += len(record)
+        _fsync_dir(wdir)
+        _fsync_dir(wroot)  # and run_dir, holding "writes", is fsynced with the checkpoint file
+        return written
+
+    def _save(self, cp: Checkpoint, enc: Encoded, writes: list[tuple[str, Encoded]]) -> None:
         run_key = fs_key(cp.run_id)
         with self._gc(), self._commit(run_key) as run_dir:
             meta = self._read_run(run_key)
@@ -240,7 +272,11 @@ class FileCheckpointStore(StoreBase):
             same_run = check_parent(cp, latest, parent_run)
             if meta and cp.id in meta["checkpoints"]:
                 raise duplicate(cp.id)
-            written = self._put_blobs(enc.blobs)
+            blobs = dict(enc.blobs)
+            for _, w in writes:
+                blobs.update(w.blobs)
+            written = self._put_blobs(blobs)
+            written += self._stage_writes(run_dir, cp.id, writes)
             record = _record(enc)
             _write_atomic(run_dir / f"{fs_key(cp.id)}.ckpt", record)
             meta = meta or {"run_id": cp.run_id, "checkpoints": []}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from ._common import (
     duplicate,
     encode_checkpoint,
     encode_write,
+    encode_writes,
     locked,
     not_latest,
     now,
@@ -73,9 +74,12 @@ class InMemoryCheckpointStore(StoreBase):
                 self._blobs[digest] = data
                 self.bytes_written += len(data)
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, writes: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         """See ``CheckpointStore.save``."""
         enc = encode_checkpoint(checkpoint, self._min_blob_bytes)
+        encoded = encode_writes(checkpoint.id, writes, self._min_blob_bytes)
         with self._lock:
             run = self._runs.get(checkpoint.run_id)
             parent = self._checkpoints.get(checkpoint.parent_id or "")
@@ -91,6 +95,14 @@ class InMemoryCheckpointStore(StoreBase):
             self.bytes_written += len(enc.payload)
             if same_run:
                 self._writes.pop(checkpoint.parent_id or "", None)
+            if encoded:
+                for _, w in encoded:
+                    self._store_blobs(w.blobs)
+                    self.bytes_written += len(w.payload)
+                self._writes[checkpoint.id] = {
+                    ex: _Record(checkpoint.run_id, w.checksum, w.payload, frozenset(w.blobs))
+                    for ex, w in encoded
+                }
             if run is None:
                 run = self._runs[checkpoint.run_id] = _Run(checkpoint.workflow_name, "", None)
             run.workflow_name = checkpoint.workflow_name

@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +33,7 @@ from workflow._errors import CheckpointError
 
 from ._common import (
     MIN_BLOB_BYTES,
+    Encoded,
     StoreBase,
     check_parent,
     decode_checkpoint,
@@ -40,6 +41,7 @@ from ._common import (
     duplicate,
     encode_checkpoint,
     encode_write,
+    encode_writes,
     locked,
     moved_on,
     not_latest,
@@ -221,14 +223,18 @@ class PostgresCheckpointStore(StoreBase):
 
     # -- writes --------------------------------------------------------------------------
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, writes: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         """See ``CheckpointStore.save``."""
         cp = checkpoint
         enc = encode_checkpoint(cp, self._min_blob_bytes)
+        encoded = encode_writes(cp.id, writes, self._min_blob_bytes)
         asyncpg = _asyncpg()
 
         async def work(conn: Any) -> int:
-            if enc.blobs:  # before any row lock: the sweep takes the same two in this order
+            if enc.blobs or any(w.blobs for _, w in encoded):
+                # before any row lock: the sweep takes the same two in this order
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._gc_key)
             row = await conn.fetchrow(
                 f"SELECT (SELECT latest_checkpoint_id FROM {self._runs} WHERE run_id = $1), "
@@ -274,6 +280,10 @@ class PostgresCheckpointStore(StoreBase):
                     f"DELETE FROM {self._refs} WHERE checkpoint_id = $1 AND executor_id <> ''",
                     cp.parent_id,
                 )
+            for executor_id, w in encoded:  # recorded in the same transaction as the checkpoint
+                written += await self._put_blobs(conn, w.blobs) if w.blobs else 0
+                await self._insert_write(conn, cp.id, cp.run_id, executor_id, w)
+                written += len(w.payload)
             return written + len(enc.payload)
 
         self.bytes_written += await self._tx(work)
@@ -302,19 +312,24 @@ class PostgresCheckpointStore(StoreBase):
                 checkpoint_id,
                 executor_id,
             )
-            await conn.execute(
-                f"INSERT INTO {self._writes} (checkpoint_id, run_id, executor_id, checksum, "
-                "payload) VALUES ($1, $2, $3, $4, $5)",
-                checkpoint_id,
-                row[0],
-                executor_id,
-                enc.checksum,
-                enc.payload,
-            )
-            await self._put_refs(conn, checkpoint_id, executor_id, list(enc.blobs))
+            await self._insert_write(conn, checkpoint_id, row[0], executor_id, enc)
             return written + len(enc.payload)
 
         self.bytes_written += await self._tx(work)
+
+    async def _insert_write(
+        self, conn: Any, checkpoint_id: str, run_id: str, executor_id: str, enc: Encoded
+    ) -> None:
+        await conn.execute(
+            f"INSERT INTO {self._writes} (checkpoint_id, run_id, executor_id, checksum, "
+            "payload) VALUES ($1, $2, $3, $4, $5)",
+            checkpoint_id,
+            run_id,
+            executor_id,
+            enc.checksum,
+            enc.payload,
+        )
+        await self._put_refs(conn, checkpoint_id, executor_id, list(enc.blobs))
 
     async def set_status(self, run_id: str, workflow_name: str, status: str) -> None:
         """See ``CheckpointStore.set_status``."""

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -38,6 +38,7 @@ from ._common import (
     duplicate,
     encode_checkpoint,
     encode_write,
+    encode_writes,
     fs_key,
     not_latest,
     now,
@@ -215,16 +216,25 @@ class SQLiteCheckpointStore(StoreBase):
 
     # -- writes --------------------------------------------------------------------------
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, writes: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         """See ``CheckpointStore.save``."""
 
         def work() -> None:
             enc = encode_checkpoint(checkpoint, self._min_blob_bytes)
-            self._with_conn(lambda conn: self._save(conn, checkpoint, enc))
+            encoded = encode_writes(checkpoint.id, writes, self._min_blob_bytes)
+            self._with_conn(lambda conn: self._save(conn, checkpoint, enc, encoded))
 
         await self._call(work)
 
-    def _save(self, conn: sqlite3.Connection, cp: Checkpoint, enc: Encoded) -> None:
+    def _save(
+        self,
+        conn: sqlite3.Connection,
+        cp: Checkpoint,
+        enc: Encoded,
+        writes: list[tuple[str, Encoded]],
+    ) -> None:
         with _tx(conn):
             latest, parent_run = conn.execute(
                 "SELECT (SELECT latest_checkpoint_id FROM runs WHERE run_id = ?), "
@@ -262,6 +272,9 @@ class SQLiteCheckpointStore(StoreBase):
                     (cp.parent_id,),
                 )
             conn.execute(_UPSERT_RUN, (cp.run_id, cp.workflow_name, cp.status, _us(now()), cp.id))
+            for executor_id, w in writes:  # recorded in the same transaction as the checkpoint
+                written += self._put_blobs(conn, w.blobs) + len(w.payload)
+                self._insert_write(conn, cp.id, cp.run_id, executor_id, w)
         self.bytes_written += written + len(enc.payload)  # under self._lock
 
     async def put_write(self, checkpoint_id: str, executor_id: str, data: dict[str, Any]) -> None:
@@ -290,16 +303,22 @@ class SQLiteCheckpointStore(StoreBase):
             key = (checkpoint_id, executor_id)
             conn.execute("DELETE FROM writes WHERE checkpoint_id = ? AND executor_id = ?", key)
             conn.execute("DELETE FROM refs WHERE checkpoint_id = ? AND executor_id = ?", key)
-            conn.execute(
-                "INSERT INTO writes (checkpoint_id, run_id, executor_id, checksum, payload) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (checkpoint_id, row[0], executor_id, enc.checksum, enc.payload),
-            )
-            conn.executemany(
-                "INSERT OR IGNORE INTO refs (checkpoint_id, executor_id, hash) VALUES (?, ?, ?)",
-                [(checkpoint_id, executor_id, h) for h in enc.blobs],
-            )
+            self._insert_write(conn, checkpoint_id, row[0], executor_id, enc)
         self.bytes_written += written + len(enc.payload)  # under self._lock
+
+    @staticmethod
+    def _insert_write(
+        conn: sqlite3.Connection, checkpoint_id: str, run_id: str, executor_id: str, enc: Encoded
+    ) -> None:
+        conn.execute(
+            "INSERT INTO writes (checkpoint_id, run_id, executor_id, checksum, payload) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (checkpoint_id, run_id, executor_id, enc.checksum, enc.payload),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO refs (checkpoint_id, executor_id, hash) VALUES (?, ?, ?)",
+            [(checkpoint_id, executor_id, h) for h in enc.blobs],
+        )
 
     async def set_status(self, run_id: str, workflow_name: str, status: str) -> None:
         """See ``CheckpointStore.set_status``."""
