@@ -407,7 +407,8 @@ async def cmd_resume(args: argparse.Namespace) -> int:
                 args.run_id, checkpoint_id=args.checkpoint, responses=responses
             ),
         )
-        if summary.status is None:  # a completed run: nothing ran, so nothing was streamed
+        if summary.status is None or (summary.status == "completed" and not summary.outputs):
+            # a completed run runs nothing: its stream has no outputs, its record does
             result = await wf.resume(args.run_id, checkpoint_id=args.checkpoint)
             summary = RunSummary(
                 run_id=result.run_id,
