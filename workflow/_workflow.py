@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -322,9 +323,11 @@ class _NoLock:
 
 
 def _combine(observers: tuple[Observer, ...]) -> Observer | None:
-    from ._telemetry import auto_observer
+    auto = None
+    if "opentelemetry.trace" in sys.modules:  # no OpenTelemetry imported: no provider either
+        from ._telemetry import auto_observer
 
-    auto = auto_observer()
+        auto = auto_observer()
     found = [*observers, *([auto] if auto is not None else [])]
     if not found:
         return None
