@@ -9,14 +9,14 @@ graph and run records. A test enforces this.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import events
 from ._context import WorkflowContext
 from ._edges import Case, Default
 from ._errors import CheckpointError, ExecutorFailedError, GraphValidationError, WorkflowError
 from ._executor import Executor, FunctionExecutor, executor, handler, response_handler
+from ._lazy import lazy_exports
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
 from ._retry import RetryPolicy
@@ -54,14 +54,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'workflow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = (
     "Case",
