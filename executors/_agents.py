@@ -37,6 +37,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflow import model_call_span, tool_call_span
+
 from ._agent_turn import AgentTurn
 from ._approval import ApprovalRequest
 from ._chat import (
@@ -415,22 +417,30 @@ class ChatAgent:
                     return  # paused: nothing of this round runs before every decision is in
                 await self._run_calls(turn, calls)
                 continue
-            if stream:
-                acc = ChatStreamAccumulator()
-                deltas = self.chat_client.get_streaming_response(
-                    self._prompt(turn), tools=self._specs or None
-                )
-                async with _closing(deltas):
-                    async for delta in deltas:
-                        acc.add(delta)
-                        if delta.text:
-                            yield delta.text
-                reply = acc.response()
-            else:
-                reply = await self.chat_client.get_response(
-                    self._prompt(turn), tools=self._specs or None
-                )
+            # A GenAI span per model request (free when nothing is traced); the generator is
+            # always driven to its end or closed by the task that runs it (aclosing).
+            with model_call_span(self._model_name) as span:
+                if stream:
+                    acc = ChatStreamAccumulator()
+                    deltas = self.chat_client.get_streaming_response(
+                        self._prompt(turn), tools=self._specs or None
+                    )
+                    async with _closing(deltas):
+                        async for delta in deltas:
+                            acc.add(delta)
+                            if delta.text:
+                                yield delta.text
+                    reply = acc.response()
+                else:
+                    reply = await self.chat_client.get_response(
+                        self._prompt(turn), tools=self._specs or None
+                    )
+                span.record_tokens(reply.usage.input_tokens, reply.usage.output_tokens)
             self._take(turn, reply)
+
+    @functools.cached_property
+    def _model_name(self) -> str:
+        return str(getattr(self.chat_client, "model", None) or type(self.chat_client).__name__)
 
     def _take(self, turn: AgentTurn, reply: ChatResponse) -> None:
         turn.usage = turn.usage + reply.usage
@@ -481,7 +491,8 @@ class ChatAgent:
             if not decision.approved:
                 why = f": {decision.reason}" if decision.reason else ""
                 return f"Error: the user rejected this call of tool {call.name!r}{why}"
-        outcome = await found.invoke(call.arguments)
+        with tool_call_span(call.name):
+            outcome = await found.invoke(call.arguments)
         return outcome.text
 
     def _prompt(self, turn: AgentTurn) -> list[ChatMessage]:

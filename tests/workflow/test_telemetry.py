@@ -446,3 +446,35 @@ async def test_durable_run_saves_checkpoints_and_links_its_resume(otel: Telemetr
     stored = await store.list_checkpoints("d")
     assert stored[0].trace is not None
     assert stored[0].trace["traceparent"].split("-")[1] == format(first.context.trace_id, "032x")
+
+
+async def test_chat_agent_model_and_tool_calls_are_spans(otel: Telemetry) -> None:
+    """A real ChatAgent in a workflow: one GenAI span per model request, one per tool call."""
+    from executors import ChatAgent, ChatResponse, ScriptedChatClient, ToolCall, Usage, tool
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    client = ScriptedChatClient(
+        [
+            ChatResponse(
+                tool_calls=(ToolCall(id="c1", name="add", arguments='{"a": 2, "b": 3}'),),
+                usage=Usage(input_tokens=7, output_tokens=2),
+            ),
+            ChatResponse("5", usage=Usage(input_tokens=9, output_tokens=1)),
+        ]
+    )
+    agent = ChatAgent("calc", "adds", "You add.", client, tools=[add])
+    wf = WorkflowBuilder(start=agent, observers=[otel.observer]).build()
+    result = await wf.run("2 + 3?")
+    assert result.outputs[-1].text == "5"
+    exec_span = otel.one("executor.process")
+    models = otel.spans("chat scripted")
+    assert len(models) == 2
+    assert all(parent_id(m) == exec_span.context.span_id for m in models)
+    assert [m.attributes["gen_ai.usage.input_tokens"] for m in models] == [7, 9]
+    assert otel.one("execute_tool add").attributes["gen_ai.tool.name"] == "add"
+    tokens = {p.attributes["gen_ai.token.type"]: p.value for p in otel.points("ledgerflow.tokens")}
+    assert tokens == {"input": 16, "output": 3}
