@@ -279,15 +279,21 @@ class StoreDurability(Durability):
         writes: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         t0 = time.perf_counter()
+        written = getattr(self.store, "bytes_written", None)
         if writes:  # the checkpoint and these pending writes after it: one atomic commit
             await self.store.save(checkpoint, writes=writes)
         else:
             await self.store.save(checkpoint)
         if runner.observer is not None:
+            after = getattr(self.store, "bytes_written", None)
             runner.observer.checkpoint_saved(
                 run_id=checkpoint.run_id,
                 checkpoint_id=checkpoint.id,
                 duration=time.perf_counter() - t0,
+                # new bytes this commit wrote (blobs already stored are not written again)
+                size_bytes=after - written
+                if isinstance(after, int) and isinstance(written, int)
+                else None,
             )
         if announce:
             self._announce(runner, checkpoint)

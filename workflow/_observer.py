@@ -48,8 +48,10 @@ class Observer:
     def message_sent(self, *, source_id: str, target_id: str) -> None:
         """Called once per committed delivery."""
 
-    def checkpoint_saved(self, *, run_id: str, checkpoint_id: str, duration: float) -> None:
-        """Called after a checkpoint commit."""
+    def checkpoint_saved(
+        self, *, run_id: str, checkpoint_id: str, duration: float, size_bytes: int | None = None
+    ) -> None:
+        """Called after a checkpoint commit (``size_bytes``: what it wrote, when known)."""
 
     def run_finished(self, *, run_id: str, status: str) -> None:
         """Called once the run's final status is known, inside the run hook's context."""

@@ -443,6 +443,9 @@ async def test_durable_run_saves_checkpoints_and_links_its_resume(otel: Telemetr
     assert saves
     assert {parent_id(s) for s in saves} <= {first.context.span_id, second.context.span_id}
     assert [link.context.span_id for link in second.links] == [first.context.span_id]
+    sizes = [s.attributes["ledgerflow.checkpoint.size"] for s in saves]  # type: ignore[index]
+    assert all(isinstance(n, int) and n > 0 for n in sizes)
+    assert sum(p.sum for p in otel.points("ledgerflow.checkpoint.size")) == store.bytes_written
     stored = await store.list_checkpoints("d")
     assert stored[0].trace is not None
     assert stored[0].trace["traceparent"].split("-")[1] == format(first.context.trace_id, "032x")
