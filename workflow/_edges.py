@@ -8,7 +8,7 @@ needs (targets, keys, predicates) are precomputed here so the hot path only call
 from __future__ import annotations
 
 import linecache
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,7 +105,3 @@ def _lambda_source(fn: Callable[..., Any]) -> str | None:
     line = linecache.getline(code.co_filename, line_no)
     start = line.rfind("lambda", 0, col)
     return line[start:] if start >= 0 else None
-
-
-def as_list(value: Any) -> Sequence[Any]:
-    return list(value) if not isinstance(value, str) else [value]

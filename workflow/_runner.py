@@ -34,6 +34,7 @@ from ._graph import WorkflowGraph
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
 from ._types import RunStatus
+from ._typing import type_name
 from .events import (
     ExecutorCompleted,
     ExecutorFailed,
@@ -629,14 +630,14 @@ class Runner:
         run_id = self.state.run_id
         emit = self.sink.emit
         eid = inv.node.id
-        for dst, type_name, reason in inv.dropped:
+        for dst, dropped_type, reason in inv.dropped:
             emit(
                 MessageDropped(
                     run_id=run_id,
                     superstep=step,
                     source_id=eid,
                     target_id=dst,
-                    message_type=type_name,
+                    message_type=dropped_type,
                     reason=reason,
                 )
             )
@@ -774,8 +775,6 @@ def _delivery_key(d: Delivery) -> tuple[int, int]:
 
 
 def _accepts(node: Executor) -> str:
-    from ._typing import type_name
-
     return type_name(node.input_types())
 
 
