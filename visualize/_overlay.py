@@ -9,13 +9,13 @@ inside sub-workflows; edge keys are ``"source->target"``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
 
-from workflow import RunResult
+from workflow import CheckpointError, RunResult
 from workflow.events import (
     ExecutorCompleted,
     ExecutorFailed,
@@ -26,6 +26,8 @@ from workflow.events import (
 __all__ = ("RunOverlay", "load_overlay", "overlay_from")
 
 STATUSES = ("completed", "failed", "waiting", "running")
+# The pending-write key under which the core records which executor failed a run, and why.
+FAILURE_KEY = "!failed"
 T = TypeVar("T")
 
 
@@ -122,25 +124,74 @@ def overlay_from(run: Any, pairs: Iterable[tuple[str, str]] = ()) -> RunOverlay:
 async def load_overlay(run_id: str, store: Any, checkpoint_id: str | None = None) -> RunOverlay:
     """The overlay of ``run_id`` (up to ``checkpoint_id``) from ``store``'s records.
 
-    Adds up the per-superstep records of the run's checkpoints (``workflow._durable.
-    run_overlay``), with failures and pending requests, and the run's own status. Use this
-    from async code, then pass the result as ``run=``: ``render`` is synchronous and cannot
-    drive an async store inside a running event loop.
+    Adds up the per-superstep records of the run's checkpoints (``history_overlay``), with
+    failures and pending requests, and the run's own status. Use this from async code, then
+    pass the result as ``run=``: ``render`` is synchronous and cannot drive an async store
+    inside a running event loop.
 
     Raises:
         LookupError: the store has no checkpoint for ``run_id``.
+        CheckpointError: ``checkpoint_id`` is not one of the run's checkpoints.
     """
     latest = await store.latest(run_id)
     if latest is None:
         raise LookupError(f"no checkpoint of run {run_id!r} in {store!r}; check the run id")
-    try:
-        from workflow._durable import run_overlay
-    except ImportError:  # a core without run histories: the latest checkpoint's own record
-        return from_checkpoint(latest)
-    data = await run_overlay(store, run_id, checkpoint_id)
+    chain = await store.list_checkpoints(run_id)
+    writes: Mapping[str, Mapping[str, Any]] = {}
+    if checkpoint_id is not None:
+        ids = [c.id for c in chain]
+        if checkpoint_id not in ids:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_id!r} is not part of run {run_id!r}; pick one of {ids!r}"
+            )
+        chain = chain[: ids.index(checkpoint_id) + 1]
+    elif chain:  # the latest checkpoint's pending writes: who finished or failed after it
+        writes = await store.get_writes(chain[-1].id)
     status = next((str(r.status) for r in await store.list_runs() if r.run_id == run_id), None)
     note = f"up to checkpoint {checkpoint_id}" if checkpoint_id is not None else None
+    data = history_overlay(chain, writes)
     return RunOverlay.from_mapping(data, run_id=run_id, run_status=status, note=note)
+
+
+def history_overlay(
+    chain: Sequence[Any], writes: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Add up a run's checkpoints (oldest first) into an overlay mapping.
+
+    Each checkpoint's ``data["overlay"]`` records one superstep (``ran``, ``messages``); the
+    last one's pending requests mark executors ``"waiting"``; ``writes`` (the pending writes
+    after the last checkpoint) mark executors that finished since, and the failure record
+    (key ``"!failed"``) the one that failed and why.
+    """
+    status: dict[str, str] = {}
+    messages: Counter[str] = Counter()
+    invocations: Counter[str] = Counter()
+    for checkpoint in chain:
+        overlay = checkpoint.data.get("overlay")
+        if not isinstance(overlay, Mapping):
+            continue
+        for eid in overlay.get("ran") or ():
+            status[str(eid)] = "completed"
+            invocations[str(eid)] += 1
+        for edge, count in (overlay.get("messages") or {}).items():
+            messages[str(edge)] += int(count)
+    if chain:
+        for eid in _pending(chain[-1].data):
+            status[eid] = "waiting"
+    errors: dict[str, str] = {}
+    for eid, record in (writes or {}).items():
+        if eid == FAILURE_KEY:
+            failed = str(record.get("executor_id"))
+            status[failed] = "failed"
+            errors[failed] = str(record.get("error"))
+        else:
+            status[eid] = "completed"
+    return {
+        "status": status,
+        "messages": dict(messages),
+        "errors": errors,
+        "invocations": dict(invocations),
+    }
 
 
 def from_checkpoint(checkpoint: Any) -> RunOverlay:
@@ -173,13 +224,19 @@ def from_checkpoint(checkpoint: Any) -> RunOverlay:
 
 
 def _pending(data: Mapping[str, Any]) -> list[str]:
-    """Executor ids with pending requests in a checkpoint's encoded run state (best effort)."""
+    """Executor ids with pending requests in a checkpoint's encoded run state (best effort).
+
+    A request is recorded as a list ``[request_id, executor_id, ...]`` or as a mapping with
+    an ``"executor_id"``; anything else is skipped (a diagram is no place to fail a load).
+    """
     run = data.get("run")
     pending = run.get("pending") if isinstance(run, Mapping) else None
     found = []
     for request in pending or ():
         if isinstance(request, list | tuple) and len(request) > 1 and isinstance(request[1], str):
             found.append(request[1])
+        elif isinstance(request, Mapping) and isinstance(request.get("executor_id"), str):
+            found.append(request["executor_id"])
     return found
 
 
