@@ -32,7 +32,7 @@ from .events import CheckpointSaved
 if TYPE_CHECKING:
     from ._workflow import Workflow
 
-__all__ = ("FAILURE_KEY", "StoreDurability", "load_state", "registry_for", "run_overlay")
+__all__ = ("FAILURE_KEY", "StoreDurability", "load_state", "registry_for")
 
 # Pending-write key of a failure record; "!" cannot start an executor id that matters here.
 FAILURE_KEY = "!failed"
@@ -247,7 +247,7 @@ class StoreDurability(Durability):
             st.checkpoint_count -= 1
             st.checkpoint_id = parent
             raise
-        # what this superstep did, for diagrams (``run_overlay`` adds up a run's history)
+        # what this superstep did, for diagrams (``visualize.load_overlay`` adds up a run)
         overlay = {"ran": self._ran, "messages": self._messages}
         self._ran, self._messages = [], {}
         data: dict[str, Any] = {"run": run, "overlay": overlay}
@@ -386,45 +386,3 @@ async def load_state(
         )
         return state, recorded, durability
     return state, None, durability
-
-
-async def run_overlay(store: Any, run_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-    """Status per executor and messages per edge of a run, up to ``checkpoint_id``.
-
-    Adds up the per-superstep records along the checkpoint chain; the run's own status adds
-    "failed" (from the store's run record and pending writes) and "waiting" (pending requests).
-
-    Returns:
-        ``{"status": {executor_id: "completed"|"failed"|"waiting"}, "messages":
-        {"src->dst": count}, "errors": {executor_id: text}, "invocations": {executor_id: n}}``.
-    """
-    chain = await store.list_checkpoints(run_id)
-    if checkpoint_id is not None:
-        ids = [c.id for c in chain]
-        if checkpoint_id not in ids:
-            raise CheckpointError(f"checkpoint {checkpoint_id!r} is not part of run {run_id!r}")
-        chain = chain[: ids.index(checkpoint_id) + 1]
-    if not chain:
-        raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
-    status: dict[str, str] = {}
-    messages: dict[str, int] = {}
-    invocations: dict[str, int] = {}
-    for c in chain:
-        overlay = c.data.get("overlay") or {}
-        for eid in overlay.get("ran", ()):
-            status[eid] = "completed"
-            invocations[eid] = invocations.get(eid, 0) + 1
-        for edge, n in (overlay.get("messages") or {}).items():
-            messages[edge] = messages.get(edge, 0) + n
-    last = chain[-1]
-    for request in last.data.get("run", {}).get("pending", ()):
-        status[request[1]] = "waiting"
-    errors: dict[str, str] = {}
-    if checkpoint_id is None:
-        for eid, data in (await store.get_writes(last.id)).items():
-            if eid == FAILURE_KEY:
-                status[data["executor_id"]] = "failed"
-                errors[data["executor_id"]] = data["error"]
-            else:
-                status[eid] = "completed"
-    return {"status": status, "messages": messages, "errors": errors, "invocations": invocations}
