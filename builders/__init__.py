@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workflow._lazy import lazy_exports
+from workflow.authoring import lazy_exports
 
 from ._workflow_builder import WorkflowBuilder
 

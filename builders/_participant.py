@@ -38,9 +38,8 @@ from executors import (
     Usage,
     WorkflowExecutor,
 )
-from workflow import Executor, GraphValidationError, Workflow, WorkflowContext
-from workflow._executor import FunctionExecutor, HandlerSpec
-from workflow._typing import overlaps
+from workflow import Executor, FunctionExecutor, GraphValidationError, Workflow, WorkflowContext
+from workflow.authoring import HandlerSpec, overlaps
 from workflow.events import WorkflowEvent
 
 from ._termination import ConversationFinished, ConversationView, TerminationCondition

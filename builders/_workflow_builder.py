@@ -12,11 +12,8 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
 
-from workflow import Case, Default, Executor, RetryPolicy, Workflow
-from workflow._edges import EdgeGroup, Predicate, condition_label
-from workflow._executor import FunctionExecutor
-from workflow._graph import NodePolicy, build_graph
-from workflow._observer import Observer
+from workflow import Case, Default, Executor, FunctionExecutor, Observer, RetryPolicy, Workflow
+from workflow.authoring import EdgeGroup, NodePolicy, Predicate, build_graph, condition_label
 
 __all__ = ("WorkflowBuilder",)
 

@@ -45,8 +45,7 @@ import anyio
 import anyio.to_thread
 
 from workflow import Executor, Workflow, WorkflowError
-from workflow._edges import EdgeGroup
-from workflow._graph import build_graph
+from workflow.authoring import EdgeGroup, build_graph
 from workflow.events import RunFinished, WorkflowEvent
 
 from ._agent_executor import AgentExecutor, AgentResponded

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from workflow import Executor, WorkflowContext, handler, response_handler
-from workflow._executor import HandlerSpec
+from workflow.authoring import HandlerSpec
 
 from ._agent_executor import ConversationReset
 from ._chat import ChatMessage

@@ -75,3 +75,82 @@ def test_layering(package: str, forbidden: set[str]) -> None:
         if bad:
             offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
     assert not offenders, "\n".join(offenders)
+
+
+# Outside ``workflow/`` only its public modules may be imported: the package itself,
+# ``workflow.events``, ``workflow.authoring`` (the seam for node authors) and the CLI.
+OUTSIDE_CORE = ("builders", "executors", "visualize", "examples", "benchmarks")
+# Until the kernel rewrite lands, the nested-workflow executor still drives the runner itself.
+PRIVATE_ALLOWED = {"executors/_workflow_executor.py"}
+
+
+def _private_core_imports(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
+    """Every ``workflow._*`` module (or ``_name`` from ``workflow``) that ``path`` imports."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+            if node.module == "workflow":
+                modules += [f"workflow.{alias.name}" for alias in node.names]
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "workflow" and any(part.startswith("_") for part in parts[1:]):
+                found.append(f"{path.relative_to(root)}:{node.lineno} imports {module}")
+    return found
+
+
+def _outside_core() -> list[pathlib.Path]:
+    return [path for top in OUTSIDE_CORE for path in sorted((ROOT / top).rglob("*.py"))]
+
+
+def test_other_packages_use_only_the_public_core() -> None:
+    paths = _outside_core()
+    assert len(paths) > 50, "the packages, examples and benchmarks were not found"
+    offenders = [
+        line
+        for path in paths
+        if path.relative_to(ROOT).as_posix() not in PRIVATE_ALLOWED
+        for line in _private_core_imports(path)
+    ]
+    assert not offenders, (
+        "use the names in workflow.__all__ or workflow.authoring (make a name public there "
+        "if node authors need it):\n" + "\n".join(offenders)
+    )
+
+
+def test_private_import_check_catches_each_form(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import workflow._runner\n"
+        "from workflow._graph import build_graph\n"
+        "from workflow import _serde\n"
+        "def f():\n    from workflow._durable import registry_for\n"
+        "from workflow import Workflow, events\n"
+        "from workflow.authoring import HandlerSpec\n"
+    )
+    found = _private_core_imports(bad, root=tmp_path)
+    assert [line.split(" imports ")[1] for line in found] == [
+        "workflow._runner",
+        "workflow._graph",
+        "workflow._serde",
+        "workflow._durable",
+    ]
+
+
+def test_allow_listed_private_imports_are_still_needed() -> None:
+    for name in PRIVATE_ALLOWED:
+        assert _private_core_imports(ROOT / name), (
+            f"{name} no longer imports private core modules: remove it from PRIVATE_ALLOWED"
+        )
+
+
+def test_authoring_module_exports_what_it_documents() -> None:
+    import workflow.authoring as authoring
+
+    assert isinstance(authoring.__all__, tuple)
+    for name in authoring.__all__:
+        assert hasattr(authoring, name), name
+        assert name in (authoring.__doc__ or ""), f"{name} is exported but not documented"

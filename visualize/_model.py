@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workflow._edges import EdgeGroup
-from workflow._graph import WorkflowGraph
+from workflow.authoring import EdgeGroup, WorkflowGraph
 
 from ._overlay import RunOverlay, overlay_from
 from ._style import TIMES

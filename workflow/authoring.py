@@ -1,0 +1,38 @@
+"""The core's seam for node and graph authors: what ``builders``, ``executors`` and
+``visualize`` (and third-party packages like them) need beyond ``workflow.__all__``.
+
+Application code needs only ``workflow``; this module is for code that builds graphs
+without ``WorkflowBuilder``, writes executors whose handlers are not ``@handler`` methods, or
+reads a built graph. Everything else under ``workflow._*`` is private and may change between
+releases; a test fails any import of it from outside the ``workflow`` package.
+
+- Graphs: ``build_graph`` validates declared executors and ``EdgeGroup``\\ s (with a
+  ``NodePolicy`` per executor) into the immutable ``WorkflowGraph`` that ``Workflow(graph)``
+  runs and ``Workflow.graph`` returns; ``condition_label`` names an edge condition (a
+  ``Predicate``) for diagrams.
+- Executors: ``Executor.handler_specs()`` returns ``HandlerSpec``\\ s; an executor that wraps
+  or generates handlers builds its own, and ``overlaps`` tells whether what one handler
+  produces can reach another.
+- Packages: ``lazy_exports`` makes a package ``__getattr__`` that imports heavy names on first
+  use, so that importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from ._edges import EdgeGroup, Predicate, condition_label
+from ._executor import HandlerSpec
+from ._graph import NodePolicy, WorkflowGraph, build_graph
+from ._lazy import lazy_exports
+from ._typing import overlaps
+
+__all__ = (
+    "EdgeGroup",
+    "HandlerSpec",
+    "NodePolicy",
+    "Predicate",
+    "WorkflowGraph",
+    "build_graph",
+    "condition_label",
+    "lazy_exports",
+    "overlaps",
+)
