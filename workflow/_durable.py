@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._checkpoint import Checkpoint
-from ._errors import CheckpointError
+from ._errors import CheckpointError, store_call
 from ._graph import describe_changes
 from ._result import RunResult
 from ._runner import Durability, Invocation, Reply, Runner, RunState
@@ -184,7 +184,8 @@ class StoreDurability(Durability):
         if len(runner.state.inbox) > 1 and runner.state.checkpoint_id is not None:
             if self._previous is not None:
                 await self._previous.wait()  # async durability: its checkpoint must exist
-            await self.store.put_write(runner.state.checkpoint_id, inv.node.id, data)
+            with store_call(self.store, "record a pending write", runner.state.run_id):
+                await self.store.put_write(runner.state.checkpoint_id, inv.node.id, data)
 
     async def superstep_committed(self, runner: Runner) -> None:
         st = runner.state
@@ -233,8 +234,10 @@ class StoreDurability(Durability):
             if failed and st.checkpoint_id is not None:  # for diagrams: who failed, and why
                 error = st.error.__cause__ if st.error is not None else None
                 record = {"executor_id": failed, "error": repr(error or st.error)}
-                await self.store.put_write(st.checkpoint_id, FAILURE_KEY, record)
-            await self.store.set_status(st.run_id, self.wf.name, status.value)
+                with store_call(self.store, "record the failure", st.run_id):
+                    await self.store.put_write(st.checkpoint_id, FAILURE_KEY, record)
+            with store_call(self.store, "record the run's status", st.run_id):
+                await self.store.set_status(st.run_id, self.wf.name, status.value)
 
     def _checkpoint(self, runner: Runner, status: RunStatus) -> Checkpoint:
         st = runner.state
@@ -280,10 +283,11 @@ class StoreDurability(Durability):
     ) -> None:
         t0 = time.perf_counter()
         written = getattr(self.store, "bytes_written", None)
-        if writes:  # the checkpoint and these pending writes after it: one atomic commit
-            await self.store.save(checkpoint, writes=writes)
-        else:
-            await self.store.save(checkpoint)
+        with store_call(self.store, "save a checkpoint", checkpoint.run_id):
+            if writes:  # the checkpoint and these pending writes after it: one atomic commit
+                await self.store.save(checkpoint, writes=writes)
+            else:
+                await self.store.save(checkpoint)
         if runner.observer is not None:
             after = getattr(self.store, "bytes_written", None)
             runner.observer.checkpoint_saved(
@@ -314,7 +318,8 @@ async def load_state(
     """Load a run's state from the store: the latest checkpoint, or a fork of an earlier one."""
     store = wf.checkpoint_store
     try:
-        latest = await store.latest(run_id)
+        with store_call(store, "load the latest checkpoint", run_id):
+            latest = await store.latest(run_id)
     except CheckpointError:
         if checkpoint_id is None:
             raise
@@ -324,7 +329,8 @@ async def load_state(
             raise CheckpointError(f"unknown run {run_id!r}: the store has no checkpoint for it")
     checkpoint = latest
     if checkpoint_id is not None and (latest is None or checkpoint_id != latest.id):
-        checkpoint = await store.load(checkpoint_id)
+        with store_call(store, f"load checkpoint {checkpoint_id!r}", run_id):
+            checkpoint = await store.load(checkpoint_id)
         if checkpoint.run_id != run_id:
             raise CheckpointError(
                 f"checkpoint {checkpoint_id!r} belongs to run {checkpoint.run_id!r}, not {run_id!r}"
@@ -332,7 +338,8 @@ async def load_state(
     assert checkpoint is not None
     if checkpoint.graph_hash != wf.graph_hash:
         try:
-            history = await store.list_checkpoints(checkpoint.run_id)
+            with store_call(store, "list checkpoints", run_id):
+                history = await store.list_checkpoints(checkpoint.run_id)
         except CheckpointError:  # another checkpoint is unreadable: say what we can
             history = [checkpoint]
         first = next((c for c in history if "graph" in c.data), checkpoint)
@@ -366,7 +373,9 @@ async def load_state(
         )
         return state, None, durability
     durability = StoreDurability(wf, state, trace_link=link)
-    for eid, data in (await store.get_writes(checkpoint.id)).items():
+    with store_call(store, "load pending writes", run_id):
+        writes = await store.get_writes(checkpoint.id)
+    for eid, data in writes.items():
         if eid == FAILURE_KEY:
             continue
         try:

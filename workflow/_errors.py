@@ -13,7 +13,16 @@ culprit (executor, edge, type, checkpoint) and, where there is one, the fix.
 
 from __future__ import annotations
 
-__all__ = ("CheckpointError", "ExecutorFailedError", "GraphValidationError", "WorkflowError")
+import contextlib
+from collections.abc import Iterator
+
+__all__ = (
+    "CheckpointError",
+    "ExecutorFailedError",
+    "GraphValidationError",
+    "WorkflowError",
+    "store_call",
+)
 
 
 class WorkflowError(Exception):
@@ -48,3 +57,22 @@ def _rebuild_failed(
 
 class CheckpointError(WorkflowError):
     """A checkpoint or run is unknown, cannot be decoded, fails its checksum, or is foreign."""
+
+
+@contextlib.contextmanager
+def store_call(store: object, what: str, run_id: str) -> Iterator[None]:
+    """Turn a store's own failure (``OSError``, a driver error...) into a ``CheckpointError``.
+
+    The run then ends ``FAILED`` with it as ``result.error`` (the original is ``__cause__``)
+    instead of escaping ``run`` bare or inside an ``ExceptionGroup``.
+    """
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(
+            f"checkpoint store {type(store).__name__} failed to {what} for run {run_id!r}: "
+            f"{exc!r}; the checkpoints written before are intact: resume the run once the "
+            "store works again"
+        ) from exc

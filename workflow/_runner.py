@@ -28,7 +28,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._context import WorkflowContext
-from ._errors import ExecutorFailedError, WorkflowError
+from ._errors import CheckpointError, ExecutorFailedError, WorkflowError
 from ._executor import Executor
 from ._graph import WorkflowGraph
 from ._observer import Observer
@@ -341,6 +341,10 @@ class Runner:
                 with anyio.CancelScope(shield=True):
                     await self._finish(RunStatus.CANCELLED)
                 raise
+            except CheckpointError as exc:  # the store failed: the run cannot go on durably
+                st.error, status = exc, RunStatus.FAILED
+            except BaseExceptionGroup as group:  # ... from inside a superstep's task group
+                st.error, status = _store_failure(group), RunStatus.FAILED
             return await self._finish(status)
         finally:
             if scope is not None:
@@ -718,7 +722,13 @@ class Runner:
         for inv in st.done.values():  # siblings that finished before a failure keep their results
             outputs.extend(inv.outputs if isinstance(inv, Invocation) else inv["outputs"])
         if self.durability is not None:
-            await self.durability.finished(self, status)
+            try:
+                await self.durability.finished(self, status)
+            except CheckpointError as exc:  # the run still finishes; say what was not recorded
+                if st.error is None:
+                    st.error = exc
+                else:
+                    st.error.add_note(f"and its status was not recorded: {exc}")
         if self.observer is not None:
             self.observer.run_finished(run_id=st.run_id, status=status.value)
         self.sink.emit(
@@ -759,6 +769,18 @@ class Durability:
 
     async def finished(self, runner: Runner, status: RunStatus) -> None:
         """Record the run's final status."""
+
+
+def _store_failure(group: BaseExceptionGroup[Any]) -> CheckpointError:
+    """The store's error inside a task group's ``ExceptionGroup``; anything else re-raises."""
+    found, rest = group.split(CheckpointError)
+    if found is None or rest is not None:
+        raise group
+    leaf: BaseException = found
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    assert isinstance(leaf, CheckpointError)
+    return leaf
 
 
 class _SelfEdge:

@@ -1,0 +1,244 @@
+"""A checkpoint store that fails mid-run: the run ends ``FAILED``, never with a stray group.
+
+``FlakyStore`` wraps a real in-memory store and, once armed, fails every call of one kind
+(``save``, ``put_write``, ``latest``/``load``, ``list_checkpoints``) with an ``OSError``, as a
+full disk or a dropped connection would. For each call and both durabilities: the run ends
+``FAILED`` with a ``CheckpointError`` as ``result.error`` (the store's error as its cause),
+``RunFinished`` is the last event, nothing escapes ``run`` or ``run_stream``, the last good
+checkpoint still loads, and once the store works again ``resume`` completes the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+
+from builders import WorkflowBuilder
+from workflow import (
+    Checkpoint,
+    CheckpointError,
+    InMemoryCheckpointStore,
+    RunStatus,
+    Workflow,
+    WorkflowContext,
+    WorkflowError,
+    events,
+    executor,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class StoreDown(OSError):
+    """What the injected fault raises: not a ``CheckpointError``, as a driver's would not be."""
+
+
+class FlakyStore:
+    """Delegates to an in-memory store; ``fail(method, after=n)`` breaks the n+1st call on.
+
+    Only the public store protocol is used, so this is a fault at the seam, not a mock of
+    the engine's internals.
+    """
+
+    def __init__(self) -> None:
+        self.inner = InMemoryCheckpointStore()
+        self.broken: str | None = None
+        self.after = 0
+        self.calls: dict[str, int] = {}
+
+    def fail(self, method: str, *, after: int = 0) -> None:
+        self.broken, self.after = method, after
+
+    def heal(self) -> None:
+        self.broken = None
+
+    def _call(self, method: str) -> None:
+        n = self.calls[method] = self.calls.get(method, 0) + 1
+        if self.broken == method and n > self.after:
+            raise StoreDown(f"injected fault: {method} call #{n}")
+
+    async def save(
+        self, checkpoint: Checkpoint, *, writes: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
+        self._call("save")
+        await self.inner.save(checkpoint, writes=writes)
+
+    async def put_write(self, checkpoint_id: str, executor_id: str, data: dict[str, Any]) -> None:
+        self._call("put_write")
+        await self.inner.put_write(checkpoint_id, executor_id, data)
+
+    async def get_writes(self, checkpoint_id: str) -> dict[str, dict[str, Any]]:
+        self._call("get_writes")
+        return await self.inner.get_writes(checkpoint_id)
+
+    async def set_status(self, run_id: str, workflow_name: str, status: str) -> None:
+        self._call("set_status")
+        await self.inner.set_status(run_id, workflow_name, status)
+
+    async def list_runs(self) -> Any:
+        self._call("list_runs")
+        return await self.inner.list_runs()
+
+    async def list_checkpoints(self, run_id: str) -> list[Checkpoint]:
+        self._call("list_checkpoints")
+        return await self.inner.list_checkpoints(run_id)
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        self._call("load")
+        return await self.inner.load(checkpoint_id)
+
+    async def latest(self, run_id: str) -> Checkpoint | None:
+        self._call("latest")
+        return await self.inner.latest(run_id)
+
+    async def delete_run(self, run_id: str) -> None:
+        await self.inner.delete_run(run_id)
+
+    def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
+        return self.inner.lock_run(run_id)
+
+
+# start -> (left, right) -> join: superstep 2 has two executors, so it records pending writes
+
+
+@executor(id="start")
+async def start(n: int) -> int:
+    return n
+
+
+@executor(id="left")
+async def left(n: int) -> int:
+    return n + 1
+
+
+@executor(id="right")
+async def right(n: int) -> int:
+    return n * 10
+
+
+@executor(id="join")
+async def join(values: list[int], ctx: WorkflowContext[int]) -> None:
+    await ctx.yield_output(sum(values))
+
+
+def build(store: Any, durability: str) -> Workflow:
+    return (
+        WorkflowBuilder(start=start, checkpoint_store=store, durability=durability)
+        .add_fan_out_edges(start, [left, right])
+        .add_fan_in_edges([left, right], join)
+        .build()
+    )
+
+
+# (method, calls that still succeed): save #1 is superstep 0, save #2 is after superstep 1
+RUN_FAULTS = [("save", 0), ("save", 1), ("save", 2), ("put_write", 0), ("put_write", 1)]
+DURABILITIES = ["sync", "async"]
+
+
+def check_failed(result: Any, run_id: str) -> CheckpointError:
+    assert result.status is RunStatus.FAILED
+    assert isinstance(result.error, CheckpointError)
+    assert isinstance(result.error.__cause__, StoreDown)
+    assert run_id in str(result.error)
+    last = result.events[-1]
+    assert isinstance(last, events.RunFinished)
+    assert last.status is RunStatus.FAILED
+    assert sum(isinstance(e, events.RunFinished) for e in result.events) == 1
+    return result.error
+
+
+async def check_intact_and_resume(wf: Workflow, store: FlakyStore, run_id: str) -> None:
+    history = await store.inner.list_checkpoints(run_id)
+    for cp in history:  # every checkpoint written before the fault still verifies
+        assert (await store.inner.load(cp.id)).id == cp.id
+    store.heal()
+    resumed = await wf.resume(run_id)
+    assert resumed.status is RunStatus.COMPLETED, resumed.error
+    assert resumed.outputs == [3 + 20]
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+@pytest.mark.parametrize(("method", "after"), RUN_FAULTS)
+async def test_store_fault_during_run_fails_the_run(
+    method: str, after: int, durability: str
+) -> None:
+    store = FlakyStore()
+    wf = build(store, durability)
+    store.fail(method, after=after)
+    result = await wf.run(2, run_id="r1")
+    check_failed(result, "r1")
+    runs = {r.run_id: r.status for r in await store.inner.list_runs()}
+    if after > 0 or method != "save":  # a first checkpoint exists: the failure is recorded
+        assert runs["r1"] == "failed"
+    if not (method == "save" and after == 0):
+        await check_intact_and_resume(wf, store, "r1")
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+@pytest.mark.parametrize(("method", "after"), RUN_FAULTS)
+async def test_store_fault_during_stream_ends_with_run_finished(
+    method: str, after: int, durability: str
+) -> None:
+    store = FlakyStore()
+    wf = build(store, durability)
+    store.fail(method, after=after)
+    seen = [e async for e in wf.run_stream(2, run_id="r2")]
+    assert isinstance(seen[-1], events.RunFinished)
+    assert seen[-1].status is RunStatus.FAILED
+    assert "checkpoint store FlakyStore failed to" in (seen[-1].error or "")
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+async def test_status_write_fault_keeps_the_executor_error(durability: str) -> None:
+    @executor(id="boom")
+    async def boom(n: int) -> int:
+        raise RuntimeError("handler broke")
+
+    store = FlakyStore()
+    wf = WorkflowBuilder(start=boom, checkpoint_store=store, durability=durability).build()
+    store.fail("set_status")
+    result = await wf.run(1, run_id="r3")
+    assert result.status is RunStatus.FAILED
+    assert isinstance(result.error, WorkflowError)
+    assert isinstance(result.events[-1], events.RunFinished)
+
+
+# loading: resume reads the store before anything runs; a failure there raises and changes
+# nothing, and the same resume succeeds once the store is back
+LOAD_FAULTS = ["latest", "load", "get_writes", "list_checkpoints"]
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+@pytest.mark.parametrize("method", LOAD_FAULTS)
+async def test_store_fault_while_loading_raises_checkpoint_error(
+    method: str, durability: str
+) -> None:
+    store = FlakyStore()
+    wf = build(store, durability)
+    store.fail("put_write", after=1)  # the run fails mid-superstep 2, one write recorded
+    first = await wf.run(2, run_id="r4")
+    assert first.status is RunStatus.FAILED
+    store.heal()
+    before = [cp.id for cp in await store.inner.list_checkpoints("r4")]
+    store.fail(method)
+    cp_id = before[0] if method in ("load", "list_checkpoints") else None
+    if method == "list_checkpoints":
+        # the store lists a run's history only to explain a refused resume: use one
+        other = (
+            WorkflowBuilder(start=start, checkpoint_store=store, durability=durability)
+            .add_edge(start, left)
+            .build()
+        )
+        with pytest.raises(CheckpointError, match="different graph"):
+            await other.resume("r4")
+        store.heal()
+        await check_intact_and_resume(wf, store, "r4")
+        return
+    with pytest.raises(CheckpointError, match="r4") as info:
+        await wf.resume("r4", checkpoint_id=cp_id)
+    assert isinstance(info.value.__cause__, StoreDown)
+    assert [cp.id for cp in await store.inner.list_checkpoints("r4")] == before
+    await check_intact_and_resume(wf, store, "r4")
