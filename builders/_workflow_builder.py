@@ -97,10 +97,13 @@ class WorkflowBuilder:
         cached = self._wrapped.get(id(item))
         if cached is not None:
             return cached
-        if hasattr(item, "name") and callable(getattr(item, "run", None)):
+        as_executor = getattr(item, "as_executor", None)
+        if callable(as_executor):
+            node: Executor = as_executor()  # e.g. Workflow.as_agent: the agent knows its node
+        elif hasattr(item, "name") and callable(getattr(item, "run", None)):
             from executors import AgentExecutor
 
-            node: Executor = AgentExecutor(item)
+            node = AgentExecutor(item)
         elif callable(item):
             node = FunctionExecutor(item)
         else:

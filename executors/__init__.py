@@ -70,6 +70,7 @@ from ._sandbox import (
 )
 from ._scripted import ScriptedChatClient
 from ._tools import Tool, ToolOutcome, tool
+from ._workflow_agent import WorkflowAgentExecutor
 from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
 
 __all__: tuple[str, ...] = (
@@ -137,6 +138,7 @@ __all__: tuple[str, ...] = (
     "TruncatedResponseError",
     "Usage",
     "UserProxyAgent",
+    "WorkflowAgentExecutor",
     "WorkflowExecutor",
     "collect_response",
     "extract_code_blocks",

@@ -37,7 +37,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflow import model_call_span, tool_call_span
+from workflow import WorkflowTool, model_call_span, tool_call_span
 
 from ._agent_turn import AgentTurn
 from ._approval import ApprovalRequest
@@ -278,7 +278,7 @@ class ChatAgent:
         instructions: str = "",
         chat_client: ChatClient | None = None,
         *,
-        tools: Iterable[Tool[Any, Any] | Callable[..., Any]] = (),
+        tools: Iterable[Tool[Any, Any] | WorkflowTool | Callable[..., Any]] = (),
         max_tool_iterations: int = 10,
     ) -> None:
         self.name = _check_name(name, "ChatAgent")
@@ -294,6 +294,8 @@ class ChatAgent:
         self.max_tool_iterations = max_tool_iterations
         self._tools: dict[str, Tool[Any, Any]] = {}
         for item in tools:
+            if isinstance(item, WorkflowTool):
+                item = item.as_tool()  # a workflow offered as a tool (Workflow.as_tool)
             wrapped = item if isinstance(item, Tool) else tool(item)
             if wrapped.name in self._tools:
                 raise ValueError(f"ChatAgent {name!r}: two tools are named {wrapped.name!r}")

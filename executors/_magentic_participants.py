@@ -34,6 +34,10 @@ def as_participant(item: Any) -> Executor:
     """The node for one team member: an executor as it is, an agent in an ``AgentExecutor``."""
     if isinstance(item, Executor):
         return item
+    as_executor = getattr(item, "as_executor", None)
+    if callable(as_executor):
+        node: Executor = as_executor()  # e.g. Workflow.as_agent: the agent knows its node
+        return node
     name = getattr(item, "name", None)
     if isinstance(name, str) and name and callable(getattr(item, "run", None)):
         return AgentExecutor(item)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import events
+from ._adapters import WorkflowAgent, WorkflowTool
 from ._context import WorkflowContext
 from ._edges import Case, Default
 from ._errors import CheckpointError, ExecutorFailedError, GraphValidationError, WorkflowError
@@ -79,8 +80,10 @@ __all__ = (
     "SQLiteCheckpointStore",
     "SerializationError",
     "Workflow",
+    "WorkflowAgent",
     "WorkflowContext",
     "WorkflowError",
+    "WorkflowTool",
     "events",
     "executor",
     "handler",

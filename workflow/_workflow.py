@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from ._adapters import WorkflowAgent, WorkflowTool
 from ._errors import CheckpointError
 from ._executor import Executor
 from ._graph import WorkflowGraph
@@ -110,6 +111,20 @@ class Workflow:
             types=self.types,
             observers=self.observers,
         )
+
+    def as_agent(self, name: str, description: str = "") -> WorkflowAgent:
+        """This workflow as an agent: accepted wherever an agent is (teams, builders)."""
+        return WorkflowAgent(self, name, description)
+
+    def as_tool(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        approval_mode: Literal["never_require", "always_require"] = "never_require",
+    ) -> WorkflowTool:
+        """This workflow as a tool for ``ChatAgent(tools=...)``."""
+        return WorkflowTool(self, name, description, approval_mode)
 
     # -- running -------------------------------------------------------------------------------
     async def run(self, input: Any, *, run_id: str | None = None) -> RunResult:
