@@ -99,11 +99,12 @@ class _StopAfterHandoff:
         *,
         tools: Sequence[ToolSpec] | None = None,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
         if self._handed_off(messages):
             return ChatResponse("", finish_reason="stop", model=self.model)
         response: ChatResponse = await self.client.get_response(
-            messages, tools=tools, response_format=response_format
+            messages, tools=tools, response_format=response_format, max_tokens=max_tokens
         )
         return response
 
@@ -112,11 +113,13 @@ class _StopAfterHandoff:
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[ToolSpec] | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[ChatDelta]:
         if self._handed_off(messages):
             yield ChatDelta(finish_reason="stop", model=self.model)
             return
-        async for delta in self.client.get_streaming_response(messages, tools=tools):
+        stream = self.client.get_streaming_response(messages, tools=tools, max_tokens=max_tokens)
+        async for delta in stream:
             yield delta
 
 

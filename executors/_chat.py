@@ -415,7 +415,10 @@ class ChatClient(Protocol):
 
     ``response_format`` asks for structured output: a pydantic model class (the answer must
     validate as that model; read it with ``ChatResponse.parse``) or a raw OpenAI
-    ``response_format`` dict such as ``{"type": "json_object"}``.
+    ``response_format`` dict such as ``{"type": "json_object"}``. ``max_tokens`` caps the
+    answer's length for this request (``None``: the client's own default); callers set it per
+    kind of request (a ledger, a plan, an agent's turn), since a small model may otherwise
+    ramble until a timeout.
     """
 
     async def get_response(
@@ -424,6 +427,7 @@ class ChatClient(Protocol):
         *,
         tools: Sequence[ToolSpec] | None = None,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
         """Returns the model's complete answer to ``messages``."""
         ...
@@ -433,6 +437,7 @@ class ChatClient(Protocol):
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[ToolSpec] | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[ChatDelta]:
         """Yields the answer as it is generated; the last chunk has finish_reason and usage."""
         ...

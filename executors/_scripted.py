@@ -45,6 +45,9 @@ class ScriptedChatClient:
     Attributes:
         calls: The messages of every request, oldest first.
         tools: The tool specs offered with every request, parallel to ``calls``.
+        limits: The ``max_tokens`` of every request, parallel to ``calls`` (not enforced: a
+            script's reply is what it is; script ``finish_reason="length"`` to test truncation).
+        formats: The ``response_format`` of every request, parallel to ``calls``.
     """
 
     def __init__(
@@ -53,6 +56,8 @@ class ScriptedChatClient:
         self.model = model
         self.calls: list[list[ChatMessage]] = []
         self.tools: list[tuple[ToolSpec, ...]] = []
+        self.limits: list[int | None] = []
+        self.formats: list[type[BaseModel] | dict[str, Any] | None] = []
         self._fn: ReplyFunction | None = None
         self._replies: list[Reply] = []
         if isinstance(replies, str | ChatResponse):
@@ -87,6 +92,7 @@ class ScriptedChatClient:
         *,
         tools: Sequence[ToolSpec] | None = None,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
         """Returns the next scripted reply.
 
@@ -96,6 +102,8 @@ class ScriptedChatClient:
         history = list(messages)
         self.calls.append(history)
         self.tools.append(tuple(tools or ()))
+        self.limits.append(max_tokens)
+        self.formats.append(response_format)
         reply = await self._reply(history)
         if isinstance(reply, ChatResponse):
             return reply
@@ -119,9 +127,10 @@ class ScriptedChatClient:
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[ToolSpec] | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[ChatDelta]:
         """Yields the next reply word by word, each tool call as two fragments, then the end."""
-        response = await self.get_response(messages, tools=tools)
+        response = await self.get_response(messages, tools=tools, max_tokens=max_tokens)
         for piece in _WORD_BOUNDARY.split(response.text):
             if piece:
                 yield ChatDelta(text=piece)

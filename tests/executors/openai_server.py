@@ -51,6 +51,9 @@ class Reply:
     model: str | None = None  # default: the requested model
     malformed_chunk_after: int | None = None  # streaming: send invalid JSON after N chunks
     error_event_after: int | None = None  # streaming: send an {"error": ...} event, then stop
+    chunk_delay: float = 0.0  # streaming: seconds between chunks (a slow but steady model)
+    stall_after: int | None = None  # streaming: go silent after N chunks...
+    stall_seconds: float = 5.0  # ...for this long (or until the server stops), then hang up
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
         for n, event in enumerate(_chunks(reply, request, include_usage)):
+            if reply.stall_after is not None and n == reply.stall_after:
+                self.server.owner._stopping.wait(reply.stall_seconds)
+                self._reset()
+                return
+            if reply.chunk_delay and n:
+                time.sleep(reply.chunk_delay)
             if cut_after is not None and n >= cut_after:
                 self.wfile.flush()
                 self._reset()  # no terminating zero-length chunk: an incomplete body

@@ -203,14 +203,19 @@ class Recording:
         *,
         tools: Sequence[ToolSpec] | None = None,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
         self.formats.append(response_format)
-        return await self.inner.get_response(messages, tools=tools)
+        return await self.inner.get_response(messages, tools=tools, max_tokens=max_tokens)
 
     def get_streaming_response(
-        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[ChatDelta]:
-        return self.inner.get_streaming_response(messages, tools=tools)
+        return self.inner.get_streaming_response(messages, tools=tools, max_tokens=max_tokens)
 
 
 async def test_json_mode_usage_and_overridden_prompts() -> None:
