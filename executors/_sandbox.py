@@ -74,7 +74,7 @@ _REASONS: Final = {
 class CodeResult(BaseModel):
     """What an execution did: exit code, output and why it was stopped, if it was.
 
-    ``exit_code`` is the last block's: negative ``-N`` (or ``128 + N`` under bubblewrap)
+    ``exit_code`` is the last block's: negative ``-N`` (or ``128 + N`` in a namespace)
     when a signal ``N`` ended it. ``killed_reason`` is one of ``"timeout"``, ``"output"``,
     ``"cpu"``, ``"memory"``, ``"file_size"`` or ``None``. ``in_reply_to`` is empty here;
     ``CodeExecutor`` fills it with the message(s) the code came from, so whoever receives
@@ -287,7 +287,13 @@ def _command_prefix(
             gid=cfg.gid,
         )
     elif backend == "unshare":
-        prefix = unshare_prefix(network=cfg.network, uid=cfg.uid, gid=cfg.gid)
+        prefix = unshare_prefix(
+            network=cfg.network,
+            uid=cfg.uid,
+            gid=cfg.gid,
+            reveal=interpreter.reveal,
+            stage=exec_dir,
+        )
     else:
         prefix = []
     return prefix + limits_prefix(limits, cfg.uid, cfg.gid)
@@ -389,8 +395,10 @@ def _limit_hit(returncode: int, stderr: str, backend: Backend) -> str | None:
     """Name the resource limit that most likely ended the code, from its exit and stderr."""
     if returncode < 0:
         signum = -returncode
-    elif backend == "bubblewrap" and returncode > 128:
-        signum = returncode - 128  # bubblewrap's init reports a fatal signal N as 128 + N
+    elif backend != "none" and returncode > 128:
+        # A PID namespace's init (bubblewrap's, or `timeout` under unshare) cannot die of a
+        # signal it re-raises at itself: it reports a fatal signal N as 128 + N.
+        signum = returncode - 128
     else:
         signum = 0
     # SIGXCPU at the soft CPU limit; SIGKILL at the hard one (a namespace's init ignores

@@ -5,8 +5,9 @@ Three backends, strongest first (what each guarantees is written up in ``docs/sa
 * ``bubblewrap``: a new mount namespace whose root holds only read-only system directories,
   the interpreter's installation and the per-execution workspace; plus network, PID, IPC and
   UTS namespaces. The process tree dies with the PID namespace's init.
-* ``unshare`` (util-linux): network, PID, IPC and UTS namespaces, but the host's file tree;
-  files are guarded only by Unix permissions of the sandbox uid.
+* ``unshare`` (util-linux): private mount, network, PID, IPC and UTS namespaces, but the
+  host's file tree; files are guarded only by Unix permissions of the sandbox uid (as root,
+  an interpreter under ``/root`` is mounted into view: ``_sandbox_reveal``).
 * ``none``: no namespaces; an explicit opt-out that keeps the other layers.
 
 Every backend runs the code through ``prlimit`` (resource limits) and, when we are root,
@@ -22,14 +23,17 @@ import os
 import resource
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Final, Literal
 
 import anyio
 
 from workflow import WorkflowError
+
+from ._sandbox_reveal import Reveal, plan_reveal, reveal_prefix
 
 __all__ = (
     "Backend",
@@ -109,10 +113,15 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Interpreter:
-    """Where an interpreter lives, so bubblewrap can bind exactly that read-only."""
+    """Where an interpreter lives, so bubblewrap can bind exactly that read-only.
+
+    ``reveal`` is what the ``unshare`` backend (as root) mounts to show the sandbox uid the
+    prefixes it could not reach on the host (an interpreter under ``/root``).
+    """
 
     python: str
     prefixes: tuple[str, ...]
+    reveal: Reveal = field(default_factory=Reveal)
 
 
 def _which(name: str) -> str | None:
@@ -184,13 +193,17 @@ def _clamp(which: int, value: int) -> int:
     return value if hard == resource.RLIM_INFINITY else min(value, hard)
 
 
-def unshare_prefix(*, network: bool, uid: int, gid: int) -> list[str]:
-    """``unshare`` command prefix: new network/PID/IPC/UTS namespaces, killed with us.
+def unshare_prefix(
+    *, network: bool, uid: int, gid: int, reveal: Reveal | None = None, stage: str = ""
+) -> list[str]:
+    """``unshare`` command prefix: new mount/network/PID/IPC/UTS namespaces, killed with us.
 
     ``setpriv --pdeathsig`` kills ``unshare`` if this process dies; the namespace's init
     (the command chain ending in the code) then gets ``SIGKILL`` too (``--kill-child``, or
     re-armed by the inner ``setpriv`` after the uid drop cleared it), which takes every
-    process in the namespace along.
+    process in the namespace along. ``--mount-proc`` makes the mount namespace private, so
+    ``reveal`` (mounted under the root-owned ``stage`` directory first) changes only the
+    sandbox's view of the file tree.
     """
     setpriv = _which("setpriv") or "/usr/bin/setpriv"
     argv = [setpriv, "--pdeathsig=KILL", "--", _which("unshare") or "/usr/bin/unshare"]
@@ -199,7 +212,7 @@ def unshare_prefix(*, network: bool, uid: int, gid: int) -> list[str]:
         argv.append("--net")
     if not _is_root():
         argv += [f"--map-user={uid}", f"--map-group={gid}"]
-    return [*argv, "--"]
+    return [*argv, "--", *(reveal_prefix(reveal, stage) if reveal else [])]
 
 
 def bwrap_prefix(
@@ -299,9 +312,10 @@ _interpreters: dict[tuple[str, Backend, int, int], Interpreter] = {}
 async def interpreter_info(python: str, backend: Backend, uid: int, gid: int) -> Interpreter:
     """Ask ``python`` where it is installed (cached per interpreter and backend).
 
-    For ``none`` and ``unshare`` the probe runs as the sandbox uid, so an interpreter that
-    uid cannot read (say one under ``/root``) fails here with a clear message instead of
-    failing every execution.
+    For ``none`` and ``unshare`` the interpreter must work as the sandbox uid, so a probe
+    runs as that uid and one it cannot read fails here with a clear message instead of
+    failing every execution. As root, ``unshare`` first shows that uid the prefixes it could
+    not reach (``Reveal``), as bubblewrap does, and the probe checks the result.
     """
     key = (python, backend, uid, gid)
     if key in _interpreters:
@@ -315,10 +329,41 @@ async def interpreter_info(python: str, backend: Backend, uid: int, gid: int) ->
             f"interpreter {python!r} not found or not executable; pass an absolute path "
             "such as '/usr/bin/python3' as SandboxConfig.python"
         )
-    argv = [resolved, "-c", _INTERPRETER_PROBE]
-    if backend != "bubblewrap" and _is_root():
-        limits = Limits(math.ceil(_PROBE_TIMEOUT), 2**30, 2**20, 64, 256)
-        argv = [*limits_prefix(limits, uid, gid), *argv]
+    reveal = Reveal()
+    if backend == "bubblewrap" or not _is_root():
+        prefixes = await _probe_interpreter(resolved, [], uid)
+    else:
+        limits = limits_prefix(Limits(math.ceil(_PROBE_TIMEOUT), 2**30, 2**20, 64, 256), uid, gid)
+        if backend == "unshare":
+            own = await _probe_interpreter(resolved, [], 0)
+            reveal = await anyio.to_thread.run_sync(plan_reveal, own, resolved, uid, gid)
+            stage = await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "ledgerflow-probe-")
+            try:
+                ns = unshare_prefix(network=False, uid=uid, gid=gid, reveal=reveal, stage=stage)
+                prefixes = await _probe_interpreter(resolved, [*ns, *limits], uid)
+            finally:
+                await anyio.to_thread.run_sync(shutil.rmtree, stage)
+            if prefixes != own:  # it started, but found another installation than its own
+                raise SandboxUnavailableError(
+                    f"interpreter {resolved!r} does not work as uid {uid}: it reports prefixes "
+                    f"{prefixes!r}, not its own {own!r}; use python='/usr/bin/python3', or "
+                    "isolation='bubblewrap'"
+                )
+        else:
+            prefixes = await _probe_interpreter(resolved, limits, uid)
+    if any(PurePosixPath(p) == PurePosixPath("/") for p in prefixes):
+        raise SandboxUnavailableError(
+            f"interpreter {resolved!r} has prefix '/'; binding it would expose the whole "
+            "file system; use an interpreter installed under /usr or its own directory"
+        )
+    info = Interpreter(python=resolved, prefixes=prefixes, reveal=reveal)
+    _interpreters[key] = info
+    return info
+
+
+async def _probe_interpreter(python: str, prefix: list[str], uid: int) -> tuple[str, ...]:
+    """Run the interpreter probe behind ``prefix``; its prefixes, or why it does not work."""
+    argv = [*prefix, python, "-c", _INTERPRETER_PROBE]
     with anyio.fail_after(_PROBE_TIMEOUT):
         done = await anyio.run_process(
             argv, check=False, cwd="/", env={"PATH": SAFE_PATH, "LANG": "C.UTF-8"}
@@ -327,18 +372,10 @@ async def interpreter_info(python: str, backend: Backend, uid: int, gid: int) ->
     if done.returncode != 0 or report["unreadable"]:
         why = report.get("unreadable") or done.stderr.decode(errors="replace").strip()[-500:]
         raise SandboxUnavailableError(
-            f"interpreter {resolved!r} does not work as uid {uid}: {why!r}; use an interpreter "
+            f"interpreter {python!r} does not work as uid {uid}: {why!r}; use an interpreter "
             "that uid can read, e.g. python='/usr/bin/python3', or isolation='bubblewrap'"
         )
-    prefixes = tuple(str(p) for p in report["prefixes"])
-    if any(PurePosixPath(p) == PurePosixPath("/") for p in prefixes):
-        raise SandboxUnavailableError(
-            f"interpreter {resolved!r} has prefix '/'; binding it would expose the whole "
-            "file system; use an interpreter installed under /usr or its own directory"
-        )
-    info = Interpreter(python=resolved, prefixes=prefixes)
-    _interpreters[key] = info
-    return info
+    return tuple(str(p) for p in report["prefixes"])
 
 
 def resolve_backend(isolation: Isolation) -> Backend:

@@ -19,7 +19,9 @@ import anyio
 import pytest
 
 import executors._sandbox_isolation as isolation_module
+from builders import WorkflowBuilder
 from executors import (
+    CodeExecutor,
     CodeResult,
     SandboxConfig,
     SandboxUnavailableError,
@@ -29,21 +31,26 @@ from executors import (
     sandbox_available,
 )
 from tests.conftest import require_service
-from workflow import WorkflowError
+from workflow import RunStatus, WorkflowError
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
-# none/unshare run the code as uid 65534 on the host file tree: it needs an interpreter
-# that uid can read, which the venv's (under /root) is not.
+# none runs the code as uid 65534 on the host file tree: it needs an interpreter that uid
+# can read, which the venv's (under /root) is not; unshare mounts it into view.
 OUR_PYTHON_UNDER_ROOT = os.path.realpath(sys.executable).startswith("/root/")
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+
+
+# The attacks every namespace backend must contain (unshare runs our own interpreter, under
+# /root here, through the mounts that show it to the sandbox uid).
+NAMESPACED = pytest.mark.parametrize("backend", ["bubblewrap", "unshare"])
 
 
 def config(backend: str, **kwargs: object) -> SandboxConfig:
     """A config for ``backend``, skipping (or failing in CI) when it is unavailable here."""
     available, reason = sandbox_available(backend)  # type: ignore[arg-type]
     require_service(available, f"sandbox backend {backend!r}: {reason}")
-    if backend != "bubblewrap":
+    if backend == "none":
         kwargs.setdefault("python", SYSTEM_PYTHON)
     if backend == "none":
         kwargs.setdefault("network", True)
@@ -181,6 +188,49 @@ async def test_unreadable_interpreter_is_refused() -> None:
 
 
 @pytest.mark.anyio
+async def test_default_code_executor_runs_our_interpreter_without_bubblewrap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Root, an interpreter under /root, no bwrap: unshare shows the sandbox uid (only) it."""
+    if not IS_ROOT or not OUR_PYTHON_UNDER_ROOT:
+        pytest.skip("needs root and an interpreter under /root (pyenv), as on the CI machine")
+    require_service(sandbox_available("unshare")[0], "sandbox backend 'unshare'")
+    (tmp_path / "no-bwrap").mkdir()
+    no_bwrap = helpers_only(tmp_path / "no-bwrap", "prlimit", "setpriv", "timeout", "unshare")
+    monkeypatch.setattr(isolation_module, "_SEARCH_PATH", no_bwrap)
+    sandbox_available.cache_clear()
+    secret = Path.home() / f".sandbox-secret-{uuid.uuid4().hex}"
+    secret.write_bytes(b"TOP-SECRET")
+    base = os.path.realpath(sys.base_prefix)  # noqa: ASYNC240 (a test; no I/O to speak of)
+    code = f"""
+        import os, sys
+        print(os.getuid(), sys.prefix == {sys.prefix!r}, sys.base_prefix == {sys.base_prefix!r})
+        import pydantic  # from the venv's site-packages
+        print(sorted(os.listdir("/root")) == [{base.split("/")[2]!r}])
+        for path, mode in (({str(secret)!r}, "r"), ({base + "/pwned"!r}, "w")):
+            try:
+                print("opened", open(path, mode))
+            except OSError as exc:
+                print("denied", exc.errno)
+    """
+    try:
+        assert sandbox_available("bubblewrap")[0] is False
+        node = CodeExecutor()  # all defaults: auto isolation, sys.executable
+        assert (node.config.isolation, node.config.python) == ("auto", sys.executable)
+        run = await WorkflowBuilder(start=node).build().run(textwrap.dedent(code))
+        assert run.status is RunStatus.COMPLETED, run.error
+        (result,) = run.outputs
+        assert result.exit_code == 0, result.text
+        # the secret under /root is hidden (ENOENT), the interpreter read-only (EROFS)
+        assert result.stdout == "65534 True True\nTrue\ndenied 2\ndenied 30\n"
+        assert secret.read_bytes() == b"TOP-SECRET"
+        assert oct(os.stat("/root").st_mode & 0o777) == "0o700"  # the host's view is unchanged
+    finally:
+        secret.unlink()
+        sandbox_available.cache_clear()
+
+
+@pytest.mark.anyio
 async def test_empty_blocks_are_rejected() -> None:
     with pytest.raises(ValueError, match="no code blocks"):
         await run_blocks([])
@@ -249,17 +299,21 @@ async def test_blocks_share_a_workspace_and_stop_at_the_first_failure() -> None:
 
 
 @pytest.mark.anyio
-async def test_execution_directory_is_removed_even_when_locked_down(work_parent: str) -> None:
+@NAMESPACED
+async def test_execution_directory_is_removed_even_when_locked_down(
+    backend: str, work_parent: str
+) -> None:
     code = "import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x')\nos.chmod('a', 0)"
-    result = await run_code(code, config("bubblewrap", work_dir=work_parent))
+    result = await run_code(code, config(backend, work_dir=work_parent))
     assert result.exit_code == 0, result.text
     assert os.listdir(work_parent) == []
 
 
 @pytest.mark.anyio
-async def test_infinite_loop_times_out_promptly() -> None:
+@NAMESPACED
+async def test_infinite_loop_times_out_promptly(backend: str) -> None:
     start = time.monotonic()
-    result = await run_code("print('started')\nwhile True: pass", config("bubblewrap", timeout=1))
+    result = await run_code("print('started')\nwhile True: pass", config(backend, timeout=1))
     assert time.monotonic() - start < 3
     assert result.timed_out
     assert result.killed_reason == "timeout"
@@ -269,14 +323,16 @@ async def test_infinite_loop_times_out_promptly() -> None:
 
 
 @pytest.mark.anyio
-async def test_cpu_limit_stops_a_busy_loop() -> None:
-    result = await run_code("while True: pass", config("bubblewrap", timeout=20, cpu_seconds=1))
+@NAMESPACED
+async def test_cpu_limit_stops_a_busy_loop(backend: str) -> None:
+    result = await run_code("while True: pass", config(backend, timeout=20, cpu_seconds=1))
     assert result.killed_reason == "cpu"
     assert not result.timed_out
 
 
 @pytest.mark.anyio
-async def test_process_count_is_bounded() -> None:
+@NAMESPACED
+async def test_process_count_is_bounded(backend: str) -> None:
     code = """
         import os, time
         children = 0
@@ -289,38 +345,41 @@ async def test_process_count_is_bounded() -> None:
         except OSError as exc:
             print("fork refused after", children, exc.errno)
     """
-    result = await run_code(textwrap.dedent(code), config("bubblewrap", max_processes=16))
+    result = await run_code(textwrap.dedent(code), config(backend, max_processes=16))
     assert result.stdout.startswith("fork refused after")
     assert int(result.stdout.split()[3]) < 16
 
 
 @pytest.mark.anyio
-async def test_fork_bomb_is_contained() -> None:
+@NAMESPACED
+async def test_fork_bomb_is_contained(backend: str) -> None:
     marker = uuid.uuid4().hex
     code = (
         "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     )
     start = time.monotonic()
-    result = await run_code(code, config("bubblewrap", timeout=2, env={"MARK": marker}))
+    result = await run_code(code, config(backend, timeout=2, env={"MARK": marker}))
     assert time.monotonic() - start < 8
     assert result.timed_out
     assert await wait_until_gone(marker) == []
 
 
 @pytest.mark.anyio
-async def test_memory_bomb_is_stopped() -> None:
+@NAMESPACED
+async def test_memory_bomb_is_stopped(backend: str) -> None:
     code = "hog = []\nwhile True:\n    hog.append(bytearray(16 * 2**20))\n"
-    result = await run_code(code, config("bubblewrap", memory_bytes=256 * 2**20))
+    result = await run_code(code, config(backend, memory_bytes=256 * 2**20))
     assert result.exit_code != 0
     assert "MemoryError" in result.stderr
     assert result.killed_reason == "memory"
 
 
 @pytest.mark.anyio
-async def test_output_flood_is_capped() -> None:
+@NAMESPACED
+async def test_output_flood_is_capped(backend: str) -> None:
     code = "import sys\nchunk = 'x' * 2**20\nfor _ in range(100):\n    sys.stdout.write(chunk)\n"
     start = time.monotonic()
-    result = await run_code(code, config("bubblewrap", output_limit_bytes=2**20))
+    result = await run_code(code, config(backend, output_limit_bytes=2**20))
     assert time.monotonic() - start < 10
     assert result.truncated
     assert result.killed_reason == "output"
@@ -329,7 +388,8 @@ async def test_output_flood_is_capped() -> None:
 
 
 @pytest.mark.anyio
-async def test_big_file_write_is_stopped_by_file_size_limit() -> None:
+@NAMESPACED
+async def test_big_file_write_is_stopped_by_file_size_limit(backend: str) -> None:
     code = """
         import os
         try:
@@ -340,7 +400,7 @@ async def test_big_file_write_is_stopped_by_file_size_limit() -> None:
             print(exc.errno, os.path.getsize("big.bin"))
             raise
     """
-    cfg = config("bubblewrap", file_size_bytes=10 * 2**20)
+    cfg = config(backend, file_size_bytes=10 * 2**20)
     result = await run_code(textwrap.dedent(code), cfg)
     errno, size = map(int, result.stdout.split())
     assert errno == 27
@@ -362,7 +422,8 @@ async def test_secrets_in_our_environment_do_not_leak(
 
 
 @pytest.mark.anyio
-async def test_files_outside_the_workspace_are_invisible() -> None:
+@NAMESPACED
+async def test_files_outside_the_workspace_are_invisible(backend: str) -> None:
     home_secret = Path.home() / f".sandbox-secret-{uuid.uuid4().hex}"
     home_secret.write_bytes(b"TOP-SECRET")
     try:
@@ -380,8 +441,9 @@ async def test_files_outside_the_workspace_are_invisible() -> None:
             except OSError:
                 print("denied write")
         """
-        result = await run_code(textwrap.dedent(code), config("bubblewrap"))
-        assert result.stdout.count("denied") == 4
+        result = await run_code(textwrap.dedent(code), config(backend))
+        # unshare keeps the host's tree: the world-readable checkout is readable there.
+        assert result.stdout.count("denied") == (4 if backend == "bubblewrap" else 3)
         assert "TOP-SECRET" not in result.stdout
         assert not pwned.exists()
     finally:
@@ -389,7 +451,8 @@ async def test_files_outside_the_workspace_are_invisible() -> None:
 
 
 @pytest.mark.anyio
-async def test_network_is_off_unless_enabled() -> None:
+@NAMESPACED
+async def test_network_is_off_unless_enabled(backend: str) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -403,12 +466,12 @@ async def test_network_is_off_unless_enabled() -> None:
             except OSError as exc:
                 print("blocked", type(exc).__name__)
         """
-        blocked = await run_code(textwrap.dedent(code), config("bubblewrap"))
+        blocked = await run_code(textwrap.dedent(code), config(backend))
         assert blocked.stdout.startswith("blocked")
         with pytest.raises(BlockingIOError):
             server.accept()
         # The positive control: the same code does connect when network=True.
-        allowed = await run_code(textwrap.dedent(code), config("bubblewrap", network=True))
+        allowed = await run_code(textwrap.dedent(code), config(backend, network=True))
         assert allowed.stdout == "connected\n"
 
 
