@@ -1,4 +1,5 @@
-"""Adapters behind ``Workflow.as_agent`` and ``Workflow.as_tool`` (see ``workflow._adapters``).
+"""Adapters behind ``Workflow.as_agent`` and ``Workflow.as_tool`` (the core's side is
+``workflow._adapters``; ``workflow.authoring.register_adapter`` installs these).
 
 A workflow as an agent is a node that, for each message, starts a child run of the
 workflow exactly as ``WorkflowExecutor`` does (the child's events stream through with
@@ -34,7 +35,7 @@ from workflow import (
     handler,
     response_handler,
 )
-from workflow._adapters import register_adapter
+from workflow.authoring import register_adapter
 
 from ._agent_executor import Incoming, dump, load, to_messages
 from ._agents import AgentError, AgentResponse

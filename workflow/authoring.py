@@ -13,12 +13,16 @@ releases; a test fails any import of it from outside the ``workflow`` package.
 - Executors: ``Executor.handler_specs()`` returns ``HandlerSpec``\\ s; an executor that wraps
   or generates handlers builds its own, and ``overlaps`` tells whether what one handler
   produces can reach another.
+- Adapters: ``register_adapter`` installs how the ``executors`` package turns a workflow
+  descriptor (``Workflow.as_agent``, ``as_tool``) into a node, an answer or a tool; the core
+  cannot import ``executors`` itself.
 - Packages: ``lazy_exports`` makes a package ``__getattr__`` that imports heavy names on first
   use, so that importing the package stays cheap.
 """
 
 from __future__ import annotations
 
+from ._adapters import register_adapter
 from ._edges import EdgeGroup, Predicate, condition_label
 from ._executor import HandlerSpec
 from ._graph import NodePolicy, WorkflowGraph, build_graph
@@ -35,4 +39,5 @@ __all__ = (
     "condition_label",
     "lazy_exports",
     "overlaps",
+    "register_adapter",
 )
