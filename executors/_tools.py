@@ -34,12 +34,6 @@ ApprovalMode = Literal["never_require", "always_require"]
 _log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _APPROVAL_MODES = ("never_require", "always_require")
-_SECTIONS = (
-    "Args|Arguments|Parameters|Returns|Return|Yields|Raises|Example|Examples|Note|Notes|"
-    "Attributes|See Also|Warning|Warnings|Todo|References"
-)
-_SECTION = re.compile(rf"^({_SECTIONS}):\s*$")
-_ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _DEFAULT_MAX_OUTPUT_CHARS = 20_000
 
 
@@ -297,39 +291,23 @@ def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Returns the first paragraph and the ``Args:`` descriptions of a Google docstring."""
-    lines = doc.splitlines()
-    summary: list[str] = []
-    for line in lines:
-        if not line.strip() or _SECTION.match(line.strip()):
-            break
-        summary.append(line.strip())
-    args: dict[str, str] = {}
-    in_args = False
-    current: str | None = None
-    base_indent = args_indent = 0
-    for line in lines:
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        section = _SECTION.match(stripped)
-        if section and (not in_args or indent <= base_indent):
-            in_args = section.group(1) in ("Args", "Arguments", "Parameters")
-            base_indent = indent
-            current = None
-            continue
-        if not in_args or not stripped:
-            continue
-        if indent <= base_indent:
-            in_args = False
-            continue
-        match = _ARG_LINE.match(stripped)
-        if match and (current is None or indent <= args_indent):
-            current = match.group(1).lstrip("*")
-            args_indent = indent
-            args[current] = match.group(2).strip()
-        elif current is not None:
-            args[current] = f"{args[current]} {stripped}".strip()
-    return " ".join(summary), args
+    """Returns the first paragraph and the ``Args:`` descriptions of a Google docstring.
+
+    Whitespace inside each is collapsed to single spaces (a model reads them as one line);
+    ``*args``/``**kwargs`` are keyed without their stars.
+    """
+    from docstring_parser import DocstringStyle, parse  # only when a tool is defined
+
+    parsed = parse(doc, style=DocstringStyle.GOOGLE)
+    summary = parsed.short_description or ""
+    if parsed.long_description and not parsed.blank_after_short_description:
+        # A summary wrapped over several lines: the parser keeps only its first line short.
+        summary = f"{summary} {parsed.long_description.split(chr(10) * 2)[0]}"
+    args = {
+        param.arg_name.lstrip("*"): " ".join((param.description or "").split())
+        for param in parsed.params
+    }
+    return " ".join(summary.split()), args
 
 
 def _to_text(result: Any) -> str:

@@ -76,6 +76,39 @@ def test_summary_ending_in_a_colon_is_not_a_section() -> None:
     assert plan.parameters["properties"]["goal"]["description"] == "What to achieve."
 
 
+def test_docstring_forms_a_model_reads_well() -> None:
+    @tool
+    def search(query: str, limit: int = 5, *, site: str = "") -> list[str]:
+        """Search the web for pages
+        that match a query.
+
+        Returns at most ``limit`` URLs.
+
+        Parameters:
+            query: Words to look for.
+
+                Quoted phrases match exactly.
+            limit (int): How many results.
+            site: Restrict to this host.
+
+        Raises:
+            query: not a parameter, a Raises entry that must not leak into the schema.
+        """
+        return [query][:limit]
+
+    @tool
+    def bare(x: int) -> int:
+        return x
+
+    assert search.description == "Search the web for pages that match a query."
+    props = search.parameters["properties"]
+    assert props["query"]["description"] == "Words to look for. Quoted phrases match exactly."
+    assert props["limit"]["description"] == "How many results."
+    assert props["site"]["description"] == "Restrict to this host."
+    assert bare.description == ""
+    assert "description" not in bare.parameters["properties"]["x"]
+
+
 def test_to_openai_shape() -> None:
     entry = ship.to_openai()
     assert entry["type"] == "function"
