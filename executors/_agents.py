@@ -37,7 +37,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflow import WorkflowTool, model_call_span, tool_call_span
+from workflow import WorkflowError, WorkflowTool, model_call_span, tool_call_span
 
 from ._agent_turn import AgentTurn
 from ._approval import ApprovalRequest
@@ -126,8 +126,8 @@ class AgentResponse(BaseModel):
 # --------------------------------------------------------------------------- errors
 
 
-class AgentError(Exception):
-    """Root of the errors agents raise on purpose.
+class AgentError(WorkflowError):
+    """Root of the errors agents raise on purpose (a ``WorkflowError``).
 
     Attributes:
         agent_name: The agent concerned.

@@ -24,6 +24,8 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from workflow import WorkflowError
+
 __all__ = (
     "ChatClient",
     "ChatClientError",
@@ -52,8 +54,8 @@ _M = TypeVar("_M", bound=BaseModel)
 # --------------------------------------------------------------------------- errors
 
 
-class ChatClientError(Exception):
-    """Root of every error a chat client raises deliberately.
+class ChatClientError(WorkflowError):
+    """Root of every error a chat client raises deliberately (a ``WorkflowError``).
 
     Attributes:
         model: The model the request was for, when known.

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from workflow import WorkflowError
+
 from ._agent_executor import ConversationReset  # its home now; still importable from here
 from ._chat import ChatMessage, Usage
 
@@ -50,8 +52,8 @@ _FALSE = {"false", "no"}
 # --------------------------------------------------------------------------- errors
 
 
-class MagenticError(Exception):
-    """Root of the errors a Magentic team raises on purpose."""
+class MagenticError(WorkflowError):
+    """Root of the errors a Magentic team raises on purpose (a ``WorkflowError``)."""
 
 
 class MagenticLedgerError(MagenticError):

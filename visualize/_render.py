@@ -14,6 +14,8 @@ from typing import Any
 
 import graphviz
 
+from workflow import WorkflowError
+
 from ._dot import to_dot
 from ._mermaid import to_mermaid
 from ._model import Direction
@@ -26,7 +28,7 @@ FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv", ".mmd")
 PNG_DPI = "144"  # sharp on high-density screens, still small files
 
 
-class DotNotFoundError(RuntimeError):
+class DotNotFoundError(WorkflowError, RuntimeError):
     """Graphviz's ``dot`` program is needed for this format but is not installed."""
 
 

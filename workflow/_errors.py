@@ -2,13 +2,31 @@
 
 ::
 
-    WorkflowError
-    ├── GraphValidationError (also ValueError)   build() found a broken graph
-    ├── ExecutorFailedError                      an executor raised; the original is __cause__
-    └── CheckpointError                          a checkpoint is unknown, corrupt or foreign
+    WorkflowError                                  catch this for anything raised on purpose
+    ├── GraphValidationError (also ValueError)     build() found a broken graph
+    ├── ExecutorFailedError                        an executor raised; the original is __cause__
+    ├── CheckpointError                            a checkpoint is unknown, corrupt or foreign,
+    │                                              or the store itself failed (cause: its error)
+    ├── UnknownRequestError (also KeyError)        resume(responses=...) named no pending request
+    ├── SerializationError (also TypeError)        a value cannot be checkpointed (_serde)
+    ├── SpeakerSelectionError, HandoffError        builders: a team picked no valid speaker
+    ├── ChatClientError                            executors._chat: a model request failed
+    │   ├── ChatConfigError (also ValueError)      misconfigured client
+    │   ├── ChatStatusError, ChatRetryError        HTTP status; retries spent
+    │   ├── ChatResponseError, ChatTruncatedError  unusable or cut-off reply
+    │   └── ChatParseError (also ValueError)       structured output did not validate
+    ├── AgentError                                 executors._agents
+    │   └── ToolLoopLimitError, ApprovalRequiredError, TruncatedResponseError
+    ├── MagenticError                              executors._magentic_ledger
+    │   └── MagenticLedgerError                    no usable progress ledger
+    ├── SandboxUnavailableError (also RuntimeError)  no working code sandbox here
+    └── DotNotFoundError (also RuntimeError)       visualize: Graphviz's dot is missing
 
 Catch ``WorkflowError`` to handle anything the engine raises on purpose. Messages name the
-culprit (executor, edge, type, checkpoint) and, where there is one, the fix.
+culprit (executor, edge, type, checkpoint) and, where there is one, the fix. Bad input that
+Python has a builtin for stays that builtin (``TypeError`` for an input the start executor
+cannot accept or a response of the wrong type), as the contract says.
+``tests/workflow/test_errors.py`` walks every module and fails on a class outside this tree.
 """
 
 from __future__ import annotations
@@ -20,6 +38,7 @@ __all__ = (
     "CheckpointError",
     "ExecutorFailedError",
     "GraphValidationError",
+    "UnknownRequestError",
     "WorkflowError",
     "store_call",
 )
@@ -57,6 +76,35 @@ def _rebuild_failed(
 
 class CheckpointError(WorkflowError):
     """A checkpoint or run is unknown, cannot be decoded, fails its checksum, or is foreign."""
+
+
+class UnknownRequestError(WorkflowError, KeyError):
+    """``resume(responses={id: ...})`` named a request the run is not waiting for.
+
+    Also a ``KeyError`` (what a mapping lookup raises), with a readable message instead of
+    ``KeyError``'s quoted repr.
+
+    Attributes:
+        request_id: The unknown id.
+        pending: The ids the run is waiting for.
+    """
+
+    def __init__(self, message: str, *, request_id: str, pending: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.pending = pending
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_unknown, (str(self), self.request_id, self.pending))
+
+
+def _rebuild_unknown(
+    message: str, request_id: str, pending: tuple[str, ...]
+) -> UnknownRequestError:
+    return UnknownRequestError(message, request_id=request_id, pending=pending)
 
 
 @contextlib.contextmanager

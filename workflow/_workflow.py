@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from ._adapters import WorkflowAgent, WorkflowTool
-from ._errors import CheckpointError
+from ._errors import CheckpointError, UnknownRequestError
 from ._executor import Executor
 from ._graph import WorkflowGraph
 from ._observer import Observer
@@ -287,9 +287,13 @@ def apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
     for request_id, value in responses.items():
         request = state.pending.get(request_id)
         if request is None:
-            known = ", ".join(sorted(state.pending)) or "none"
-            raise KeyError(
-                f"run {state.run_id!r} has no pending request {request_id!r} (pending: {known})"
+            pending = tuple(sorted(state.pending))
+            known = ", ".join(map(repr, pending)) or "none"
+            raise UnknownRequestError(
+                f"run {state.run_id!r} has no pending request {request_id!r} (pending: "
+                f"{known}); answer one of those ids",
+                request_id=request_id,
+                pending=pending,
             )
         checked.append((request, validate_response(request, value)))
     for request, value in checked:
