@@ -37,8 +37,12 @@ pytestmark = pytest.mark.anyio
 ALLOWED = {
     "workflow._serde._Fail": "private control flow: caught in _serde and re-raised as "
     "SerializationError with the path to the value",
-    "executors._openai._MalformedResponse": "private: classified by the client's retry loop "
-    "and surfaced as a ChatClientError",
+    "executors._openai_wire.MalformedResponse": "internal to the OpenAI client: its retry "
+    "policy maps it to ChatResponseError",
+    "executors._openai_retry.FormatRefused": "internal to the OpenAI client: it steps down to a "
+    "weaker structured-output format and retries",
+    "executors._openai_retry.StreamIdle": "internal to the OpenAI client: classified as a "
+    "timeout and retried, then surfaced as a ChatClientError",
     "workflow.cli._common.UsageError": "CLI signal: main() turns it into one stderr line and "
     "exit code 2; never reaches Python callers",
     "workflow.cli._common.RunError": "CLI signal: main() turns it into one stderr line and "
