@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     )
     from ._handoff import HandoffBuilder, HandoffError
     from ._magentic import MagenticBuilder
-    from ._participant import Conversation, Participant
+    from ._participant import Conversation
+    from ._participant_node import Participant
     from ._sequential import SequentialBuilder
     from ._termination import (
         AllOf,
@@ -62,7 +63,7 @@ _LAZY = {
     "LLMSelector": "._group_chat",
     "MagenticBuilder": "._magentic",
     "MaxMessages": "._termination",
-    "Participant": "._participant",
+    "Participant": "._participant_node",
     "Selection": "._group_chat",
     "SequentialBuilder": "._sequential",
     "SourceMatch": "._termination",

@@ -22,7 +22,8 @@ import anyio.to_thread
 from executors import ChatMessage
 from workflow import Executor, GraphValidationError, Workflow, WorkflowContext, handler
 
-from ._participant import Conversation, Participant, TurnPolicy, participant_nodes
+from ._participant import Conversation, TurnPolicy
+from ._participant_node import Participant, participant_nodes
 from ._workflow_builder import WorkflowBuilder
 
 __all__ = ("ConcurrentBuilder",)

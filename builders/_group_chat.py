@@ -37,15 +37,8 @@ from workflow import (
 )
 from workflow.events import WorkflowEvent
 
-from ._participant import (
-    Conversation,
-    Participant,
-    TurnPolicy,
-    end_reason,
-    finish_conversation,
-    participant_nodes,
-    plain,
-)
+from ._participant import Conversation, TurnPolicy, end_reason, finish_conversation, plain
+from ._participant_node import Participant, participant_nodes
 from ._termination import TerminationCondition, as_condition
 from ._workflow_builder import WorkflowBuilder
 

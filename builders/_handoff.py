@@ -35,14 +35,8 @@ from executors import (
 )
 from workflow import Executor, GraphValidationError, Workflow, WorkflowContext, WorkflowError
 
-from ._participant import (
-    Conversation,
-    Participant,
-    TurnPolicy,
-    end_reason,
-    finish_or_send,
-    participant_nodes,
-)
+from ._participant import Conversation, TurnPolicy, end_reason, finish_or_send
+from ._participant_node import Participant, participant_nodes
 from ._termination import TerminationCondition, as_condition
 from ._workflow_builder import WorkflowBuilder
 

@@ -1,7 +1,8 @@
 """``SequentialBuilder``: each participant answers once, in order.
 
 The conversation code every conversation builder shares (``Participant``, ``Conversation``,
-``TurnPolicy`` and the shared steps) is in ``builders._participant``.
+``TurnPolicy`` and the shared steps) is in ``builders._participant`` and
+``builders._participant_node``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,8 @@ from typing import Any
 
 from workflow import Workflow, WorkflowContext
 
-from ._participant import (
-    Conversation,
-    Participant,
-    TurnPolicy,
-    finish_or_send,
-    participant_nodes,
-)
+from ._participant import Conversation, TurnPolicy, finish_or_send
+from ._participant_node import Participant, participant_nodes
 from ._workflow_builder import WorkflowBuilder
 
 __all__ = ("SequentialBuilder",)

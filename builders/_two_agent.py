@@ -13,15 +13,8 @@ from typing import Any
 
 from workflow import RunResult, Workflow, WorkflowContext
 
-from ._participant import (
-    Conversation,
-    Participant,
-    Task,
-    TurnPolicy,
-    end_reason,
-    finish_or_send,
-    participant_nodes,
-)
+from ._participant import Conversation, Task, TurnPolicy, end_reason, finish_or_send
+from ._participant_node import Participant, participant_nodes
 from ._termination import TerminationCondition, as_condition
 from ._workflow_builder import WorkflowBuilder
 
