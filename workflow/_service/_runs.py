@@ -272,8 +272,13 @@ class RunManager:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await events.aclose()  # type: ignore[attr-defined]
-            if scope.cancelled_caught and handle.status not in TERMINAL:
+            if (
+                scope.cancelled_caught
+                and handle.cancelled_by_user
+                and handle.status not in TERMINAL
+            ):
                 # the run recorded CANCELLED itself; its subscribers still get the last event
+                # (not when the server shuts down: the run goes on after the restart)
                 self._publish(
                     handle,
                     RunFinished(
