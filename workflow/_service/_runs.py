@@ -402,7 +402,7 @@ class RunManager:
     async def record(self, run_id: str) -> dict[str, Any]:
         """``GET /api/runs/{id}``: a live handle when it executes here, else the store's view."""
         handle = self.handles.get(run_id)
-        if handle is not None and handle.started.is_set():
+        if handle is not None and handle.failure is None:
             return {
                 "run_id": run_id,
                 "workflow": handle.workflow.name,

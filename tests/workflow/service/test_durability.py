@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import Any
@@ -77,7 +78,8 @@ def test_two_servers_on_one_postgres_never_execute_a_run_at_once(
         ]
         # b sees them (one store) and follows a's stream, but cannot execute them: a holds them
         for run_id in ids:
-            assert cb.get(f"/api/runs/{run_id}").json()["status"] == "running"
+            assert ca.get(f"/api/runs/{run_id}").json()["status"] == "running"
+            wait_status(cb, run_id, {"running"})
         read_events(cb, ids[-1], stop=lambda e: e["type"] == "SuperstepCompleted")
         time.sleep(1.2)  # b looks for orphaned runs every 0.5 s
         a.kill()
@@ -89,5 +91,5 @@ def test_two_servers_on_one_postgres_never_execute_a_run_at_once(
             # started once by a, resumed once by b after the kill: never by both
             assert [s["resumed"] for s in starts] == [False, True]
             history = cb.get(f"/api/runs/{run_id}/checkpoints").json()
-            for parent, child in zip(history, history[1:], strict=False):
+            for parent, child in itertools.pairwise(history):
                 assert child["parent_id"] == parent["checkpoint_id"]  # one line, no branches
