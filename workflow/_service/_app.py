@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from workflow._telemetry import redact
 from workflow._workflow import Workflow
 
 from ._encode import input_adapter
@@ -166,7 +167,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
+    log.error("unexpected error on %s %s: %s", request.method, request.url.path, redact(repr(exc)))
     return JSONResponse(
         error_body("internal", f"internal error ({type(exc).__name__}); see the server log"),
         status_code=500,

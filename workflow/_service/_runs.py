@@ -290,12 +290,12 @@ class RunManager:
         except CheckpointError as exc:
             handle.failure = exc
             if handle.started.is_set():
-                handle.status, handle.error = "failed", str(exc)
-            log.info("run %s not executed here: %s", handle.run_id, exc)
+                handle.status, handle.error = "failed", redact(str(exc))
+            log.info("run %s not executed here: %s", handle.run_id, redact(str(exc)))
         except Exception as exc:
             handle.failure = exc
-            handle.status, handle.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.warning("run %s ended with an unexpected error: %r", handle.run_id, exc)
+            handle.status, handle.error = "failed", redact(f"{type(exc).__name__}: {exc}")
+            log.warning("run %s ended with an unexpected error: %s", handle.run_id, handle.error)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._flush()
@@ -317,7 +317,7 @@ class RunManager:
             handle.outputs.append(event.data)
         elif isinstance(event, RunFinished):
             handle.status = event.status.value
-            handle.error = event.error
+            handle.error = _redacted(event.error)
             handle.pending = [r for r in event.pending_requests if isinstance(r, PendingRequest)]
         handle.superstep = event.superstep
         handle.seq += 1
@@ -346,7 +346,7 @@ class RunManager:
             try:
                 await self.events.append(rows)
             except Exception as exc:
-                log.warning("could not log %d events: %r", len(rows), exc)
+                log.warning("could not log %d events: %s", len(rows), redact(repr(exc)))
                 return
             upto: dict[str, int] = {}
             for run_id, seq, _ in rows:
@@ -377,7 +377,7 @@ class RunManager:
             try:
                 await self.adopt()
             except Exception as exc:
-                log.warning("looking for runs to resume failed: %r", exc)
+                log.warning("looking for runs to resume failed: %s", redact(repr(exc)))
             if self.adopt_interval is None:
                 return
             await anyio.sleep(self.adopt_interval)
