@@ -21,6 +21,7 @@ A selector that names no candidate fails the run with ``SpeakerSelectionError`` 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -148,7 +149,8 @@ The team:
 {roster}
 
 Read the conversation and choose the member best placed to move the task forward now. \
-Reply with exactly one name from this list and nothing else: {names}."""
+Reply with a JSON object {{"next_speaker": "<name>"}} naming exactly one member from this \
+list: {names}."""
 
 _ASK = """The conversation so far (oldest first):
 
@@ -157,7 +159,36 @@ _ASK = """The conversation so far (oldest first):
 Who speaks next? Reply with one of: {names}.{repeat}"""
 
 _RETRY = """{answer!r} does not name exactly one of the members who may speak now. Reply with \
-exactly one of these names and nothing else: {names}."""
+a JSON object {{"next_speaker": "<name>"}} naming exactly one of: {names}."""
+
+
+def speaker_format(candidates: Sequence[str]) -> dict[str, Any]:
+    """The selector's ``response_format``: a strict JSON schema whose one answer is a name.
+
+    A server that constrains generation to it can only name a candidate; one that refuses it
+    gets a simpler format from the client, and a bare name in plain text is accepted too.
+    """
+    schema = {
+        "type": "object",
+        "properties": {"next_speaker": {"type": "string", "enum": list(candidates)}},
+        "required": ["next_speaker"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "next_speaker", "schema": schema, "strict": True},
+    }
+
+
+def _named(answer: str) -> str:
+    """The name in a ``{"next_speaker": ...}`` answer, else the answer itself."""
+    try:
+        data = json.loads(_FENCE.sub("", answer).strip())
+    except ValueError:
+        return answer
+    if isinstance(data, dict) and isinstance(data.get("next_speaker"), str):
+        return str(data["next_speaker"])
+    return answer
 
 
 class LLMSelector:
@@ -168,6 +199,8 @@ class LLMSelector:
         attempts: Model calls per selection before giving up with ``SpeakerSelectionError``.
         allow_repeated_speaker: Whether the last speaker may be chosen again.
         history_window: How many of the latest messages the model is shown.
+        max_tokens: Output token limit per selection request (a name is a few tokens; the
+            limit stops a small model from rambling on).
     """
 
     def __init__(
@@ -177,6 +210,7 @@ class LLMSelector:
         attempts: int = 3,
         allow_repeated_speaker: bool = True,
         history_window: int = 20,
+        max_tokens: int | None = 60,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"selector attempts must be >= 1, got {attempts!r}")
@@ -186,6 +220,9 @@ class LLMSelector:
         self.attempts = attempts
         self.allow_repeated_speaker = allow_repeated_speaker
         self.history_window = history_window
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"selector max_tokens must be >= 1 or None, got {max_tokens!r}")
+        self.max_tokens = max_tokens
 
     def __repr__(self) -> str:
         return f"LLMSelector({self.client!r})"
@@ -213,11 +250,14 @@ class LLMSelector:
         ]
         usage = Usage()
         answers: list[str] = []
+        fmt = speaker_format(candidates)
         for _ in range(self.attempts):
-            response = await self.client.get_response(prompt)
+            response = await self.client.get_response(
+                prompt, response_format=fmt, max_tokens=self.max_tokens
+            )
             usage = usage + response.usage
             answers.append(response.text)
-            chosen = _match(response.text, candidates)
+            chosen = _match(_named(response.text), candidates)
             if chosen is not None:
                 return chosen, usage
             prompt = [
@@ -232,6 +272,9 @@ class LLMSelector:
             answers=answers,
             candidates=candidates,
         )
+
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*$|^\s*```\s*$", re.MULTILINE)
 
 
 def _match(answer: str, candidates: list[str]) -> str | None:

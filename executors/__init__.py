@@ -57,7 +57,12 @@ from ._magentic_ledger import (
     TaskLedger,
 )
 from ._magentic_manager import MagenticManager
-from ._magentic_standard import MagenticPrompts, StandardMagenticManager
+from ._magentic_standard import (
+    MagenticPrompts,
+    MagenticTokenLimits,
+    StandardMagenticManager,
+    progress_ledger_format,
+)
 from ._openai import OpenAIChatClient
 from ._sandbox import (
     CodeResult,
@@ -115,6 +120,7 @@ __all__: tuple[str, ...] = (
     "MagenticManager",
     "MagenticOrchestrator",
     "MagenticPrompts",
+    "MagenticTokenLimits",
     "OpenAIChatClient",
     "PlanCreated",
     "PlanReviewRequest",
@@ -142,6 +148,7 @@ __all__: tuple[str, ...] = (
     "WorkflowExecutor",
     "collect_response",
     "extract_code_blocks",
+    "progress_ledger_format",
     "run_blocks",
     "run_code",
     "sandbox_available",

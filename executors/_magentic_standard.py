@@ -1,11 +1,17 @@
 """``StandardMagenticManager``: the Magentic manager driven by a chat model.
 
 Each decision is one or two model calls with prompts from ``MagenticPrompts`` (override any
-of them). The progress ledger is asked for as JSON (``response_format``), read by
-``parse_progress_ledger`` and checked against the team; a reply that fails, including one
-cut at the token limit, is asked for again with the problem quoted, at most
-``max_ledger_retries`` times, then ``MagenticLedgerError`` fails the run. Text answers (facts,
-plans, the final answer) get the same bounded retry when they are truncated.
+of them). The progress ledger is asked for with its JSON schema, built for the team (the
+speaker must be one of its names), so a server that constrains generation returns exactly
+that shape; ``OpenAIChatClient`` steps the request down (JSON object with the schema, JSON
+object, plain text) on endpoints that refuse it. The reply is read by
+``parse_progress_ledger`` (tolerant of the usual wrapping) and checked against the team; a
+reply that fails, including one cut at the token limit, is asked for again with the problem
+quoted, at most ``max_ledger_retries`` times, then ``MagenticLedgerError`` fails the run. Text
+answers (facts, plans, the final answer) get the same bounded retry when they are truncated.
+
+Every request carries a ``max_tokens`` for its kind (``MagenticTokenLimits``), so a model
+that rambles is cut at a known length and asked again, instead of running into a timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pydantic import BaseModel
 
 from ._chat import ChatClient, ChatMessage, ChatResponse
 from ._magentic_ledger import (
+    PROGRESS_FIELDS,
     MagenticContext,
     MagenticLedgerError,
     ProgressLedger,
@@ -25,7 +32,69 @@ from ._magentic_ledger import (
 )
 from ._magentic_manager import MagenticManager, render_team
 
-__all__ = ("MagenticPrompts", "StandardMagenticManager")
+__all__ = (
+    "MagenticPrompts",
+    "MagenticTokenLimits",
+    "StandardMagenticManager",
+    "progress_ledger_format",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MagenticTokenLimits:
+    """The output token limit (``max_tokens``) of each kind of request the manager makes.
+
+    ``None`` leaves that kind to the client's default. The defaults fit the prompts: a ledger
+    is five short entries, facts and plans are lists, the final answer is a few paragraphs.
+    """
+
+    facts: int | None = 500
+    plan: int | None = 400
+    ledger: int | None = 400
+    final_answer: int | None = 800
+
+    def __post_init__(self) -> None:
+        for name in ("facts", "plan", "ledger", "final_answer"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"MagenticTokenLimits.{name} must be >= 1 or None, got {value!r}")
+
+
+def progress_ledger_format(names: list[str]) -> dict[str, Any]:
+    """The progress ledger's ``response_format``: a strict JSON schema naming the team.
+
+    ``next_speaker.answer`` is one of ``names`` (or a list of them, to work concurrently);
+    the three flags are booleans; every entry has an ``answer`` and a ``reason``.
+    """
+    speaker = {"type": "string", "enum": list(names)}
+
+    def entry(answer: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"answer": answer, "reason": {"type": "string"}},
+            "required": ["answer", "reason"],
+            "additionalProperties": False,
+        }
+
+    flag = entry({"type": "boolean"})
+    schema = {
+        "type": "object",
+        "properties": {
+            "is_request_satisfied": flag,
+            "is_in_loop": flag,
+            "is_progress_being_made": flag,
+            "next_speaker": entry(
+                {"anyOf": [speaker, {"type": "array", "items": speaker, "minItems": 1}]}
+            ),
+            "instruction_or_question": entry({"type": "string"}),
+        },
+        "required": list(PROGRESS_FIELDS),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "progress_ledger", "schema": schema, "strict": True},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +199,9 @@ class StandardMagenticManager(MagenticManager):
         max_ledger_retries: How many times a bad reply is asked for again before the run
             fails with ``MagenticLedgerError``.
         prompts: The prompt templates (see ``MagenticPrompts``).
-        response_format: Passed with the progress request; ``None`` for endpoints without
-            JSON mode.
+        response_format: Passed with the progress request instead of the team's ledger
+            schema (``progress_ledger_format``), e.g. ``{"type": "json_object"}``.
+        max_tokens: The output token limit of each kind of request.
     """
 
     def __init__(
@@ -141,13 +211,15 @@ class StandardMagenticManager(MagenticManager):
         max_ledger_retries: int = 3,
         prompts: MagenticPrompts | None = None,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: MagenticTokenLimits | None = None,
     ) -> None:
         if max_ledger_retries < 0:
             raise ValueError(f"max_ledger_retries must be >= 0, got {max_ledger_retries!r}")
         self.chat_client = chat_client
         self.max_ledger_retries = max_ledger_retries
         self.prompts = prompts or MagenticPrompts()
-        self.response_format = response_format or {"type": "json_object"}
+        self.response_format = response_format
+        self.max_tokens = max_tokens or MagenticTokenLimits()
 
     def __repr__(self) -> str:
         return f"StandardMagenticManager({self.chat_client!r})"
@@ -205,10 +277,13 @@ class StandardMagenticManager(MagenticManager):
             *self._transcript(ctx),
             ChatMessage("user", self._fill(self.prompts.progress, ctx)),
         ]
+        fmt = self.response_format or progress_ledger_format(list(ctx.participants))
         errors: list[str] = []
         reply = ""
         for _ in range(self.max_ledger_retries + 1):
-            response = await self._ask(ctx, messages, response_format=self.response_format)
+            response = await self._ask(
+                ctx, messages, response_format=fmt, max_tokens=self.max_tokens.ledger
+            )
             reply = response.text
             try:
                 if response.truncated:
@@ -280,17 +355,28 @@ class StandardMagenticManager(MagenticManager):
         messages: list[ChatMessage],
         *,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
-        response = await self.chat_client.get_response(messages, response_format=response_format)
+        response = await self.chat_client.get_response(
+            messages, response_format=response_format, max_tokens=max_tokens
+        )
         ctx.add_usage(response.usage)
         return response
+
+    def _limit(self, what: str) -> int | None:
+        limits = self.max_tokens
+        if what.startswith("facts"):
+            return limits.facts
+        if what.startswith("plan"):
+            return limits.plan
+        return limits.final_answer
 
     async def _text(self, ctx: MagenticContext, messages: list[ChatMessage], what: str) -> str:
         """A free-text answer, re-asked (briefer) while it comes back truncated."""
         attempts = self.max_ledger_retries + 1
         last = ""
         for _ in range(attempts):
-            response = await self._ask(ctx, messages)
+            response = await self._ask(ctx, messages, max_tokens=self._limit(what))
             if not response.truncated:
                 return response.text.strip()
             last = response.text

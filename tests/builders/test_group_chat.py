@@ -16,6 +16,7 @@ import pytest
 from builders import (
     ConversationFinished,
     GroupChatBuilder,
+    LLMSelector,
     MaxMessages,
     SequentialBuilder,
     SpeakerSelected,
@@ -23,6 +24,7 @@ from builders import (
     TextMention,
     TokenBudget,
 )
+from builders._group_chat import speaker_format
 from executors import (
     AgentResponded,
     ApprovalRequest,
@@ -145,6 +147,22 @@ async def test_llm_selector_naming_an_unknown_agent_is_asked_again() -> None:
     retry = client.calls[1]
     assert retry[-2] == ChatMessage("assistant", "nobody")
     assert "'nobody' does not name exactly one" in retry[-1].text
+
+
+async def test_llm_selector_asks_for_a_schema_with_a_token_limit_and_reads_json() -> None:
+    client = ScriptedChatClient(['{"next_speaker": "zed"}', '```json\n{"next_speaker": "b"}\n```'])
+    wf = GroupChatBuilder([counter("a"), counter("b")], client, max_rounds=1).build()
+    assert speakers(await wf.run("t")) == ["b"]
+    assert client.limits == [60, 60]
+    fmt = client.formats[0]
+    assert fmt == speaker_format(["a", "b"])
+    assert isinstance(fmt, dict)
+    assert fmt["json_schema"]["schema"]["properties"]["next_speaker"]["enum"] == ["a", "b"]
+    assert "zed" in client.calls[1][-1].text
+    tight = LLMSelector(client, max_tokens=None)
+    assert tight.max_tokens is None
+    with pytest.raises(ValueError, match="max_tokens"):
+        LLMSelector(client, max_tokens=0)
 
 
 async def test_llm_selector_that_never_names_a_participant_fails_the_run() -> None:

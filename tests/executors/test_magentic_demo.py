@@ -94,7 +94,10 @@ async def test_same_file_talks_to_an_openai_endpoint(tmp_path: pathlib.Path) -> 
     assert server.errors == []
     assert "== final answer (satisfied)\nNorth had the highest average." in out
     assert len(requests) == 7
-    assert requests[2].body["response_format"] == {"type": "json_object"}
+    ledger_request = requests[2].body
+    assert ledger_request["response_format"]["type"] == "json_schema"
+    assert ledger_request["response_format"]["json_schema"]["name"] == "progress_ledger"
+    assert ledger_request["max_tokens"] == 400
     assert requests[0].body["model"] == "gpt-4o-mini"
     tool_result = requests[4].body["messages"][-1]
     assert tool_result["role"] == "tool"

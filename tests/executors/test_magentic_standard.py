@@ -19,13 +19,15 @@ from executors import (
     FunctionAgent,
     MagenticLedgerError,
     MagenticPrompts,
+    MagenticTokenLimits,
     ProgressLedgerUpdated,
     ScriptedChatClient,
     StandardMagenticManager,
     ToolSpec,
     Usage,
+    progress_ledger_format,
 )
-from executors._magentic_ledger import parse_progress_ledger
+from executors._magentic_ledger import PROGRESS_FIELDS, parse_progress_ledger
 from workflow import RunStatus, events
 
 pytestmark = pytest.mark.anyio
@@ -225,9 +227,33 @@ async def test_json_mode_usage_and_overridden_prompts() -> None:
     wf = MagenticBuilder(participants=team(), manager=manager, token_budget=10_000).build()
     result = await wf.run("what is it?")
     result.raise_for_status()
-    assert client.formats == [None, None, {"type": "json_object"}, None]
+    assert client.formats == [None, None, progress_ledger_format(["alice", "bob"]), None]
     last = client.inner.calls[-1][-1].text
     assert last == "Wrap up what is it? because: The team judged the request to be met."
+
+
+async def test_each_request_kind_has_its_token_limit_and_the_ledger_its_schema() -> None:
+    client = scripted(ledger_json(satisfied=True))
+    limits = MagenticTokenLimits(facts=11, plan=22, ledger=33, final_answer=44)
+    result = await run(client, max_tokens=limits)
+    result.raise_for_status()
+    assert client.limits == [11, 22, 33, 44]
+    fmt = client.formats[2]
+    assert isinstance(fmt, dict)
+    assert fmt["type"] == "json_schema"
+    schema = fmt["json_schema"]["schema"]
+    assert sorted(schema["required"]) == sorted(PROGRESS_FIELDS)
+    speaker = schema["properties"]["next_speaker"]["properties"]["answer"]["anyOf"]
+    assert speaker[0] == {"type": "string", "enum": ["alice", "bob"]}
+    flag = schema["properties"]["is_in_loop"]["properties"]["answer"]
+    assert flag == {"type": "boolean"}
+    assert (await run(scripted(ledger_json(satisfied=True)))).status is RunStatus.COMPLETED
+    custom = scripted(ledger_json(satisfied=True))
+    await run(custom, response_format={"type": "json_object"})
+    assert custom.formats[2] == {"type": "json_object"}
+    assert StandardMagenticManager(custom).max_tokens == MagenticTokenLimits()
+    with pytest.raises(ValueError, match="ledger must be >= 1"):
+        MagenticTokenLimits(ledger=0)
 
 
 async def test_manager_tokens_count_against_the_budget() -> None:
