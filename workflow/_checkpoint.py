@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -156,7 +156,32 @@ class CheckpointStore(Protocol):
         ...
 
     async def prune(self, run_id: str, keep_last: int) -> int:
-        """Delete all but the newest ``keep_last`` checkpoints of a run; returns how many."""
+        """Delete all but the newest ``keep_last`` checkpoints of a run; returns how many.
+
+        Their pending writes and the blobs nothing else references go in the same commit.
+        A fork never needs its parent run's checkpoints: its first checkpoint holds its state.
+
+        Raises:
+            CheckpointError: the run is unknown, ``keep_last`` is not an int >= 0 (also a
+                ``ValueError``), or ``keep_last`` is 0 while an owner executes the run.
+        """
+        ...
+
+    async def prune_runs(
+        self, older_than: dt.timedelta, status: str | Iterable[str] | None = None
+    ) -> int:
+        """Delete whole runs last updated more than ``older_than`` ago; returns how many.
+
+        Args:
+            older_than: a ``timedelta`` >= 0.
+            status: only runs with this status (a ``RunStatus`` or its value) or one of these.
+
+        A run that an owner executes (``lock_run`` held, in any process) is never deleted.
+        Blobs nothing else references go in the same commit as the runs.
+
+        Raises:
+            CheckpointError: bad arguments (also a ``ValueError``), naming the one to fix.
+        """
         ...
 
     def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:

@@ -6,6 +6,7 @@ and backend-specific hooks to corrupt a stored record (the only thing the public
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import os
 import sqlite3
@@ -20,6 +21,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from workflow import Executor, WorkflowContext, executor, handler, response_handler
 from workflow._checkpoint import Checkpoint, CheckpointStore
 from workflow._errors import CheckpointError
 from workflow._serde import SerializationError
@@ -30,6 +32,7 @@ from workflow._stores import (
     SQLiteCheckpointStore,
     store_from_url,
 )
+from workflow._stores import _common as stores_common
 from workflow._stores._common import fs_key
 from workflow._types import RunStatus
 
@@ -530,10 +533,180 @@ async def test_prune_keeps_the_last_n_and_their_blobs(kit: Kit) -> None:
     assert kept[0].data == {"own": "7" * 2000, "shared": BIG}
     assert await kit.blob_count() == 4
     assert await kit.store.prune("r", keep_last=3) == 0
-    assert await kit.store.prune("unknown", keep_last=1) == 0
     await kit.store.save(ckpt("r", 10, "r.9"))  # the run goes on after pruning
-    with pytest.raises(ValueError, match="keep_last"):
-        await kit.store.prune("r", keep_last=-1)
+    assert await kit.store.prune("r", keep_last=0) == 4
+    assert await kit.store.list_checkpoints("r") == []
+    assert await kit.store.latest("r") is None
+    assert [(r.run_id, r.latest_checkpoint_id) for r in await kit.store.list_runs()] == [
+        ("r", None)
+    ]
+    assert await kit.blob_count() == 0
+
+
+async def test_prune_drops_pending_writes_of_pruned_checkpoints_only(kit: Kit) -> None:
+    await chain(kit.store, "r", 2)
+    await kit.store.save(ckpt("r", 2, "r.1"), writes={"a": {"w": "a" * 5000}})
+    await kit.store.put_write("r.2", "b", {"w": "b" * 5000})
+    assert await kit.store.prune("r", keep_last=1) == 2
+    assert await kit.store.get_writes("r.2") == {"a": {"w": "a" * 5000}, "b": {"w": "b" * 5000}}
+    assert await kit.blob_count() == 2
+
+
+@pytest.mark.parametrize("bad", [-1, "3", 2.0, True, None])
+async def test_prune_refuses_a_bad_keep_last(kit: Kit, bad: Any) -> None:
+    await chain(kit.store, "r", 2)
+    with pytest.raises(CheckpointError, match=rf"keep_last must be .*got {bad!r}") as caught:
+        await kit.store.prune("r", keep_last=bad)
+    assert isinstance(caught.value, ValueError)
+    assert len(await kit.store.list_checkpoints("r")) == 2
+
+
+async def test_prune_of_an_unknown_run_names_it(kit: Kit) -> None:
+    with pytest.raises(CheckpointError, match=r"unknown run 'ghost'.*ledgerflow runs"):
+        await kit.store.prune("ghost", keep_last=1)
+    await kit.store.set_status("bare", "wf", "failed")  # a run with no checkpoint is known
+    assert await kit.store.prune("bare", keep_last=0) == 0
+
+
+async def test_prune_to_zero_refuses_a_run_an_owner_executes(kit: Kit) -> None:
+    await chain(kit.store, "r", 3)
+    other = kit.reopen()
+    try:
+        async with other.lock_run("r"):
+            with pytest.raises(CheckpointError, match="run 'r' is being executed"):
+                await kit.store.prune("r", keep_last=0)
+            assert await kit.store.prune("r", keep_last=1) == 2  # its latest stays: safe
+            await kit.store.save(ckpt("r", 3, "r.2"))  # the owner goes on
+        assert await kit.store.prune("r", keep_last=0) == 2
+    finally:
+        if other is not kit.store:
+            await other.aclose()
+
+
+# --------------------------------------------------------------------------- retention
+
+DAY = dt.timedelta(days=1)
+
+
+def cutoff_at(
+    monkeypatch: pytest.MonkeyPatch, moment: dt.datetime, older_than: dt.timedelta
+) -> None:
+    """Make ``prune_runs(older_than)`` cut at ``moment`` (the stores' own clock is untouched)."""
+    monkeypatch.setattr(stores_common, "now", lambda: moment + older_than)
+
+
+async def test_prune_runs_deletes_whole_runs_updated_before_the_cutoff(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chain(kit.store, "old", 3, lambda n: {"own": "o" * 5000, "shared": BIG})
+    await kit.store.put_write("old.2", "ex", {"w": "w" * 5000})
+    await kit.store.set_status("old-bare", "wf", "failed")
+    moment = stores_common.now()
+    await chain(kit.store, "new", 2, lambda n: {"shared": BIG})
+    assert await kit.blob_count() == 3
+    assert await kit.store.prune_runs(DAY) == 0  # nothing is a day old
+    cutoff_at(monkeypatch, moment, 30 * DAY)
+    assert await kit.store.prune_runs(30 * DAY) == 2
+    assert [r.run_id for r in await kit.store.list_runs()] == ["new"]
+    assert await kit.store.list_checkpoints("old") == []
+    assert await kit.store.get_writes("old.2") == {}
+    with pytest.raises(CheckpointError, match=r"unknown checkpoint 'old\.0'"):
+        await kit.store.load("old.0")
+    assert await kit.blob_count() == 1  # the blobs only "old" used went in the same commit
+    assert (await kit.store.load("new.1")).data == {"shared": BIG}
+    assert await kit.store.prune_runs(30 * DAY) == 0
+    await kit.store.save(ckpt("old", 0, None))  # the id is free again
+
+
+async def test_prune_runs_by_status(kit: Kit) -> None:
+    for run, status in [
+        ("f", "failed"),
+        ("c", "cancelled"),
+        ("d", "completed"),
+        ("w", "awaiting_input"),
+    ]:
+        await chain(kit.store, run, 1)
+        await kit.store.set_status(run, "wf", status)
+    assert await kit.store.prune_runs(dt.timedelta(0), status=RunStatus.FAILED) == 1
+    assert (
+        await kit.store.prune_runs(dt.timedelta(0), status=["cancelled", RunStatus.COMPLETED]) == 2
+    )
+    assert [(r.run_id, r.status) for r in await kit.store.list_runs()] == [("w", "awaiting_input")]
+    assert await kit.store.prune_runs(dt.timedelta(0), status=("failed",)) == 0
+    assert await kit.store.prune_runs(dt.timedelta(0)) == 1
+    assert await kit.store.list_runs() == []
+
+
+async def test_prune_runs_never_deletes_a_run_an_owner_executes(kit: Kit) -> None:
+    await chain(kit.store, "live", 2, lambda n: {"big": BIG})
+    await chain(kit.store, "idle", 2)
+    other = kit.reopen()
+    try:
+        async with other.lock_run("live"):
+            assert await kit.store.prune_runs(dt.timedelta(0)) == 1
+            assert [r.run_id for r in await kit.store.list_runs()] == ["live"]
+            await other.save(ckpt("live", 2, "live.1", {"big": BIG}))  # its owner goes on
+            assert await kit.blob_count() == 1
+        async with other.lock_run("idle"):  # a pruned run's id can be locked and run again
+            await other.save(ckpt("idle", 0, None))
+        assert await kit.store.prune_runs(dt.timedelta(0), status="running") == 2
+        async with other.lock_run("live"):
+            pass
+    finally:
+        if other is not kit.store:
+            await other.aclose()
+    assert await kit.store.list_runs() == []
+    assert await kit.blob_count() == 0
+
+
+async def test_prune_runs_removes_the_lock_files_of_the_runs_it_deletes(tmp_path: Path) -> None:
+    for store, locks in [
+        (SQLiteCheckpointStore(tmp_path / "runs.db"), tmp_path / "runs.db.locks"),
+        (FileCheckpointStore(tmp_path / "files"), tmp_path / "files" / "locks"),
+    ]:
+        async with store:
+            for run in ("a", "b"):
+                async with store.lock_run(run):
+                    await chain(store, run, 1)
+            assert sorted(p.name for p in locks.iterdir()) == ["a.lock", "b.lock"]
+            assert await store.prune_runs(dt.timedelta(0)) == 2
+            assert list(locks.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("older_than", "status", "message"),
+    [
+        (dt.timedelta(seconds=-1), None, r"older_than must not be negative, got .*-1"),
+        (30, None, r"older_than must be a datetime.timedelta.*got 30"),
+        ("30d", None, r"older_than must be a datetime.timedelta.*got '30d'"),
+        (DAY, "exploded", r"unknown run status 'exploded'"),
+        (DAY, ["failed", "nope"], r"unknown run status 'nope'"),
+        (DAY, [], r"status is empty"),
+    ],
+)
+async def test_prune_runs_refuses_bad_arguments(
+    kit: Kit, older_than: Any, status: Any, message: str
+) -> None:
+    await chain(kit.store, "r", 1)
+    await kit.store.set_status("r", "wf", "failed")
+    with pytest.raises(CheckpointError, match=message) as caught:
+        await kit.store.prune_runs(older_than, status=status)
+    assert isinstance(caught.value, ValueError)
+    assert [r.run_id for r in await kit.store.list_runs()] == ["r"]
+
+
+async def test_a_fork_keeps_what_it_needs_when_its_parent_run_is_pruned(kit: Kit) -> None:
+    await chain(kit.store, "a", 4, lambda n: {"shared": BIG, "own": str(n) * 5000})
+    await kit.store.save(ckpt("b", 0, "a.1", {"shared": BIG, "own": "1" * 5000}))
+    await kit.store.put_write("b.0", "ex", {"w": BIG})
+    assert await kit.store.prune("a", keep_last=1) == 3  # b's parent a.1 is gone
+    assert await kit.store.get_writes("b.0") == {"ex": {"w": BIG}}
+    assert (await kit.store.load("b.0")).data == {"shared": BIG, "own": "1" * 5000}
+    await kit.store.set_status("b", "wf", "awaiting_input")
+    assert await kit.store.prune_runs(dt.timedelta(0), status="running") == 1  # all of "a"
+    assert await kit.blob_count() == 2  # BIG and "1" * 5000 (b's copy of a.1's); a's others go
+    assert (await kit.store.load("b.0")).parent_id == "a.1"  # history names it, dangling
+    assert await kit.store.get_writes("b.0") == {"ex": {"w": BIG}}
 
 
 # --------------------------------------------------------------------------- corruption
@@ -742,3 +915,57 @@ async def test_sqlite_log_stays_while_another_run_of_the_store_is_executing(
         assert [c.superstep for c in await store.list_checkpoints("quick")] == list(range(5))
     async with SQLiteCheckpointStore(path) as store:  # and nothing was lost
         assert len(await store.list_checkpoints("busy")) == 3
+
+
+# --------------------------------------------------------------------------- a real fork
+
+
+class Ask(Executor):
+    """Asks a yes/no question about what it received; outputs the answer with the payload."""
+
+    @handler
+    async def on(self, x: dict[str, Any], ctx: WorkflowContext) -> None:
+        await ctx.request_info({"n": x["n"], "big": x["big"]}, response_type=bool)
+
+    @response_handler
+    async def reply(self, q: dict[str, Any], ok: bool, ctx: WorkflowContext[str]) -> None:
+        await ctx.yield_output(f"{q['n']} {ok} {len(q['big'])}")
+
+
+def asking(store: CheckpointStore) -> Any:
+    from builders import WorkflowBuilder
+
+    @executor(id="bump")
+    async def bump(x: int) -> dict[str, Any]:
+        return {"n": x + 1, "big": BIG}
+
+    return (
+        WorkflowBuilder(start=bump, name="asking", checkpoint_store=store)
+        .add_edge(bump, Ask("ask"))
+        .build()
+    )
+
+
+async def test_a_fork_resumes_after_its_parent_run_is_pruned_away(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await asking(kit.store).run(1, run_id="orig")
+    assert first.status is RunStatus.AWAITING_INPUT
+    history = await kit.store.list_checkpoints("orig")
+    moment = stores_common.now()
+    fork = await asking(kit.store).resume("orig", checkpoint_id=history[1].id)  # after bump
+    assert fork.status is RunStatus.AWAITING_INPUT
+    assert (await kit.store.list_checkpoints(fork.run_id))[0].parent_id == history[1].id
+    assert await kit.store.prune("orig", keep_last=0) == len(history)
+    cutoff_at(monkeypatch, moment, DAY)  # "orig" is older than the fork
+    assert await kit.store.prune_runs(DAY, status="awaiting_input") == 1
+    assert [r.run_id for r in await kit.store.list_runs()] == [fork.run_id]
+    store = kit.reopen()  # a new process, say
+    try:
+        (request,) = fork.pending_requests
+        done = await asking(store).resume(fork.run_id, responses={request.request_id: True})
+    finally:
+        if store is not kit.store:
+            await store.aclose()
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs == [f"2 True {len(BIG)}"]

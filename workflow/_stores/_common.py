@@ -8,17 +8,18 @@ next to it and verified on load; each blob is verified against its own hash by `
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from pydantic import ValidationError
 
-from workflow._checkpoint import SCHEMA_VERSION, Checkpoint, utcnow
+from workflow._checkpoint import SCHEMA_VERSION, Checkpoint, check_status, utcnow
 from workflow._errors import CheckpointError
 from workflow._serde import dumps, loads, pack, unpack
 
@@ -26,6 +27,8 @@ __all__ = (
     "MIN_BLOB_BYTES",
     "Encoded",
     "StoreBase",
+    "StoreUsageError",
+    "check_keep_last",
     "check_parent",
     "corrupt",
     "decode_checkpoint",
@@ -39,7 +42,9 @@ __all__ = (
     "moved_on",
     "not_latest",
     "now",
+    "retention",
     "unknown_checkpoint",
+    "unknown_run",
 )
 
 MIN_BLOB_BYTES = 1024
@@ -220,6 +225,63 @@ def not_latest(checkpoint_id: str, run_id: str, latest: str | None) -> Checkpoin
         f"run {run_id!r} moved on: cannot record a write after checkpoint {checkpoint_id!r}, "
         f"the run's latest checkpoint is {latest!r}"
     )
+
+
+def unknown_run(run_id: str) -> CheckpointError:
+    """The error for a run id the store has never recorded."""
+    return CheckpointError(
+        f"unknown run {run_id!r}: the store has no record of it; list runs with "
+        "`ledgerflow runs` (or store.list_runs)"
+    )
+
+
+class StoreUsageError(CheckpointError, ValueError):
+    """A store method got an argument it cannot accept (caught as ``ValueError`` too)."""
+
+
+def check_keep_last(keep_last: object) -> int:
+    """Validate ``prune``'s ``keep_last``: an int >= 0."""
+    if type(keep_last) is not int:
+        raise StoreUsageError(
+            f"keep_last must be an int >= 0 (how many of the newest checkpoints to keep), "
+            f"got {keep_last!r}"
+        )
+    if keep_last < 0:
+        raise StoreUsageError(
+            f"keep_last must be >= 0, got {keep_last!r}; 0 deletes every checkpoint of the run"
+        )
+    return keep_last
+
+
+def retention(older_than: object, status: object) -> tuple[dt.datetime, frozenset[str] | None]:
+    """Validate ``prune_runs``'s arguments; returns the cutoff and the statuses (``None``: any).
+
+    Raises:
+        StoreUsageError: ``older_than`` is not a ``timedelta`` >= 0, or ``status`` names an
+            unknown status or none at all.
+    """
+    if not isinstance(older_than, dt.timedelta):
+        raise StoreUsageError(
+            f"older_than must be a datetime.timedelta, e.g. timedelta(days=30), got {older_than!r}"
+        )
+    if older_than < dt.timedelta(0):
+        raise StoreUsageError(
+            f"older_than must not be negative, got {older_than!r}; timedelta(0) means every "
+            "run not updated since now"
+        )
+    statuses: frozenset[str] | None = None
+    if status is not None:
+        single = isinstance(status, str | enum.Enum) or not isinstance(status, Iterable)
+        items = [status] if single else list(cast(Iterable[object], status))
+        if not items:
+            raise StoreUsageError(
+                "status is empty, which would match no run; pass None to prune runs of any status"
+            )
+        try:
+            statuses = frozenset(check_status(item) for item in items)
+        except ValueError as exc:
+            raise StoreUsageError(str(exc)) from None
+    return now() - older_than, statuses
 
 
 def locked(run_id: str, pid: object) -> CheckpointError:

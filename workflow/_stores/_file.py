@@ -9,7 +9,8 @@ Layout under ``directory``::
     runs/<run>/.commit.lock          serialises commits to one run (flock)
     blobs/<sha256>                   content-addressed, shared by all runs
     locks/<run>.lock                 lock_run ownership (flock, holder's pid inside)
-    .gc.lock                         commits share it; delete_run/prune take it exclusively
+    .gc.lock                         commits share it; delete_run/prune/prune_runs take it
+                                     exclusively (their deletes and blob sweep are one step)
 
 Every file is written to a temporary name, fsynced, renamed into place, and its directory
 fsynced. A save becomes visible only when ``run.json`` names it, so a crash mid-save leaves
@@ -21,12 +22,13 @@ ids when they are safe everywhere, else ``~`` + sha256 of the id.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +43,7 @@ from ._common import (
     MIN_BLOB_BYTES,
     Encoded,
     StoreBase,
+    check_keep_last,
     check_parent,
     corrupt,
     decode_checkpoint,
@@ -50,11 +53,14 @@ from ._common import (
     encode_write,
     encode_writes,
     fs_key,
+    locked,
     not_latest,
     now,
+    retention,
     unknown_checkpoint,
+    unknown_run,
 )
-from ._flock import run_lock
+from ._flock import release, run_lock, try_lock
 
 __all__ = ("FileCheckpointStore",)
 
@@ -354,33 +360,36 @@ class FileCheckpointStore(StoreBase):
             if blob.name not in live:
                 blob.unlink(missing_ok=True)
 
+    def _drop_run_dir(self, run_key: str) -> None:
+        """Make a run vanish at once (one rename), then delete its files (under the gc lock)."""
+        run_dir = self._runs / run_key
+        if run_dir.exists():
+            trash = self._runs / f".trash-{uuid.uuid4().hex}"
+            os.replace(run_dir, trash)
+            _fsync_dir(self._runs)
+            shutil.rmtree(trash)
+        self._where = {c: k for c, k in self._where.items() if k != run_key}
+
     async def delete_run(self, run_id: str) -> None:
         """See ``CheckpointStore.delete_run``."""
 
         def work() -> None:
-            run_dir = self._runs / fs_key(run_id)
             with self._gc(exclusive=True):
-                if run_dir.exists():
-                    trash = self._runs / f".trash-{uuid.uuid4().hex}"
-                    os.replace(run_dir, trash)  # atomic: the run vanishes at once
-                    _fsync_dir(self._runs)
-                    shutil.rmtree(trash)
-                self._where = {c: k for c, k in self._where.items() if k != run_dir.name}
+                self._drop_run_dir(fs_key(run_id))
                 self._sweep()
 
         await self._call(work)
 
     async def prune(self, run_id: str, keep_last: int) -> int:
         """See ``CheckpointStore.prune``."""
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last!r}")
+        keep_last = check_keep_last(keep_last)
 
-        def work() -> int:
+        def prune() -> int:
             run_key = fs_key(run_id)
             with self._gc(exclusive=True):
                 meta = self._read_run(run_key)
                 if meta is None:
-                    return 0
+                    raise unknown_run(run_id)
                 ids = meta["checkpoints"]
                 cut = max(len(ids) - keep_last, 0)
                 if not cut:
@@ -396,6 +405,48 @@ class FileCheckpointStore(StoreBase):
                     self._where.pop(cid, None)
                 self._sweep()
                 return cut
+
+        def work() -> int:
+            if keep_last:  # the run keeps its latest checkpoint: safe even while it executes
+                return prune()
+            self._setup()
+            fd, holder = try_lock(self._lock_path(run_id))  # would cut a live run's chain
+            if holder is not None:
+                raise locked(run_id, holder)
+            try:
+                return prune()
+            finally:
+                release(fd)
+
+        return await self._call(work)
+
+    async def prune_runs(
+        self, older_than: dt.timedelta, status: str | Iterable[str] | None = None
+    ) -> int:
+        """See ``CheckpointStore.prune_runs``: runs whose lock file is held are skipped."""
+        cutoff, statuses = retention(older_than, status)
+
+        def work() -> int:
+            deleted = 0
+            with self._gc(exclusive=True):  # no commit runs until the sweep is done
+                for entry in os.scandir(self._runs):
+                    meta = self._read_run(entry.name) if entry.name[:1] != "." else None
+                    if meta is None or dt.datetime.fromisoformat(meta["updated_at"]) >= cutoff:
+                        continue
+                    if statuses is not None and meta["status"] not in statuses:
+                        continue
+                    lock = self._lock_path(meta["run_id"])
+                    fd, holder = try_lock(lock)
+                    if holder is not None:
+                        continue  # a live owner executes it: never pruned
+                    try:
+                        self._drop_run_dir(entry.name)
+                        deleted += 1
+                    finally:
+                        release(fd, lock)
+                if deleted:
+                    self._sweep()
+            return deleted
 
         return await self._call(work)
 
@@ -490,7 +541,10 @@ class FileCheckpointStore(StoreBase):
 
     def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
         """See ``CheckpointStore.lock_run``: ``flock`` on ``locks/<run>.lock``."""
-        return run_lock(self.directory / "locks" / f"{fs_key(run_id)}.lock", run_id)
+        return run_lock(self._lock_path(run_id), run_id)
+
+    def _lock_path(self, run_id: str) -> Path:
+        return self.directory / "locks" / f"{fs_key(run_id)}.lock"
 
     async def aclose(self) -> None:
         """Nothing stays open between calls; later calls raise ``CheckpointError``."""

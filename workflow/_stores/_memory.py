@@ -6,9 +6,10 @@ durable stores, so data that would fail to serialize (or dedupe) there fails (or
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from workflow._checkpoint import Checkpoint, RunInfo, check_status
 from ._common import (
     MIN_BLOB_BYTES,
     StoreBase,
+    check_keep_last,
     check_parent,
     decode_checkpoint,
     decode_write,
@@ -28,7 +30,9 @@ from ._common import (
     locked,
     not_latest,
     now,
+    retention,
     unknown_checkpoint,
+    unknown_run,
 )
 
 __all__ = ("InMemoryCheckpointStore",)
@@ -199,23 +203,27 @@ class InMemoryCheckpointStore(StoreBase):
         for digest in self._blobs.keys() - live:
             del self._blobs[digest]
 
+    def _drop_run(self, run_id: str) -> None:
+        run = self._runs.pop(run_id, None)
+        for cid in run.checkpoints if run else ():
+            self._checkpoints.pop(cid, None)
+            self._writes.pop(cid, None)
+
     async def delete_run(self, run_id: str) -> None:
         """See ``CheckpointStore.delete_run``."""
         with self._lock:
-            run = self._runs.pop(run_id, None)
-            for cid in run.checkpoints if run else ():
-                self._checkpoints.pop(cid, None)
-                self._writes.pop(cid, None)
+            self._drop_run(run_id)
             self._sweep()
 
     async def prune(self, run_id: str, keep_last: int) -> int:
         """See ``CheckpointStore.prune``."""
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last!r}")
+        keep_last = check_keep_last(keep_last)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
-                return 0
+                raise unknown_run(run_id)
+            if keep_last == 0 and run_id in self._held:
+                raise locked(run_id, os.getpid())
             cut = max(len(run.checkpoints) - keep_last, 0)
             dropped, run.checkpoints = run.checkpoints[:cut], run.checkpoints[cut:]
             for cid in dropped:
@@ -223,8 +231,28 @@ class InMemoryCheckpointStore(StoreBase):
                 self._writes.pop(cid, None)
             if not run.checkpoints:
                 run.latest = None
-            self._sweep()
+            if dropped:
+                self._sweep()
             return len(dropped)
+
+    async def prune_runs(
+        self, older_than: dt.timedelta, status: str | Iterable[str] | None = None
+    ) -> int:
+        """See ``CheckpointStore.prune_runs`` (a run is live while ``lock_run`` holds it)."""
+        cutoff, statuses = retention(older_than, status)
+        with self._lock:
+            doomed = [
+                run_id
+                for run_id, run in self._runs.items()
+                if run.updated_at < cutoff
+                and (statuses is None or run.status in statuses)
+                and run_id not in self._held
+            ]
+            for run_id in doomed:
+                self._drop_run(run_id)
+            if doomed:
+                self._sweep()
+            return len(doomed)
 
     @asynccontextmanager
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:

@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +35,7 @@ from ._common import (
     MIN_BLOB_BYTES,
     Encoded,
     StoreBase,
+    check_keep_last,
     check_parent,
     decode_checkpoint,
     decode_write,
@@ -46,13 +47,16 @@ from ._common import (
     moved_on,
     not_latest,
     now,
+    retention,
     unknown_checkpoint,
+    unknown_run,
 )
 
 __all__ = ("PostgresCheckpointStore",)
 
 T = TypeVar("T")
 _LAYOUT = "1"
+_RUNS_PER_TX = 200  # prune_runs: advisory locks one transaction holds (the lock table is shared)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -70,6 +74,21 @@ def _key(*parts: str) -> int:
     """A signed 64-bit advisory-lock key for ``parts``."""
     digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _holder(conn: Any, key: int) -> str:
+    """The pid of the ``lock_run`` owner holding advisory lock ``key`` (from its app name)."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    name = await conn.fetchval(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid "
+        "AND l.objsubid = 1",
+        unsigned >> 32,
+        unsigned & 0xFFFFFFFF,
+    )
+    found = re.search(r"pid=(\d+)", name or "")
+    return found.group(1) if found else "unknown"
 
 
 def redact(dsn: str) -> str:
@@ -354,29 +373,44 @@ class PostgresCheckpointStore(StoreBase):
             f"(SELECT 1 FROM {self._refs} r WHERE r.hash = b.hash)"
         )
 
+    def _run_key(self, run_id: str) -> int:
+        return _key("ledgerflow-run", self.schema, run_id)
+
+    async def _delete_runs(self, conn: Any, run_ids: list[str]) -> None:
+        """Delete whole runs and the blobs nothing references any more (inside a transaction)."""
+        await conn.execute(
+            f"DELETE FROM {self._refs} WHERE checkpoint_id IN "
+            f"(SELECT id FROM {self._ckpts} WHERE run_id = ANY($1::text[]))",
+            run_ids,
+        )
+        for table in (self._writes, self._ckpts, self._runs):
+            await conn.execute(f"DELETE FROM {table} WHERE run_id = ANY($1::text[])", run_ids)
+        await self._sweep(conn)
+
     async def delete_run(self, run_id: str) -> None:
         """See ``CheckpointStore.delete_run``."""
 
         async def work(conn: Any) -> None:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._gc_key)
-            await conn.execute(
-                f"DELETE FROM {self._refs} WHERE checkpoint_id IN "
-                f"(SELECT id FROM {self._ckpts} WHERE run_id = $1)",
-                run_id,
-            )
-            for table in (self._writes, self._ckpts, self._runs):
-                await conn.execute(f"DELETE FROM {table} WHERE run_id = $1", run_id)
-            await self._sweep(conn)
+            await self._delete_runs(conn, [run_id])
 
         await self._tx(work)
 
     async def prune(self, run_id: str, keep_last: int) -> int:
         """See ``CheckpointStore.prune``."""
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last!r}")
+        keep_last = check_keep_last(keep_last)
 
         async def work(conn: Any) -> int:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._gc_key)
+            if not await conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {self._runs} WHERE run_id = $1)", run_id
+            ):
+                raise unknown_run(run_id)
+            # keeping none would cut a live run's chain: only when no owner executes it
+            if keep_last == 0 and not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", self._run_key(run_id)
+            ):
+                raise locked(run_id, await _holder(conn, self._run_key(run_id)))
             ids = [
                 r[0]
                 for r in await conn.fetch(
@@ -400,6 +434,53 @@ class PostgresCheckpointStore(StoreBase):
             return len(dropped)
 
         return await self._tx(work)
+
+    async def prune_runs(
+        self, older_than: dt.timedelta, status: str | Iterable[str] | None = None
+    ) -> int:
+        """See ``CheckpointStore.prune_runs``: runs whose advisory lock is held are skipped.
+
+        Each batch of runs is one transaction holding each run's lock as a transaction lock
+        (a ``lock_run`` racing it fails as if the run were executing, until it commits).
+        """
+        cutoff, statuses = retention(older_than, status)
+        where = "updated_at < $1"
+        args: list[Any] = [cutoff]
+        if statuses is not None:
+            where += " AND status = ANY($2::text[])"
+            args.append(sorted(statuses))
+
+        async def candidates(conn: Any) -> list[str]:
+            rows = await conn.fetch(
+                f"SELECT run_id FROM {self._runs} WHERE {where} ORDER BY updated_at", *args
+            )
+            return [r[0] for r in rows]
+
+        def batch(run_ids: list[str]) -> Callable[[Any], Awaitable[int]]:
+            async def work(conn: Any) -> int:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._gc_key)
+                n = len(args)
+                rows = await conn.fetch(  # still old enough, and no live owner executes it
+                    f"SELECT r.run_id FROM {self._runs} r JOIN unnest(${n + 1}::text[], "
+                    f"${n + 2}::bigint[]) AS c(run_id, key) ON c.run_id = r.run_id "
+                    f"WHERE {where} "
+                    "AND pg_try_advisory_xact_lock(c.key)",
+                    *args,
+                    run_ids,
+                    [self._run_key(r) for r in run_ids],
+                )
+                doomed = [r[0] for r in rows]
+                if doomed:
+                    await self._delete_runs(conn, doomed)
+                return len(doomed)
+
+            return work
+
+        found = await self._tx(candidates)
+        deleted = 0
+        for start in range(0, len(found), _RUNS_PER_TX):
+            deleted += await self._tx(batch(found[start : start + _RUNS_PER_TX]))
+        return deleted
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -499,7 +580,7 @@ class PostgresCheckpointStore(StoreBase):
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:
         """See ``CheckpointStore.lock_run``: a session advisory lock on its own connection."""
         asyncpg = _asyncpg()
-        key = _key("ledgerflow-run", self.schema, run_id)
+        key = self._run_key(run_id)
         try:
             conn = await asyncpg.connect(
                 self.dsn, server_settings={"application_name": f"ledgerflow pid={os.getpid()}"}
@@ -508,17 +589,7 @@ class PostgresCheckpointStore(StoreBase):
             raise CheckpointError(f"cannot reach PostgreSQL at {redact(self.dsn)}: {exc}") from exc
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                unsigned = key & 0xFFFFFFFFFFFFFFFF
-                holder = await conn.fetchval(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                    "AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid "
-                    "AND l.objsubid = 1",
-                    unsigned >> 32,
-                    unsigned & 0xFFFFFFFF,
-                )
-                found = re.search(r"pid=(\d+)", holder or "")
-                raise locked(run_id, found.group(1) if found else "unknown")
+                raise locked(run_id, await _holder(conn, key))
             yield
         finally:
             with anyio.CancelScope(shield=True):

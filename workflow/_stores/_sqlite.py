@@ -17,11 +17,12 @@ Design:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,6 +36,7 @@ from ._common import (
     MIN_BLOB_BYTES,
     Encoded,
     StoreBase,
+    check_keep_last,
     check_parent,
     decode_checkpoint,
     decode_write,
@@ -43,11 +45,14 @@ from ._common import (
     encode_write,
     encode_writes,
     fs_key,
+    locked,
     not_latest,
     now,
+    retention,
     unknown_checkpoint,
+    unknown_run,
 )
-from ._flock import run_lock
+from ._flock import release, run_lock, try_lock
 
 __all__ = ("SQLiteCheckpointStore",)
 
@@ -80,6 +85,7 @@ _UPSERT_RUN = """INSERT INTO runs (run_id, workflow_name, status, updated_us, la
     updated_us = excluded.updated_us, latest_checkpoint_id = excluded.latest_checkpoint_id"""
 _SWEEP = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
 _CHUNK = 500  # stay far below SQLite's bound-parameter limit
+_RUNS_PER_TX = 200  # prune_runs: lock files held open at once, well below the fd limit
 
 
 def _us(moment: dt.datetime) -> int:
@@ -339,29 +345,40 @@ class SQLiteCheckpointStore(StoreBase):
 
         await self._call(lambda: self._with_conn(upsert))
 
+    @staticmethod
+    def _delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+        """Delete whole runs and the blobs nothing references any more (inside a transaction)."""
+        for chunk in _chunks(run_ids):
+            marks = ",".join("?" * len(chunk))
+            conn.execute(
+                "DELETE FROM refs WHERE checkpoint_id IN "
+                f"(SELECT id FROM checkpoints WHERE run_id IN ({marks}))",
+                chunk,
+            )
+            for table in ("writes", "checkpoints", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
+        conn.execute(_SWEEP)
+
     async def delete_run(self, run_id: str) -> None:
         """See ``CheckpointStore.delete_run``."""
 
         def delete(conn: sqlite3.Connection) -> None:
             with _tx(conn):
-                conn.execute(
-                    "DELETE FROM refs WHERE checkpoint_id IN "
-                    "(SELECT id FROM checkpoints WHERE run_id = ?)",
-                    (run_id,),
-                )
-                for table in ("writes", "checkpoints", "runs"):
-                    conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-                conn.execute(_SWEEP)
+                self._delete_runs(conn, [run_id])
 
         await self._call(lambda: self._with_conn(delete))
 
     async def prune(self, run_id: str, keep_last: int) -> int:
         """See ``CheckpointStore.prune``."""
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last!r}")
+        keep_last = check_keep_last(keep_last)
 
         def prune(conn: sqlite3.Connection) -> int:
             with _tx(conn):
+                if (
+                    conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                    is None
+                ):
+                    raise unknown_run(run_id)
                 ids = [
                     cid
                     for (cid,) in conn.execute(
@@ -385,7 +402,63 @@ class SQLiteCheckpointStore(StoreBase):
                     conn.execute(_SWEEP)
                 return len(dropped)
 
-        return await self._call(lambda: self._with_conn(prune))
+        def work() -> int:
+            if keep_last:  # the run keeps its latest checkpoint: safe even while it executes
+                return self._with_conn(prune)
+            fd, holder = try_lock(self._lock_path(run_id))  # would cut a live run's chain
+            if holder is not None:
+                raise locked(run_id, holder)
+            try:
+                return self._with_conn(prune)
+            finally:
+                release(fd)
+
+        return await self._call(work)
+
+    async def prune_runs(
+        self, older_than: dt.timedelta, status: str | Iterable[str] | None = None
+    ) -> int:
+        """See ``CheckpointStore.prune_runs``: runs whose lock file is held are skipped."""
+        cutoff, statuses = retention(older_than, status)
+        where = "updated_us < ?"
+        args: list[Any] = [_us(cutoff)]
+        if statuses is not None:
+            where += f" AND status IN ({','.join('?' * len(statuses))})"
+            args += sorted(statuses)
+
+        def candidates(conn: sqlite3.Connection) -> list[str]:
+            query = f"SELECT run_id FROM runs WHERE {where} ORDER BY updated_us"
+            return [r for (r,) in conn.execute(query, args)]
+
+        def delete(conn: sqlite3.Connection, run_ids: list[str]) -> list[str]:
+            with _tx(conn):  # updated since it was listed (resumed, say): it stays
+                marks = ",".join("?" * len(run_ids))
+                query = f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND {where}"
+                still = [r for (r,) in conn.execute(query, [*run_ids, *args])]
+                self._delete_runs(conn, still)
+            return still
+
+        def work() -> int:
+            found = self._with_conn(candidates)
+            deleted = 0
+            for start in range(0, len(found), _RUNS_PER_TX):
+                held: dict[str, int] = {}
+                gone: set[str] = set()
+                try:
+                    for run_id in found[start : start + _RUNS_PER_TX]:
+                        fd, holder = try_lock(self._lock_path(run_id))
+                        if holder is None:  # else a live owner executes it: never pruned
+                            held[run_id] = fd
+                    batch = list(held)
+                    if batch:
+                        gone.update(self._with_conn(functools.partial(delete, run_ids=batch)))
+                    deleted += len(gone)
+                finally:
+                    for run_id, fd in held.items():
+                        release(fd, self._lock_path(run_id) if run_id in gone else None)
+            return deleted
+
+        return await self._call(work)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -479,14 +552,16 @@ class SQLiteCheckpointStore(StoreBase):
 
     # -- ownership and lifetime ----------------------------------------------------------
 
+    def _lock_path(self, run_id: str) -> Path:
+        return self.path.with_name(self.path.name + ".locks") / f"{fs_key(run_id)}.lock"
+
     @asynccontextmanager
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:
         """See ``CheckpointStore.lock_run``: ``flock`` on ``<db>.locks/<run>.lock``.
 
         When the last run this object executes lets go, the write-ahead log is truncated.
         """
-        locks = self.path.with_name(self.path.name + ".locks")
-        async with run_lock(locks / f"{fs_key(run_id)}.lock", run_id):
+        async with run_lock(self._lock_path(run_id), run_id):
             with self._lock:
                 self._active += 1
             try:
