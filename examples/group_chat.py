@@ -15,6 +15,7 @@ all of them (the selector too) use a real model instead (``OPENAI_MODEL``, defau
 from __future__ import annotations
 
 import os
+import sys
 
 import anyio
 
@@ -32,7 +33,8 @@ from executors import (
     OpenAIChatClient,
     ScriptedChatClient,
 )
-from workflow import Workflow
+from workflow import RunStatus, Workflow
+from workflow.events import RunFinished
 
 TASK = "Write a Python function that checks whether a string is a palindrome."
 
@@ -65,7 +67,7 @@ SCRIPTS = {
 
 def clients() -> dict[str, ChatClient]:
     """One client per role: a real model when configured, else the scripts."""
-    if os.environ.get("OPENAI_API_KEY"):
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
         shared = OpenAIChatClient(os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
         return dict.fromkeys(SCRIPTS, shared)
     return {role: ScriptedChatClient(replies) for role, replies in SCRIPTS.items()}
@@ -86,7 +88,9 @@ def build(models: dict[str, ChatClient]) -> Workflow:
     ).build()
 
 
-async def main() -> None:
+async def main() -> RunStatus:
+    """Runs the chat once, printing each turn; returns how the run ended."""
+    finished = RunStatus.FAILED
     models = clients()
     wf = build(models)
     print(f"task: {TASK}\n")
@@ -98,10 +102,15 @@ async def main() -> None:
                 print(f"[{name}]\n{response.text}\n")
             case ConversationFinished(reason=reason, messages=count):
                 print(f"=== finished after {count} messages: {reason}")
+            case RunFinished(status=status, error=error):
+                finished = status
+                if error is not None:
+                    print(f"=== run {status.value}: {error}")
     for client in {id(c): c for c in models.values()}.values():
         if isinstance(client, OpenAIChatClient):
             await client.aclose()
+    return finished
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    sys.exit(0 if anyio.run(main) is RunStatus.COMPLETED else 1)

@@ -95,7 +95,7 @@ def tech_model(messages: list[ChatMessage]) -> ChatResponse:
 
 
 def models() -> dict[str, ChatClient]:
-    if os.environ.get("OPENAI_API_KEY"):
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
         real = OpenAIChatClient(os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
         return dict.fromkeys(("triage", "billing", "tech_support"), real)
     return {

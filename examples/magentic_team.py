@@ -7,9 +7,11 @@ against the documents. The ledger updates stream to the terminal; the run is che
 ``.ledgerflow/runs.db`` (SQLite) and the team's diagram is written next to it.
 
 Offline by default: the manager and the agents are ``ScriptedChatClient``s whose replies are
-functions of the messages they get, so the run is deterministic. With ``OPENAI_API_KEY`` set,
-the same file talks to a real model (``OPENAI_MODEL``, default ``gpt-4o-mini``;
-``OPENAI_BASE_URL`` for any OpenAI-compatible server)::
+functions of the messages they get, so the run is deterministic. With ``OPENAI_API_KEY`` or
+``OPENAI_BASE_URL`` set, the same file talks to a real model (``OPENAI_MODEL``, default
+``gpt-4o-mini``; ``OPENAI_BASE_URL`` for any OpenAI-compatible server, such as the local one
+``make demo-local`` starts; ``OPENAI_MAX_TOKENS`` caps each agent's reply, default 1024). The
+process exits 1 when the run does not complete::
 
     .venv/bin/python examples/magentic_team.py
     ledgerflow run examples/magentic_team.py:build_team --input "..."   # through the CLI
@@ -49,7 +51,7 @@ from executors import (
     sandbox_available,
     tool,
 )
-from workflow import SQLiteCheckpointStore, Workflow
+from workflow import RunStatus, SQLiteCheckpointStore, Workflow
 from workflow.events import RunFinished
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -223,8 +225,11 @@ def scripted_critic(messages: list[ChatMessage]) -> str:
 
 def clients() -> dict[str, ChatClient]:
     """A real model for everyone when an API key is set, else the scripts."""
-    if os.environ.get("OPENAI_API_KEY"):
-        model = OpenAIChatClient(os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        model = OpenAIChatClient(
+            os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+            max_tokens=int(os.environ.get("OPENAI_MAX_TOKENS", "1024")),
+        )
         return dict.fromkeys(("manager", "researcher", "coder", "critic"), model)
     return {
         "manager": ScriptedChatClient(scripted_manager),
@@ -300,8 +305,10 @@ def _short(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
-async def main() -> None:
+async def main() -> RunStatus:
+    """Runs the team once, printing as it goes; returns how the run ended."""
     store = SQLiteCheckpointStore(STORE_DIR / "runs.db")
+    finished = RunStatus.FAILED
     wf = build_team(store)
     run_id = f"magentic-team-{uuid.uuid4().hex[:8]}"
     print(f"task: {TASK}\n")
@@ -325,6 +332,7 @@ async def main() -> None:
             case FinalAnswer(text=text, reason=reason):
                 print(f"== final answer ({reason})\n{text}\n")
             case RunFinished(status=status, error=error):
+                finished = status
                 print(f"run {run_id}: {status.value}" + (f" ({error})" if error else ""))
     checkpoints = await store.list_checkpoints(run_id)
     await store.aclose()
@@ -337,7 +345,8 @@ async def main() -> None:
     for client in {id(c): c for c in clients().values()}.values():
         if isinstance(client, OpenAIChatClient):
             await client.aclose()
+    return finished
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    sys.exit(0 if anyio.run(main) is RunStatus.COMPLETED else 1)

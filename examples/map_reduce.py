@@ -5,12 +5,13 @@ Run: .venv/bin/python examples/map_reduce.py
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import anyio
 
 from builders import WorkflowBuilder
-from workflow import Executor, events, executor
+from workflow import Executor, RunStatus, events, executor
 
 TEXT = """It was the best of times, it was the worst of times, it was the age of wisdom,
 it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity"""
@@ -49,14 +50,21 @@ workflow = (
 )
 
 
-async def main() -> None:
+async def main() -> RunStatus:
+    """Runs the map-reduce once, printing each superstep; returns how the run ended."""
+    finished = RunStatus.FAILED
     async for event in workflow.run_stream(TEXT):
         match event:
             case events.SuperstepStarted(superstep=n, executor_ids=ids):
                 print(f"superstep {n}: {', '.join(ids)}")
             case events.OutputEmitted(data=top):
                 print("top words:", top)
+            case events.RunFinished(status=status, error=error):
+                finished = status
+                if error is not None:
+                    print(f"run {status.value}: {error}")
+    return finished
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    sys.exit(0 if anyio.run(main) is RunStatus.COMPLETED else 1)

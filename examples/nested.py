@@ -9,9 +9,11 @@ Run: .venv/bin/python examples/nested.py
 
 from __future__ import annotations
 
+import sys
+
 from builders import WorkflowBuilder
 from executors import WorkflowExecutor
-from workflow import events, executor
+from workflow import RunStatus, events, executor
 
 
 @executor
@@ -44,6 +46,8 @@ workflow = (
 
 if __name__ == "__main__":
     result = workflow.run_sync("ledgers")
+    if result.status is not RunStatus.COMPLETED:
+        sys.exit(f"run {result.status.value}: {result.error}")
     ran = [e.executor_id for e in result.events if isinstance(e, events.ExecutorCompleted)]
     print("executors:", ", ".join(ran))
     print(result.outputs[0])

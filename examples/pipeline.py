@@ -5,10 +5,11 @@ Run: .venv/bin/python examples/pipeline.py
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from builders import WorkflowBuilder
-from workflow import Executor, WorkflowContext, executor, handler
+from workflow import Executor, RunStatus, WorkflowContext, executor, handler
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,4 @@ workflow = (
 if __name__ == "__main__":
     result = workflow.run_sync("Notes\nthe cat and the dog and the bird")
     print(result.status, result.outputs)
+    sys.exit(0 if result.status is RunStatus.COMPLETED else 1)

@@ -8,10 +8,11 @@ Run: .venv/bin/python examples/router.py
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from builders import WorkflowBuilder
-from workflow import Case, Default, WorkflowContext, executor
+from workflow import Case, Default, RunStatus, WorkflowContext, executor
 
 
 @dataclass(frozen=True)
@@ -71,4 +72,7 @@ workflow = (
 
 if __name__ == "__main__":
     for text in ("the app crashes on save", "how do I export?", "nice colours"):
-        print(workflow.run_sync(text).outputs[0])
+        result = workflow.run_sync(text)
+        if result.status is not RunStatus.COMPLETED:
+            sys.exit(f"run for {text!r} {result.status.value}: {result.error}")
+        print(result.outputs[0])

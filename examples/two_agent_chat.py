@@ -40,7 +40,7 @@ from executors import (
     extract_code_blocks,
     sandbox_available,
 )
-from workflow import Case, Default, Workflow
+from workflow import Case, Default, RunStatus, Workflow
 from workflow.events import OutputEmitted, RunFinished
 
 TASK = "Write a Python function for Fibonacci numbers and test it."
@@ -82,7 +82,7 @@ print("all tests passed; fib(30) =", fib(30))
 
 def chat_client() -> tuple[ChatClient, bool]:
     """A real model when an API key is configured, else the scripted replies."""
-    if os.environ.get("OPENAI_API_KEY"):
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
         return OpenAIChatClient(os.environ.get("OPENAI_MODEL", "gpt-4o-mini")), True
     return ScriptedChatClient(SCRIPT), False
 
@@ -127,7 +127,9 @@ def build(client: ChatClient, code: CodeExecutor) -> Workflow:
     )
 
 
-async def main() -> None:
+async def main() -> RunStatus:
+    """Runs the chat once, printing each message; returns how the run ended."""
+    finished = RunStatus.FAILED
     client, real = chat_client()
     wf = build(client, code_executor(real))
     print(f"user_proxy (to assistant):\n{TASK}\n")
@@ -140,10 +142,12 @@ async def main() -> None:
                 who = " -> ".join(m.author or m.role for m in messages)
                 print(f"{'-' * 72}\nuser_proxy's conversation: {who}")
             case RunFinished(status=status, error=error):
+                finished = status
                 print(f"{'-' * 72}\nchat ended: {status.value}" + (f" ({error})" if error else ""))
     if isinstance(client, OpenAIChatClient):
         await client.aclose()
+    return finished
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    sys.exit(0 if anyio.run(main) is RunStatus.COMPLETED else 1)
