@@ -234,7 +234,13 @@ class _Api:
             raise ApiError(404, "no_diagrams", "this server was started without a diagram renderer")
         svg = self._svg.get(wf.name)
         if svg is None:
-            svg = self._svg[wf.name] = await anyio.to_thread.run_sync(self.render_svg, wf)
+            try:
+                svg = await anyio.to_thread.run_sync(self.render_svg, wf)
+            except Exception as exc:  # e.g. graphviz's dot is not installed
+                raise ApiError(
+                    500, "diagram_failed", redact(f"drawing {wf.name!r} failed: {exc}")
+                ) from None
+            self._svg[wf.name] = svg
         return Response(svg, media_type="image/svg+xml")
 
     # -- runs ----------------------------------------------------------------------------------

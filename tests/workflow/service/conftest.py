@@ -37,8 +37,16 @@ def free_port() -> int:
 class Server:
     """One service process; ``start`` waits until it answers, ``kill`` is SIGKILL."""
 
-    def __init__(self, store: str, *, token: str | None = None, tick: float = 0.05) -> None:
+    def __init__(
+        self,
+        store: str,
+        *,
+        token: str | None = None,
+        tick: float = 0.05,
+        cli_targets: list[str] | None = None,
+    ) -> None:
         self.store = store
+        self.cli_targets = cli_targets
         self.token = token
         self.tick = tick
         self.port = free_port()
@@ -48,11 +56,14 @@ class Server:
 
     def start(self) -> Server:
         cmd = [sys.executable, "-m", "tests.workflow.service.server", self.store, str(self.port)]
+        if self.cli_targets is not None:  # through the real command line
+            cmd = [sys.executable, "-m", "workflow.cli", "serve", *self.cli_targets]
+            cmd += ["--store", self.store, "--port", str(self.port)]
         if self.token:
             cmd += ["--token", self.token]
         env = {**os.environ, "SERVICE_TEST_TICK": str(self.tick), "PYTHONPATH": str(ROOT)}
         self.log = tempfile.TemporaryFile()  # not a pipe: a full pipe would block the server
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -87,7 +98,11 @@ class Server:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self.log.close()
+
+    def close(self) -> None:
+        self.stop()
+        if self.log is not None:
+            self.log.close()
 
 
 @pytest.fixture
@@ -101,7 +116,7 @@ def make_server() -> Iterator[Any]:
 
     yield make
     for server in started:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +124,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     path = tmp_path_factory.mktemp("service") / "runs.db"
     srv = Server(f"sqlite:///{path}").start()
     yield srv
-    srv.stop()
+    srv.close()
 
 
 def read_events(
