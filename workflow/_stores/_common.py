@@ -26,6 +26,7 @@ from workflow._serde import dumps, loads, pack, unpack
 __all__ = (
     "MIN_BLOB_BYTES",
     "Encoded",
+    "RunLockedError",
     "StoreBase",
     "StoreUsageError",
     "check_keep_last",
@@ -227,16 +228,16 @@ def not_latest(checkpoint_id: str, run_id: str, latest: str | None) -> Checkpoin
     )
 
 
+class StoreUsageError(CheckpointError, ValueError):
+    """A store method got an argument it cannot accept (caught as ``ValueError`` too)."""
+
+
 def unknown_run(run_id: str) -> CheckpointError:
-    """The error for a run id the store has never recorded."""
-    return CheckpointError(
+    """The error for a run id the store has never recorded (bad input: also a ValueError)."""
+    return StoreUsageError(
         f"unknown run {run_id!r}: the store has no record of it; list runs with "
         "`ledgerflow runs` (or store.list_runs)"
     )
-
-
-class StoreUsageError(CheckpointError, ValueError):
-    """A store method got an argument it cannot accept (caught as ``ValueError`` too)."""
 
 
 def check_keep_last(keep_last: object) -> int:
@@ -284,9 +285,13 @@ def retention(older_than: object, status: object) -> tuple[dt.datetime, frozense
     return now() - older_than, statuses
 
 
+class RunLockedError(CheckpointError):
+    """Another owner holds the run's ``lock_run``: it is being executed."""
+
+
 def locked(run_id: str, pid: object) -> CheckpointError:
     """The error for a run another owner is executing."""
-    return CheckpointError(
+    return RunLockedError(
         f"run {run_id!r} is being executed by another process (pid {pid}); wait for it to "
         "finish, or stop that process and resume again"
     )

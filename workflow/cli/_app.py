@@ -25,6 +25,8 @@ def _command_modules() -> list[Any]:
     path = importlib.import_module(package).__path__
     modules = []
     for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        if info.name.startswith("__"):  # __main__ runs the CLI when imported
+            continue
         module = importlib.import_module(f"{package}.{info.name}")
         if callable(getattr(module, "register", None)):
             modules.append(module)
