@@ -85,12 +85,12 @@ async def describe_order(order: Order) -> str:
 
 
 class Chatter(Executor):
-    """Emits ``n`` outputs in one superstep: a stream of many events."""
+    """Emits ``n`` outputs of ~2 KB in one superstep: a stream of many events."""
 
     @handler
     async def on(self, n: int, ctx: WorkflowContext) -> None:
         for i in range(n):
-            await ctx.yield_output(i)
+            await ctx.yield_output(f"{i:06d}" + "x" * 2000)
 
 
 FAKE_KEY = "sk-test1234567890abcdefSECRET"
