@@ -45,15 +45,22 @@ async def test_participants_really_run_at_the_same_time() -> None:
 
 
 async def test_replies_come_in_participant_order_whoever_finishes_first() -> None:
-    def slow(name: str, delay: float) -> FunctionAgent:
+    hare_done = anyio.Event()
+    finished: list[str] = []
+
+    def runner(name: str) -> FunctionAgent:
         async def answer(messages: list[ChatMessage]) -> str:
-            await anyio.sleep(delay)
+            if name == "tortoise":
+                await hare_done.wait()
+            finished.append(name)
+            hare_done.set()
             return name
 
         return FunctionAgent(name, "", answer)
 
-    wf = ConcurrentBuilder([slow("tortoise", 0.05), slow("hare", 0)]).build()
+    wf = ConcurrentBuilder([runner("tortoise"), runner("hare")]).build()
     (replies,) = (await wf.run("race")).outputs
+    assert finished == ["hare", "tortoise"]
     assert [m.author for m in replies] == ["tortoise", "hare"]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -277,13 +276,16 @@ async def test_transient_faults_are_retried(server: OpenAITestServer, fault: Beh
 
 
 @pytest.mark.anyio
-async def test_stall_times_out_and_retries(server: OpenAITestServer) -> None:
+async def test_stall_times_out_and_retries(
+    server: OpenAITestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="executors._openai")
     server.enqueue(Stall(10), Reply("late but fine"))
-    started = time.monotonic()
     async with make_client(server, timeout=0.3) as client:
         resp = await client.get_response(HI)
     assert resp.text == "late but fine"
-    assert 0.3 <= time.monotonic() - started < 3
+    (warning,) = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert "attempt 1/4 failed (timed out after 0.3s)" in warning  # not a 10 s wait
     assert len(server.completion_requests()) == 2
 
 
@@ -336,21 +338,36 @@ async def test_connection_failures_exhaust_with_no_status(server: OpenAITestServ
 
 
 @pytest.mark.anyio
-async def test_retry_after_is_honoured(server: OpenAITestServer) -> None:
-    server.enqueue(Status(429, retry_after=0.4), Reply("ok"))
-    started = time.monotonic()
-    async with make_client(server, initial_backoff=0.0, max_backoff=5.0) as client:
-        await client.get_response(HI)
-    assert time.monotonic() - started >= 0.4
+def retry_delays(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The delays the client chose before each retry, as its warning states them."""
+    return [
+        record.getMessage().rpartition("retrying in ")[2]
+        for record in caplog.records
+        if "retrying in" in record.getMessage()
+    ]
 
 
 @pytest.mark.anyio
-async def test_retry_after_is_capped_by_max_backoff(server: OpenAITestServer) -> None:
+async def test_retry_after_is_honoured(
+    server: OpenAITestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="executors._openai")
+    server.enqueue(Status(429, retry_after=0.4), Reply("ok"))
+    async with make_client(server, initial_backoff=0.0, max_backoff=5.0) as client:
+        assert (await client.get_response(HI)).text == "ok"
+    assert retry_delays(caplog) == ["0.40s"]  # the server's wait, not the 0 s backoff
+    assert len(server.completion_requests()) == 2
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_capped_by_max_backoff(
+    server: OpenAITestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="executors._openai")
     server.enqueue(Status(503, retry_after=60), Reply("ok"))
-    started = time.monotonic()
     async with make_client(server, max_backoff=0.05) as client:
-        await client.get_response(HI)
-    assert time.monotonic() - started < 5
+        assert (await client.get_response(HI)).text == "ok"
+    assert retry_delays(caplog) == ["0.05s"]  # capped, not the server's 60 s
 
 
 @pytest.mark.anyio

@@ -239,16 +239,18 @@ async def test_async_tool_and_json_results() -> None:
 
 @pytest.mark.anyio
 async def test_sync_tool_runs_off_the_event_loop() -> None:
-    released = threading.Event()
+    entered, released = threading.Event(), threading.Event()
 
     @tool
     def wait_for_release() -> bool:
         """Block until released."""
+        entered.set()
         return released.wait(timeout=5)
 
     async def release_soon() -> None:
-        await anyio.sleep(0.05)
-        released.set()  # only runs if the loop is free while the tool blocks
+        # resumes (and releases) only if the loop is free while the tool blocks
+        assert await anyio.to_thread.run_sync(entered.wait, 5)
+        released.set()
 
     with anyio.fail_after(3):
         async with anyio.create_task_group() as tg:

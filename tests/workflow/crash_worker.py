@@ -459,6 +459,8 @@ def soak(url: str, base: Path, rng: random.Random, kills: int, *extra: str) -> d
     made = with_pending = repeats = runs = 0
     while made < kills:
         runs += 1
+        # a run that completes before its random kill point uses no kill: bound the retries
+        assert runs <= 10 * kills, f"only {made} of {kills} kills landed in {runs - 1} runs"
         run_id, log = f"crashed-{runs}", str(base / f"crashed-{runs}.log")
         result, k, pending = drive(url, run_id, log, rng, max_delay, kills - made, *extra)
         made += k

@@ -7,7 +7,9 @@ Every process here is a real child (``crash_worker.py``) killed with SIGKILL, so
 from __future__ import annotations
 
 import random
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -18,6 +20,24 @@ from workflow import store_from_url
 
 STORES = ("sqlite", "file")
 KILLS_PER_STORE = 12
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    within: float = 30.0,
+) -> None:
+    """Poll ``condition`` (another process changes what it reads: nothing to wait on) until
+    it holds; fail naming ``what`` if ``proc`` exits first or ``within`` seconds pass."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if proc is not None:
+            assert proc.poll() is None, f"worker exited while waiting for {what}: " + str(
+                cw.outcome(proc)
+            )
+        assert time.monotonic() < deadline, f"{what} did not happen within {within:.0f} s"
+        time.sleep(0.02)
 
 
 def store_url(kind: str, tmp_path: Path) -> str:
@@ -48,18 +68,15 @@ def test_sigkill_at_random_points_then_resume_matches_an_uninterrupted_run(
        been committed ever ran again, and no committed result was lost.
     3. Every key ran (66 of them), and the outputs equal those of an uninterrupted run.
     """
-    t0 = time.perf_counter()
     rng = random.Random(20240611)
     summaries = {}
     for kind in STORES:
         base = tmp_path / kind
         base.mkdir()
         summaries[kind] = cw.soak(store_url(kind, base), base, rng, KILLS_PER_STORE)
-    elapsed = time.perf_counter() - t0
     assert sum(s["kills"] for s in summaries.values()) >= 20
     # kills land mid fan-out (some workers recorded, others not) in a good share of cases
     assert sum(s["with_pending"] for s in summaries.values()) >= 1, summaries
-    assert elapsed < 90, f"crash test took {elapsed:.1f}s: {summaries}"
 
 
 def test_sigkill_with_async_durability_still_never_reruns_a_committed_result(
@@ -81,13 +98,11 @@ def test_sigkill_mid_superstep_reruns_only_the_unfinished_sibling(
     url, log, go = store_url(kind, tmp_path), str(tmp_path / "log"), str(tmp_path / "go")
     proc = cw.spawn("siblings", url, "s1", "--log", log, "--go", go)
     try:
-        deadline = time.monotonic() + 20
-        while "fast" not in anyio.run(pending_writes, url, "s1"):
-            assert proc.poll() is None, cw.outcome(proc)
-            assert time.monotonic() < deadline, (
-                f"fast's result was never recorded; log: {cw.read_log(log)}"
-            )
-            time.sleep(0.02)
+        wait_for(
+            lambda: "fast" in anyio.run(pending_writes, url, "s1"),
+            "the pending write of fast's result",
+            proc,
+        )
         assert {e for e, _, _ in cw.read_log(log)} == {"fast", "gate"}
     finally:
         cw.kill(proc)
@@ -112,15 +127,17 @@ def test_two_processes_resuming_one_run_exactly_one_proceeds(tmp_path: Path, kin
     url, log, go = store_url(kind, tmp_path), str(tmp_path / "log"), str(tmp_path / "go")
     first = cw.spawn("siblings", url, "c1", "--log", log, "--go", go)
     try:  # leave the run crashed mid-superstep, so both resumes have work to do
-        while len(cw.read_log(log)) < 2 or "fast" not in anyio.run(pending_writes, url, "c1"):
-            time.sleep(0.02)
+        wait_for(
+            lambda: len(cw.read_log(log)) >= 2 and "fast" in anyio.run(pending_writes, url, "c1"),
+            "fast and gate to start and fast's result to be recorded",
+            first,
+        )
     finally:
         cw.kill(first)
     a = cw.spawn("siblings", url, "c1", "--log", log, "--go", go)
     try:
-        while len(cw.read_log(log)) < 3:  # a holds the run: its gate is waiting for the file
-            assert a.poll() is None, cw.outcome(a)
-            time.sleep(0.02)
+        # a holds the run once its gate is waiting for the file
+        wait_for(lambda: len(cw.read_log(log)) >= 3, "the resumed gate to start", a)
         b = cw.run_worker("siblings", url, "c1", "--log", log, "--go", go)
         assert b["error"]["type"] == "CheckpointError"
         assert "'c1' is being executed by another process" in b["error"]["message"]

@@ -700,6 +700,23 @@ def sleepy(store: Any, calls: Calls, started: anyio.Event | None, **kw: Any) -> 
     )
 
 
+class WriteWatch:
+    """Delegates to a store; ``written[executor_id]`` is set once that pending write landed."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.written: collections.defaultdict[str, anyio.Event] = collections.defaultdict(
+            anyio.Event
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def put_write(self, checkpoint_id: str, executor_id: str, data: Any) -> None:
+        await self.store.put_write(checkpoint_id, executor_id, data)
+        self.written[executor_id].set()
+
+
 @pytest.mark.parametrize("durability", ["sync", "async"])
 @pytest.mark.parametrize("how", ["task", "stream"])
 async def test_cancellation_is_recorded_keeps_the_checkpoint_and_resumes(
@@ -707,12 +724,13 @@ async def test_cancellation_is_recorded_keeps_the_checkpoint_and_resumes(
 ) -> None:
     calls: Calls = collections.Counter()
     started = anyio.Event()
-    wf = sleepy(backend.open(), calls, started, durability=durability)
+    watch = WriteWatch(backend.open())
+    wf = sleepy(watch, calls, started, durability=durability)
     if how == "task":
         async with anyio.create_task_group() as tg:
             tg.start_soon(functools.partial(wf.run, 1, run_id="c"))
             await started.wait()
-            await anyio.sleep(0.05)  # let quick's pending write land
+            await watch.written["quick"].wait()  # quick's result is recorded
             tg.cancel_scope.cancel()
     else:
         async with anyio.create_task_group() as tg:
@@ -725,7 +743,7 @@ async def test_cancellation_is_recorded_keeps_the_checkpoint_and_resumes(
                             and event.executor_id == "sleepy"
                         ):
                             await started.wait()
-                            await anyio.sleep(0.05)
+                            await watch.written["quick"].wait()
                             break  # leaving the stream early cancels the run
 
             tg.start_soon(consume)

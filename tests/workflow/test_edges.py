@@ -66,14 +66,20 @@ async def test_fan_out_selection_naming_unknown_target_fails() -> None:
 async def test_fan_in_orders_by_source_list_not_finish_time() -> None:
     import anyio
 
-    def worker(name: str, delay: float) -> Executor:
-        async def f(x: int) -> str:
-            await anyio.sleep(delay)
-            return name
+    fast_done = anyio.Event()
+    finished: list[str] = []
 
-        return executor(id=name)(f)
+    @executor(id="slow")
+    async def slow(x: int) -> str:
+        await fast_done.wait()  # finishes after fast, whatever the scheduler does
+        finished.append("slow")
+        return "slow"
 
-    slow, fast = worker("slow", 0.05), worker("fast", 0.0)
+    @executor(id="fast")
+    async def fast(x: int) -> str:
+        finished.append("fast")
+        fast_done.set()
+        return "fast"
 
     @executor
     async def join(items: list[str]) -> str:
@@ -86,6 +92,7 @@ async def test_fan_in_orders_by_source_list_not_finish_time() -> None:
         .build()
     )
     assert (await wf.run(0)).outputs == ["slow+fast"]
+    assert finished == ["fast", "slow"]
 
 
 async def test_fan_in_waits_for_every_source_across_supersteps() -> None:

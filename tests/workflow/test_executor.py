@@ -114,17 +114,19 @@ async def test_function_executors_sync_async_with_and_without_ctx() -> None:
 
 async def test_sync_executor_runs_off_the_event_loop() -> None:
     """A blocking sync function must not stall its concurrent siblings."""
-    started = threading.Event()
+    entered, started = threading.Event(), threading.Event()
     seen: list[str] = []
 
     @executor
     def blocker(x: int) -> str:
+        entered.set()
         assert started.wait(5), "the async sibling never ran while the sync one blocked"
         return "sync"
 
     @executor
     async def sibling(x: int) -> str:
-        await anyio.sleep(0.01)
+        # resumes only if the loop is free while blocker blocks
+        assert await anyio.to_thread.run_sync(entered.wait, 5)
         started.set()
         return "async"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -151,8 +150,5 @@ def test_ten_thousand_executors_validate_quickly() -> None:
     builder = WorkflowBuilder(start=nodes[0])
     for x, y in itertools.pairwise(nodes):
         builder.add_edge(x, y)
-    t0 = time.perf_counter()
-    wf = builder.build()
-    # generous bound for a shared CI machine; benchmarks/bench.py measures the real figure
-    assert time.perf_counter() - t0 < 5
+    wf = builder.build()  # how fast: benchmarks/bench.py measures it (no clock in tests)
     assert len(wf.executors) == 10_000
