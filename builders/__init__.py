@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ._participant import Conversation
     from ._participant_node import Participant
     from ._sequential import SequentialBuilder
+    from ._spec_dump import dump_spec
+    from ._spec_load import load_spec
+    from ._spec_schema import SpecError
     from ._termination import (
         AllOf,
         AnyOf,
@@ -66,6 +69,7 @@ _LAZY = {
     "Participant": "._participant_node",
     "Selection": "._group_chat",
     "SequentialBuilder": "._sequential",
+    "SpecError": "._spec_schema",
     "SourceMatch": "._termination",
     "SpeakerSelected": "._group_chat",
     "SpeakerSelectionError": "._group_chat",
@@ -74,6 +78,8 @@ _LAZY = {
     "TextMention": "._termination",
     "Timeout": "._termination",
     "TokenBudget": "._termination",
+    "dump_spec": "._spec_dump",
+    "load_spec": "._spec_load",
     "two_agent_chat": "._two_agent",
     "two_agent_workflow": "._two_agent",
 }
@@ -106,11 +112,14 @@ __all__ = (
     "SpeakerSelected",
     "SpeakerSelectionError",
     "SpeakerSelector",
+    "SpecError",
     "TerminationCondition",
     "TextMention",
     "Timeout",
     "TokenBudget",
     "WorkflowBuilder",
+    "dump_spec",
+    "load_spec",
     "two_agent_chat",
     "two_agent_workflow",
 )

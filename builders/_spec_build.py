@@ -1,0 +1,493 @@
+"""From a validated spec (``_spec_schema`` models) to a ``Workflow``, through the builders.
+
+Every object is made once per name (one client shared by two agents is one client; one
+agent named twice is one node), and every reference is checked against what the spec
+defines, so an error names the place in the document and what is known there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from workflow import Case, Default, Executor, GraphValidationError, Workflow
+
+from . import _spec_schema as s
+from ._spec_schema import SpecError
+
+if TYPE_CHECKING:
+    from ._spec_load import _Names
+
+__all__ = ("CLIENT_NAMES", "KEY_ENV", "UnsetKeyClient", "build_workflow")
+
+# The environment variable each client built from a spec read its key from (``None``: the
+# default, OPENAI_API_KEY or no key for a local server). ``dump_spec`` writes it back.
+KEY_ENV: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+# The name each client had in its spec, so that dumping a loaded spec keeps it.
+CLIENT_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+class UnsetKeyClient:
+    """Stands for an OpenAI client whose key variable is not set: loading and drawing work,
+    the first model call fails saying which variable to export."""
+
+    def __init__(self, model: str, base_url: str | None, env: str, where: str) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.env = env
+        self.where = where
+
+    def __repr__(self) -> str:
+        return f"UnsetKeyClient(model={self.model!r}, env={self.env!r})"
+
+    def _fail(self) -> Exception:
+        from executors import ChatConfigError
+
+        return ChatConfigError(
+            f"{self.where}: environment variable {self.env!r} is not set; export it with the "
+            f"API key for model {self.model!r}",
+            model=self.model,
+        )
+
+    async def get_response(self, messages: Sequence[Any], **options: Any) -> Any:
+        raise self._fail()
+
+    async def get_streaming_response(
+        self, messages: Sequence[Any], **options: Any
+    ) -> AsyncIterator[Any]:
+        raise self._fail()
+        yield  # an async generator, like a real client's stream
+
+
+def build_workflow(spec: Any, names: _Names) -> Workflow:
+    """The workflow ``spec`` describes; raises ``SpecError`` naming the place of a problem."""
+    return _Builder(spec, names).build()
+
+
+def _known(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names) or "none"
+
+
+class _Builder:
+    def __init__(self, spec: Any, names: _Names) -> None:
+        self.spec = spec
+        self.names = names
+        self._clients: dict[str, Any] = {}
+        self._agents: dict[str, Any] = {}
+        self._executors: dict[str, Executor] = {}
+
+    # -- references ----------------------------------------------------------------------------
+    def client(self, name: str, path: str) -> Any:
+        if name not in self.spec.clients:
+            close = difflib.get_close_matches(name, list(self.spec.clients), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(
+                path,
+                f"unknown client {name!r}{hint}; known: {_known(list(self.spec.clients))}; "
+                "define it under clients:",
+            )
+        if name not in self._clients:
+            client = self._make_client(name, self.spec.clients[name])
+            try:
+                CLIENT_NAMES[client] = name
+            except TypeError:  # a client type without weak references keeps no name
+                pass
+            self._clients[name] = client
+        return self._clients[name]
+
+    def _make_client(self, name: str, spec: Any) -> Any:
+        from executors import ChatResponse, ScriptedChatClient, ToolCall, Usage
+
+        where = f"clients.{name}"
+        if isinstance(spec, s.ScriptedClientSpec):
+            if spec.function is not None:
+                return ScriptedChatClient(
+                    self.names.get(spec.function, f"{where}.function"), model=spec.model
+                )
+            replies: list[Any] = []
+            for reply in spec.replies or []:
+                if isinstance(reply, str):
+                    replies.append(reply)
+                    continue
+                calls = tuple(
+                    ToolCall(
+                        id=call.id or f"call_{i}_{call.name}",
+                        name=call.name,
+                        arguments=call.arguments
+                        if isinstance(call.arguments, str)
+                        else json.dumps(call.arguments),
+                    )
+                    for i, call in enumerate(reply.tool_calls)
+                )
+                usage = Usage(**reply.usage.model_dump()) if reply.usage else Usage()
+                replies.append(
+                    ChatResponse(
+                        reply.text, tool_calls=calls, usage=usage, finish_reason=reply.finish_reason
+                    )
+                )
+            return ScriptedChatClient(replies, model=spec.model)
+        from executors import ChatConfigError, OpenAIChatClient
+
+        options: dict[str, Any] = {}
+        if spec.timeout is not None:
+            options["timeout"] = spec.timeout
+        if spec.max_retries is not None:
+            options["max_retries"] = spec.max_retries
+        env = spec.api_key_env
+        key = os.environ.get(env) if env is not None else None
+        if env is not None and not key:
+            client: Any = UnsetKeyClient(spec.model, spec.base_url, env, where)
+        else:
+            try:
+                client = OpenAIChatClient(spec.model, spec.base_url, key, **options)
+            except ChatConfigError:  # no key anywhere: fail at the first call, not here
+                client = UnsetKeyClient(spec.model, spec.base_url, "OPENAI_API_KEY", where)
+        KEY_ENV[client] = env
+        return client
+
+    def agent(self, name: str, path: str) -> Any:
+        if name not in self.spec.agents:
+            raise SpecError(
+                path, f"unknown agent {name!r}; known: {_known(list(self.spec.agents))}"
+            )
+        if name not in self._agents:
+            from executors import ChatAgent, Tool
+
+            spec = self.spec.agents[name]
+            where = f"agents.{name}"
+            tools = []
+            for i, tool_name in enumerate(spec.tools):
+                fn = self.names.get(tool_name, f"{where}.tools[{i}]")
+                if not isinstance(fn, Tool):
+                    if not callable(fn):
+                        raise SpecError(f"{where}.tools[{i}]", f"{tool_name!r} is not a function")
+                    try:
+                        fn = Tool(fn, name=tool_name)
+                    except (TypeError, ValueError) as exc:
+                        raise SpecError(f"{where}.tools[{i}]", str(exc)) from None
+                tools.append(fn)
+            client = self.client(spec.client, f"{where}.client")
+            try:
+                self._agents[name] = ChatAgent(
+                    name,
+                    spec.description,
+                    spec.instructions,
+                    client,
+                    tools=tools,
+                    max_tool_iterations=spec.max_tool_iterations,
+                )
+            except ValueError as exc:
+                raise SpecError(where, str(exc)) from None
+        return self._agents[name]
+
+    def executor(self, name: str, path: str) -> Executor:
+        """Node ``name``: an entry of ``executors``, or an agent used directly."""
+        if name in self._executors:
+            return self._executors[name]
+        spec = self.spec.executors.get(name)
+        if spec is None:
+            if name in self.spec.agents:
+                from executors import AgentExecutor
+
+                node: Executor = AgentExecutor(self.agent(name, path))
+                self._executors[name] = node
+                return node
+            known = [*self.spec.executors, *self.spec.agents]
+            raise SpecError(
+                path,
+                f"unknown executor {name!r}; known: {_known(known)}; define it under "
+                "executors: or agents:",
+            )
+        where = f"executors.{name}"
+        if spec.agent is not None:
+            from executors import AgentExecutor
+
+            node = AgentExecutor(self.agent(spec.agent, f"{where}.agent"), id=name)
+        elif spec.function is not None:
+            node = self.names.executor(spec.function, name, f"{where}.function")
+        elif spec.code is not None:
+            from executors import CodeExecutor
+
+            node = CodeExecutor(name, **spec.code.model_dump(exclude_none=True))
+        else:
+            from executors import HumanExecutor
+
+            human = spec.human
+            node = HumanExecutor(
+                name,
+                name=human.name,
+                human_input_mode=human.human_input_mode,
+                max_consecutive_auto_reply=human.max_consecutive_auto_reply,
+                default_auto_reply=human.default_auto_reply,
+            )
+        self._executors[name] = node
+        return node
+
+    def participants(self, exclude: str | None = None) -> list[Any]:
+        """Team members: agents as agents (the builder wraps them), executors as nodes."""
+        names = self.spec.participants
+        if names is None:
+            wrapped = {e.agent for e in self.spec.executors.values() if e.agent is not None}
+            names = [n for n in self.spec.agents if n not in wrapped and n != exclude]
+            names += [n for n in self.spec.executors if n != exclude]
+        if not names:
+            raise SpecError(
+                "participants", "a team needs participants; define agents: or list participants:"
+            )
+        found: list[Any] = []
+        for i, name in enumerate(names):
+            path = f"participants[{i}]"
+            if name in self.spec.executors:
+                found.append(self.executor(name, path))
+            elif name in self.spec.agents:
+                found.append(self.agent(name, path))
+            else:
+                known = [*self.spec.agents, *self.spec.executors]
+                raise SpecError(path, f"unknown participant {name!r}; known: {_known(known)}")
+        return found
+
+    def termination(self, spec: Any, path: str) -> Any:
+        from . import _termination as t
+
+        if spec is None:
+            return None
+        if spec.max_messages is not None:
+            return t.MaxMessages(spec.max_messages)
+        if spec.text_mention is not None:
+            mention = spec.text_mention
+            if isinstance(mention, str):
+                return t.TextMention(mention)
+            return t.TextMention(mention.text, mention.sources)
+        if spec.token_budget is not None:
+            return t.TokenBudget(spec.token_budget)
+        if spec.timeout is not None:
+            return t.Timeout(spec.timeout)
+        if spec.handoff_to is not None:
+            return t.HandoffTo(spec.handoff_to)
+        if spec.source_match is not None:
+            return t.SourceMatch(spec.source_match)
+        if spec.function_call_made is not None:
+            made = spec.function_call_made
+            if made is False:
+                raise SpecError(f"{path}.function_call_made", "use a tool name or true")
+            return t.FunctionCallMade(None if made is True else made)
+        if spec.function is not None:
+            return t.FunctionCondition(self.names.get(spec.function, f"{path}.function"))
+        parts = spec.any if spec.any is not None else spec.all
+        key = "any" if spec.any is not None else "all"
+        if not parts:
+            raise SpecError(f"{path}.{key}", "list at least one condition")
+        built = [self.termination(p, f"{path}.{key}[{i}]") for i, p in enumerate(parts)]
+        return t.AnyOf(built) if key == "any" else t.AllOf(built)
+
+    # -- kinds ---------------------------------------------------------------------------------
+    def build(self) -> Workflow:
+        spec = self.spec
+        try:
+            return getattr(self, f"_build_{spec.kind}")()  # type: ignore[no-any-return]
+        except SpecError:
+            raise
+        except GraphValidationError as exc:
+            raise SpecError("", f"{spec.kind} spec {spec.name!r} is invalid: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise SpecError("", f"{spec.kind} spec {spec.name!r}: {exc}") from None
+
+    def _options(self) -> dict[str, Any]:
+        limit = getattr(self.spec, "max_supersteps", None)
+        return {} if limit is None else {"max_supersteps": limit}
+
+    def _build_magentic(self) -> Workflow:
+        from executors import MagenticManager, StandardMagenticManager
+
+        from ._magentic import MagenticBuilder
+
+        spec = self.spec
+        if spec.manager.client is not None:
+            manager: Any = StandardMagenticManager(
+                self.client(spec.manager.client, "manager.client"),
+                max_ledger_retries=spec.manager.max_ledger_retries,
+            )
+        else:
+            manager = self.names.get(spec.manager.function, "manager.function")
+            if not isinstance(manager, MagenticManager) and callable(manager):
+                manager = manager()
+            if not isinstance(manager, MagenticManager):
+                raise SpecError(
+                    "manager.function",
+                    f"{spec.manager.function!r} is not a MagenticManager (nor a function of no "
+                    "arguments returning one)",
+                )
+        members = self.participants()
+        named = spec.participants if spec.participants is not None else list(spec.executors)
+        descriptions = {
+            n: spec.executors[n].description
+            for n in named
+            if n in spec.executors and spec.executors[n].description
+        }
+        return MagenticBuilder(
+            members,
+            manager,
+            max_round_count=spec.max_round_count,
+            max_stall_count=spec.max_stall_count,
+            max_reset_count=spec.max_reset_count,
+            plan_review=spec.plan_review,
+            human_guidance_on_stall=spec.human_guidance_on_stall,
+            token_budget=spec.token_budget,
+            time_budget=spec.time_budget,
+            descriptions=descriptions,
+            name=spec.name,
+        ).build()
+
+    def _build_group_chat(self) -> Workflow:
+        from ._group_chat import GroupChatBuilder, LLMSelector
+
+        spec = self.spec
+        selector: Any = "round_robin"
+        if isinstance(spec.selector, s.SelectorSpec):
+            chosen = spec.selector
+            if chosen.client is not None:
+                selector = LLMSelector(
+                    self.client(chosen.client, "selector.client"),
+                    attempts=chosen.attempts,
+                    allow_repeated_speaker=chosen.allow_repeated_speaker,
+                    history_window=chosen.history_window,
+                )
+            else:
+                selector = self.names.get(str(chosen.function), "selector.function")
+                if not callable(selector) and not callable(getattr(selector, "select", None)):
+                    raise SpecError("selector.function", f"{chosen.function!r} is not a function")
+        members = self.participants()
+        termination = self.termination(spec.termination, "termination")
+        if termination is None and spec.max_rounds is None and not _has_person(members):
+            raise SpecError(
+                "termination",
+                "a group chat of agents with neither termination nor max_rounds never ends "
+                "(it loops until max_supersteps); add termination: {max_messages: 20} or "
+                "max_rounds: 10",
+            )
+        return GroupChatBuilder(
+            members,
+            selector,
+            termination,
+            spec.max_rounds,
+            manager_name=spec.manager_name,
+            name=spec.name,
+            **self._options(),
+        ).build()
+
+    def _build_sequential(self) -> Workflow:
+        from ._sequential import SequentialBuilder
+
+        return SequentialBuilder(self.participants(), name=self.spec.name).build()
+
+    def _build_concurrent(self) -> Workflow:
+        from ._concurrent import ConcurrentBuilder
+
+        name = self.spec.aggregator
+        aggregator: Any = None
+        if name is not None:
+            if name in self.spec.agents:
+                aggregator = self.agent(name, "aggregator")
+            else:
+                aggregator = self.names.get(name, "aggregator")
+        members = self.participants(exclude=name)
+        return ConcurrentBuilder(members, aggregator, name=self.spec.name).build()
+
+    def _build_handoff(self) -> Workflow:
+        from ._handoff import HandoffBuilder
+
+        spec = self.spec
+        return HandoffBuilder(
+            self.participants(),
+            spec.handoffs,
+            start=spec.start,
+            termination=self.termination(spec.termination, "termination"),
+            name=spec.name,
+            **self._options(),
+        ).build()
+
+    def _build_graph(self) -> Workflow:
+        from ._workflow_builder import WorkflowBuilder
+
+        spec = self.spec
+        builder = WorkflowBuilder(
+            start=self.executor(spec.start, "start"), name=spec.name, **self._options()
+        )
+        for name, node_spec in spec.executors.items():
+            node = self.executor(name, f"executors.{name}")
+            builder.add_executor(node, timeout=node_spec.timeout)
+        guarded: set[tuple[str, str]] = set()
+        plain: set[tuple[str, str]] = set()
+        for i, edge in enumerate(spec.edges):
+            where = f"edges[{i}]"
+            if edge.cases is not None:
+                source = self.executor(edge.from_, f"{where}.from")
+                branches: list[Case | Default] = []
+                for j, case in enumerate(edge.cases):
+                    target = self.executor(case.to, f"{where}.cases[{j}].to")
+                    guarded.add((source.id, target.id))
+                    if case.when is None:
+                        branches.append(Default(target))
+                    else:
+                        fn = self.names.get(case.when, f"{where}.cases[{j}].when")
+                        branches.append(Case(fn, target))
+                defaults = sum(1 for c in edge.cases if c.when is None)
+                if defaults != 1:
+                    raise SpecError(
+                        f"{where}.cases",
+                        f"has {defaults} cases without when; exactly one (the last, usually) "
+                        "is the default",
+                    )
+                builder.add_switch_case_edge_group(source, branches)
+            elif isinstance(edge.from_, list):
+                sources = [self.executor(n, f"{where}.from[{j}]") for j, n in enumerate(edge.from_)]
+                assert isinstance(edge.to, str)
+                target = self.executor(edge.to, f"{where}.to")
+                builder.add_fan_in_edges(sources, target)
+                plain.update((src.id, target.id) for src in sources)
+            elif isinstance(edge.to, list):
+                source = self.executor(edge.from_, f"{where}.from")
+                targets = [self.executor(n, f"{where}.to[{j}]") for j, n in enumerate(edge.to)]
+                select = (
+                    None if edge.select is None else self.names.get(edge.select, f"{where}.select")
+                )
+                builder.add_fan_out_edges(source, targets, selection_func=select)
+                (guarded if select else plain).update((source.id, t.id) for t in targets)
+            else:
+                assert edge.to is not None
+                source = self.executor(edge.from_, f"{where}.from")
+                target = self.executor(edge.to, f"{where}.to")
+                when = None if edge.when is None else self.names.get(edge.when, f"{where}.when")
+                builder.add_edge(source, target, condition=when)
+                (guarded if when else plain).add((source.id, target.id))
+        self._check_agent_cycles(plain)
+        return builder.build()
+
+    def _check_agent_cycles(self, plain: set[tuple[str, str]]) -> None:
+        """Agents always answer, so a cycle of agents joined by unconditional edges never ends."""
+        import networkx as nx
+
+        from executors import AgentExecutor
+
+        agents = {n for n, ex in self._executors.items() if isinstance(ex, AgentExecutor)}
+        graph: Any = nx.DiGraph()
+        graph.add_edges_from((a, b) for a, b in plain if a in agents and b in agents)
+        order = list(self._executors)
+        for cycle in nx.simple_cycles(graph):
+            first = min(range(len(cycle)), key=lambda i: order.index(cycle[i]))
+            cycle = cycle[first:] + cycle[:first]
+            loop = " -> ".join([*cycle, cycle[0]])
+            raise SpecError(
+                "edges",
+                f"the agents loop {loop} with no condition, and agents always answer, so a run "
+                "would go round until max_supersteps; add when: to one of its edges, or put a "
+                "function or a person in the loop that decides when to stop",
+            )
+
+
+def _has_person(members: list[Any]) -> bool:
+    return any(getattr(m, "kind", None) == "human" for m in members)
