@@ -137,6 +137,8 @@ class _Builder:
             options["timeout"] = spec.timeout
         if spec.max_retries is not None:
             options["max_retries"] = spec.max_retries
+        if spec.max_tokens is not None:
+            options["max_tokens"] = spec.max_tokens
         env = spec.api_key_env
         key = os.environ.get(env) if env is not None else None
         if env is not None and not key:

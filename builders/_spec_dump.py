@@ -54,7 +54,7 @@ class _Dumper:
         from ._concurrent import _Dispatch
         from ._group_chat import GroupChatManager
         from ._handoff import _Handoff
-        from ._participant import Participant
+        from ._participant_node import Participant
         from ._sequential import _PassAlong
 
         wf = self.wf
@@ -176,6 +176,8 @@ class _Dumper:
                 body["timeout"] = client.timeout
             if client.max_retries != 3:
                 body["max_retries"] = client.max_retries
+            if getattr(client, "max_tokens", None) is not None:
+                body["max_tokens"] = client.max_tokens
             env = _key_env(client, path)
             if env is not None:
                 body["api_key_env"] = env
@@ -312,7 +314,7 @@ class _Dumper:
 
     # -- kinds -------------------------------------------------------------------------------
     def _participants(self, skip: set[str], *, strip_handoffs: bool = False) -> list[str]:
-        from ._participant import Participant
+        from ._participant_node import Participant
 
         names: list[str] = []
         for node_id, node in self.wf.executors.items():
@@ -386,7 +388,7 @@ class _Dumper:
 
     def _concurrent(self) -> dict[str, Any]:
         from ._concurrent import _Collect, _FinalMessage
-        from ._participant import Participant
+        from ._participant_node import Participant
 
         aggregator: str | None = None
         skip = {"dispatcher", "collector", "gather"}
@@ -402,7 +404,7 @@ class _Dumper:
         return body
 
     def _handoff(self) -> dict[str, Any]:
-        from ._participant import Participant
+        from ._participant_node import Participant
 
         participants = self._participants(set(), strip_handoffs=True)
         handoffs: dict[str, list[str]] = {}
@@ -499,7 +501,8 @@ def _key_env(client: Any, path: str) -> str | None:
     recorded = KEY_ENV.get(client, _MISSING)
     if recorded is not _MISSING:
         return recorded  # type: ignore[return-value]
-    secret = getattr(getattr(client, "_secret", None), "_value", None)
+    # the SDK client holds the key (a public attribute of openai.AsyncOpenAI)
+    secret = getattr(getattr(client, "_client", None), "api_key", None)
     if not secret or secret == "no-key-needed":
         return None
     names = sorted(os.environ, key=lambda n: (n != "OPENAI_API_KEY", n))

@@ -71,6 +71,7 @@ class OpenAIClientSpec(_Strict):
     )
     timeout: float | None = Field(None, gt=0)
     max_retries: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1)
 
 
 class ToolCallSpec(_Strict):
