@@ -969,3 +969,15 @@ async def test_a_fork_resumes_after_its_parent_run_is_pruned_away(
             await store.aclose()
     assert done.status is RunStatus.COMPLETED
     assert done.outputs == [f"2 True {len(BIG)}"]
+
+
+async def test_sqlite_log_is_truncated_after_prune_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    wal = path.with_name("runs.db-wal")
+    async with SQLiteCheckpointStore(path) as store:
+        for run in ("a", "b"):
+            await chain(store, run, 20, lambda n: {"n": n, "own": f"{n}" * 5000})
+        assert wal.stat().st_size > 0  # saved outside lock_run: nothing cut it yet
+        assert await store.prune_runs(dt.timedelta(0), status="running") == 2
+        assert wal.stat().st_size == 0
+        assert await store.list_runs() == []

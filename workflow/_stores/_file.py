@@ -341,24 +341,45 @@ class FileCheckpointStore(StoreBase):
 
         await self._call(work)
 
-    def _sweep(self) -> None:
+    @staticmethod
+    def _refs_of(path: Path) -> list[str] | None:
+        """The blobs a checkpoint or write file names in its header (``None``: unreadable)."""
+        try:
+            with open(path, "rb") as f:
+                header = f.readline()
+            return _split(header + b"\n")[1]
+        except (OSError, CheckpointError):
+            return None
+
+    def _sweep(self, candidates: set[str] | None = None, first: str | None = None) -> None:
+        """Delete blobs no committed checkpoint or pending write names (under the gc lock).
+
+        Args:
+            candidates: only these blobs may go (those the caller just unreferenced); the scan
+                stops as soon as every one is found still in use. ``None``: every blob.
+            first: the run key to scan first (the pruned run usually still uses its blobs).
+        """
+        if candidates is not None and not candidates:
+            return
         live: set[str] = set()
-        for run_dir in self._runs.iterdir():
+        run_dirs = sorted(self._runs.iterdir(), key=lambda d: d.name != first)
+        for run_dir in run_dirs:
             meta = self._read_run(run_dir.name) if run_dir.name[:1] != "." else None
             if meta is None:
                 continue
             files = [run_dir / f"{fs_key(cid)}.ckpt" for cid in meta["checkpoints"]]
             files += run_dir.glob("writes/*/*.w")
             for path in files:
-                try:
-                    with open(path, "rb") as f:
-                        header = f.readline()
-                    live.update(_split(header + b"\n")[1])
-                except (OSError, CheckpointError):
-                    continue  # unreadable: its blobs cannot be trusted anyway
-        for blob in self._blobs.iterdir():
-            if blob.name not in live:
-                blob.unlink(missing_ok=True)
+                refs = self._refs_of(path) or ()  # unreadable: its blobs cannot be trusted
+                if candidates is None:
+                    live.update(refs)
+                    continue
+                candidates.difference_update(refs)
+                if not candidates:
+                    return
+        doomed = candidates if candidates is not None else {b.name for b in self._blobs.iterdir()}
+        for name in doomed - live:
+            (self._blobs / name).unlink(missing_ok=True)
 
     def _drop_run_dir(self, run_key: str) -> None:
         """Make a run vanish at once (one rename), then delete its files (under the gc lock)."""
@@ -399,11 +420,16 @@ class FileCheckpointStore(StoreBase):
                     if not meta["checkpoints"]:
                         meta["latest_checkpoint_id"] = None
                     self._write_run(run_dir, meta)
+                unreferenced: set[str] = set()
                 for cid in ids[:cut]:
-                    (run_dir / f"{fs_key(cid)}.ckpt").unlink(missing_ok=True)
+                    files = [run_dir / f"{fs_key(cid)}.ckpt"]
+                    files += (run_dir / "writes" / fs_key(cid)).glob("*.w")
+                    for path in files:
+                        unreferenced.update(self._refs_of(path) or ())
+                    files[0].unlink(missing_ok=True)
                     shutil.rmtree(run_dir / "writes" / fs_key(cid), ignore_errors=True)
                     self._where.pop(cid, None)
-                self._sweep()
+                self._sweep(unreferenced, first=run_key)
                 return cut
 
         def work() -> int:

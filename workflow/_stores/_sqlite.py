@@ -366,7 +366,7 @@ class SQLiteCheckpointStore(StoreBase):
             with _tx(conn):
                 self._delete_runs(conn, [run_id])
 
-        await self._call(lambda: self._with_conn(delete))
+        await self._call(lambda: self._after_delete(self._with_conn(delete)))
 
     async def prune(self, run_id: str, keep_last: int) -> int:
         """See ``CheckpointStore.prune``."""
@@ -403,6 +403,8 @@ class SQLiteCheckpointStore(StoreBase):
                 return len(dropped)
 
         def work() -> int:
+            # no log truncation here: prune is called run after run, and the fsync it costs
+            # would dominate; the log stays bounded and is cut when a run ends or on close
             if keep_last:  # the run keeps its latest checkpoint: safe even while it executes
                 return self._with_conn(prune)
             fd, holder = try_lock(self._lock_path(run_id))  # would cut a live run's chain
@@ -456,7 +458,7 @@ class SQLiteCheckpointStore(StoreBase):
                 finally:
                     for run_id, fd in held.items():
                         release(fd, self._lock_path(run_id) if run_id in gone else None)
-            return deleted
+            return self._after_delete(deleted)
 
         return await self._call(work)
 
@@ -573,6 +575,11 @@ class SQLiteCheckpointStore(StoreBase):
                 if idle:
                     with anyio.CancelScope(shield=True):  # a cancelled run still tidies up
                         await anyio.to_thread.run_sync(self._truncate_wal)
+
+    def _after_delete(self, result: T) -> T:
+        """Bulk deletes go through the log too: cut it back unless a run of this object runs."""
+        self._truncate_wal()
+        return result
 
     def _truncate_wal(self) -> None:
         """Fold the log into the database and cut it to zero bytes, if nobody is in the way.
