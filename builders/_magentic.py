@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from executors import MagenticManager, MagenticOrchestrator
-from executors._magentic_participants import as_participant
 from workflow import Executor, GraphValidationError, Workflow
 
 from ._workflow_builder import WorkflowBuilder
@@ -110,7 +109,7 @@ class MagenticBuilder:
         nodes: list[Executor] = []
         for item in self.participants:
             try:
-                nodes.append(as_participant(item))
+                nodes.append(MagenticOrchestrator.participant_node(item))
             except TypeError as exc:
                 problems.append(str(exc))
         seen: dict[str, Executor] = {}

@@ -61,7 +61,7 @@ from ._magentic_ledger import (
     TaskLedger,
 )
 from ._magentic_manager import MagenticManager
-from ._magentic_participants import as_member, render, reply_text
+from ._magentic_participants import as_member, as_participant, render, reply_text
 
 __all__ = ("MagenticOrchestrator",)
 
@@ -155,6 +155,18 @@ class MagenticOrchestrator(Executor):
         self.human_guidance_on_stall = human_guidance_on_stall
         self.token_budget = token_budget
         self.time_budget = time_budget
+
+    @staticmethod
+    def participant_node(item: Any) -> Executor:
+        """The graph node for one team member, as ``MagenticBuilder`` wires it.
+
+        An executor is used as it is; an agent becomes an ``AgentExecutor`` (or the node
+        it names itself with ``as_executor()``).
+
+        Raises:
+            TypeError: ``item`` is neither an agent nor an executor.
+        """
+        return as_participant(item)
 
     def handler_specs(self) -> tuple[HandlerSpec, ...]:
         """``on_message`` accepts the task (``str``) and whatever the participants send."""

@@ -84,8 +84,10 @@ OUTSIDE_CORE = ("builders", "executors", "visualize", "examples", "benchmarks")
 PRIVATE_ALLOWED = {"executors/_workflow_executor.py"}
 
 
-def _private_core_imports(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
-    """Every ``workflow._*`` module (or ``_name`` from ``workflow``) that ``path`` imports."""
+def _private_core_imports(
+    path: pathlib.Path, root: pathlib.Path = ROOT, package: str = "workflow"
+) -> list[str]:
+    """Every ``package._*`` module (or ``_name`` from ``package``) that ``path`` imports."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         modules: list[str] = []
@@ -93,11 +95,11 @@ def _private_core_imports(path: pathlib.Path, root: pathlib.Path = ROOT) -> list
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             modules = [node.module]
-            if node.module == "workflow":
-                modules += [f"workflow.{alias.name}" for alias in node.names]
+            if node.module == package:
+                modules += [f"{package}.{alias.name}" for alias in node.names]
         for module in modules:
             parts = module.split(".")
-            if parts[0] == "workflow" and any(part.startswith("_") for part in parts[1:]):
+            if parts[0] == package and any(part.startswith("_") for part in parts[1:]):
                 found.append(f"{path.relative_to(root)}:{node.lineno} imports {module}")
     return found
 
@@ -119,6 +121,20 @@ def test_other_packages_use_only_the_public_core() -> None:
         "use the names in workflow.__all__ or workflow.authoring (make a name public there "
         "if node authors need it):\n" + "\n".join(offenders)
     )
+
+
+@pytest.mark.parametrize("package", ["builders", "executors", "visualize"])
+def test_packages_use_each_others_public_names_only(package: str) -> None:
+    """Only the CLI, which wires the packages together, may reach into their modules."""
+    paths = [
+        path
+        for top in ("workflow", *OUTSIDE_CORE)
+        if top != package
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if "cli" not in path.relative_to(ROOT).parts[:2]
+    ]
+    offenders = [line for path in paths for line in _private_core_imports(path, package=package)]
+    assert not offenders, f"use the names in {package}.__all__:\n" + "\n".join(offenders)
 
 
 def test_private_import_check_catches_each_form(tmp_path: pathlib.Path) -> None:
