@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -422,10 +423,39 @@ class RunManager:
         }
 
     async def run_info(self, run_id: str) -> Any:
+        """The store's record of one run (404 when it has none).
+
+        The latest checkpoint says it all unless the run ended failed or cancelled after it
+        (recorded with ``set_status`` only): then, and for unknown runs, the run list is read.
+        """
+        try:
+            latest = await self.store.latest(run_id)
+        except CheckpointError:
+            latest = None
+        if latest is not None and latest.status != "running":
+            from workflow._checkpoint import RunInfo
+
+            status = latest.status
+            if status == "awaiting_input" and await self._cancelled_while_waiting(run_id):
+                status = "cancelled"
+            return RunInfo(
+                run_id=run_id,
+                workflow_name=latest.workflow_name,
+                status=status,
+                updated_at=latest.created_at,
+                latest_checkpoint_id=latest.id,
+            )
         for info in await self.store.list_runs():
             if info.run_id == run_id:
                 return info
         raise ApiError(404, "unknown_run", f"no run {run_id!r} in the store")
+
+    async def _cancelled_while_waiting(self, run_id: str) -> bool:
+        last = await self.events.last_seq(run_id)
+        rows = await self.events.read(run_id, last - 1) if last else []
+        if not rows or not rows[-1][1].startswith('{"type":"RunFinished"'):
+            return False
+        return bool(json.loads(rows[-1][1]).get("status") == "cancelled")
 
     async def snapshot_from_store(self, run_id: str, wf: Workflow | None = None) -> dict[str, Any]:
         """Status, outputs, pending requests and error of a stored run."""
@@ -511,6 +541,20 @@ class RunManager:
                     f"run {run_id!r} is executing on another server; cancel it there",
                 )
             await self.store.set_status(run_id, info.workflow_name, "cancelled")
+            # the run's last event says so too: subscribers see it end, and reading the run
+            # back needs no scan of the run list (its latest checkpoint says awaiting_input)
+            wf = self.workflows.get(info.workflow_name)
+            if wf is not None:
+                handle = RunHandle(
+                    run_id=run_id, workflow=wf, outputs=[], seq=await self.events.last_seq(run_id)
+                )
+                finished = RunFinished(
+                    run_id=run_id, superstep=handle.superstep, status=RunStatus.CANCELLED
+                )
+                self._publish(handle, finished)
+                await self._flush()
+                for sub in self.subscribers.get(run_id, ()):
+                    sub.send.close()
             return "cancelled"
 
 

@@ -112,6 +112,25 @@ def test_cancel_stops_a_running_run(server: Server) -> None:
         assert again.status_code == 409
 
 
+def test_cancel_a_run_waiting_for_input(server: Server) -> None:
+    with server.client() as c:
+        run_id = c.post("/api/workflows/approval/runs", json={"input": "v3"}).json()["run_id"]
+        [pending] = wait_status(c, run_id, {"awaiting_input"})["pending_requests"]
+        cancelled = c.post(f"/api/runs/{run_id}/cancel")
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"
+        assert c.get(f"/api/runs/{run_id}").json()["status"] == "cancelled"
+        listed = c.get("/api/runs", params={"status": "cancelled"}).json()
+        assert run_id in {r["run_id"] for r in listed}
+        events = read_events(c, run_id)  # ends: the run is over
+        assert [e["status"] for _, e in events if e["type"] == "RunFinished"] == [
+            "awaiting_input",
+            "cancelled",
+        ]
+        late = c.post(f"/api/runs/{run_id}/responses", json={pending["request_id"]: True})
+        assert late.status_code == 409
+
+
 def test_a_client_that_disconnects_does_not_stop_the_run(server: Server) -> None:
     with server.client() as c:
         run_id = c.post("/api/workflows/slow/runs", json={"input": 8}).json()["run_id"]
