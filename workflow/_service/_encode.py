@@ -27,6 +27,7 @@ __all__ = (
     "adapter",
     "dumps",
     "event_body",
+    "event_json",
     "input_adapter",
     "pending_json",
     "plain",
@@ -49,13 +50,19 @@ def _is_typing(value: Any) -> bool:
 def plain(value: Any) -> Any:
     """A JSON-able tree for ``value`` (see the module docstring)."""
     return pydantic_core.to_jsonable_python(
-        value, fallback=_fallback, bytes_mode="base64", inf_nan_mode="constants"
+        value, fallback=_fallback, bytes_mode="base64", inf_nan_mode="null"
     )
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text of an already plain tree."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Compact JSON text of a plain tree (NaN and infinities become null)."""
+    return _to_json(value).decode()
+
+
+def _to_json(value: Any) -> bytes:
+    return pydantic_core.to_json(
+        value, fallback=_fallback, bytes_mode="base64", inf_nan_mode="null"
+    )
 
 
 @functools.lru_cache(maxsize=512)
@@ -102,6 +109,23 @@ def pending_json(request: PendingRequest) -> dict[str, Any]:
         "payload": plain(request.payload),
         "response_schema": schema_of(request.response_type),
     }
+
+
+_SPECIAL = frozenset({"pending_requests", "response_type", "error"})
+_PLAIN_EVENTS: dict[type, bytes | None] = {}  # class -> b'{"type":"Name",' (None: special)
+
+
+def event_json(event: WorkflowEvent) -> str:
+    """``event_body(event)`` as JSON text; most events in one pass of pydantic's serializer."""
+    cls = type(event)
+    prefix = _PLAIN_EVENTS.get(cls, b"")
+    if prefix == b"":
+        names = {f.name for f in dataclasses.fields(event)}
+        prefix = None if names & _SPECIAL else b'{"type":' + dumps(cls.__name__).encode() + b","
+        _PLAIN_EVENTS[cls] = prefix
+    if prefix is None:
+        return dumps(event_body(event))
+    return (prefix + _to_json(event)[1:]).decode()
 
 
 def event_body(event: WorkflowEvent) -> dict[str, Any]:

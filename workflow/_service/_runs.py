@@ -32,7 +32,7 @@ from workflow._types import RunStatus
 from workflow._workflow import Workflow
 from workflow.events import OutputEmitted, RunFinished, RunStarted, WorkflowEvent
 
-from ._encode import adapter, dumps, event_body, input_adapter, pending_json, plain
+from ._encode import adapter, event_json, input_adapter, pending_json, plain
 from ._errors import ApiError
 from ._eventlog import EventLog
 
@@ -322,7 +322,7 @@ class RunManager:
             handle.pending = [r for r in event.pending_requests if isinstance(r, PendingRequest)]
         handle.superstep = event.superstep
         handle.seq += 1
-        item = (handle.seq, dumps(event_body(event)))
+        item = (handle.seq, event_json(event))
         handle.recent.append(item)
         self._unflushed.append((handle.run_id, *item))
         for sub in list(self.subscribers.get(handle.run_id, ())):
