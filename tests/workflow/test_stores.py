@@ -981,3 +981,24 @@ async def test_sqlite_log_is_truncated_after_prune_runs(tmp_path: Path) -> None:
         assert await store.prune_runs(dt.timedelta(0), status="running") == 2
         assert wal.stat().st_size == 0
         assert await store.list_runs() == []
+
+
+async def test_prune_sweeps_only_what_it_unreferenced_and_bulk_deletes_sweep_the_rest(
+    kit: Kit,
+) -> None:
+    await chain(kit.store, "r", 3, lambda n: {"own": str(n) * 5000, "shared": BIG})
+    await kit.store.put_write("r.2", "ex", {"w": "old" * 2000})
+    await kit.store.put_write("r.2", "ex", {"w": "new" * 2000})  # a re-run replaces it
+    await chain(kit.store, "s", 1, lambda n: {"shared": BIG, "own": "0" * 5000})
+    assert await kit.store.prune("r", keep_last=1) == 2
+    assert await kit.store.get_writes("r.2") == {"ex": {"w": "new" * 2000}}
+    assert (await kit.store.load("s.0")).data == {"shared": BIG, "own": "0" * 5000}
+    assert (await kit.store.load("r.2")).data == {"own": "2" * 5000, "shared": BIG}
+    # BIG, "0" (s.0 still uses it), "2", the new write; the replaced write's blob may remain
+    assert await kit.blob_count() in (4, 5)
+    await kit.store.delete_run("s")
+    # a bulk delete scans every blob (the file store keeps a replaced write's record, and
+    # so its blob, until the run moves past r.2)
+    assert await kit.blob_count() == (4 if kit.kind == "file" else 3)
+    assert await kit.store.prune_runs(dt.timedelta(0)) == 1
+    assert await kit.blob_count() == 0

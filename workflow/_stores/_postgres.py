@@ -367,11 +367,26 @@ class PostgresCheckpointStore(StoreBase):
 
         await self._tx(work)
 
-    async def _sweep(self, conn: Any) -> None:
-        await conn.execute(
-            f"DELETE FROM {self._blobs} b WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {self._refs} r WHERE r.hash = b.hash)"
-        )
+    async def _drop_refs(self, conn: Any, where: str, arg: list[str]) -> list[str]:
+        """Delete the ``refs`` rows matching ``where``; returns the blobs they named."""
+        rows = await conn.fetch(f"DELETE FROM {self._refs} WHERE {where} RETURNING hash", arg)
+        return list({r[0] for r in rows})
+
+    async def _sweep(self, conn: Any, candidates: list[str] | None = None) -> None:
+        """Delete blobs no ref names any more (under the exclusive gc lock).
+
+        Args:
+            candidates: only these (what ``prune`` just unreferenced: no scan of every blob).
+                ``None``, for the bulk deletes: every blob, including those only a superseded
+                pending write used (a commit, holding the shared lock, cannot delete them).
+        """
+        only = "b.hash = ANY($1::text[]) AND " if candidates is not None else ""
+        if candidates is None or candidates:
+            await conn.execute(
+                f"DELETE FROM {self._blobs} b WHERE {only}NOT EXISTS "
+                f"(SELECT 1 FROM {self._refs} r WHERE r.hash = b.hash)",
+                *([candidates] if candidates is not None else []),
+            )
 
     def _run_key(self, run_id: str) -> int:
         return _key("ledgerflow-run", self.schema, run_id)
@@ -420,17 +435,14 @@ class PostgresCheckpointStore(StoreBase):
             dropped = ids[: max(len(ids) - keep_last, 0)]
             if not dropped:
                 return 0
-            for table, column in (
-                (self._refs, "checkpoint_id"),
-                (self._writes, "checkpoint_id"),
-                (self._ckpts, "id"),
-            ):
+            unreferenced = await self._drop_refs(conn, "checkpoint_id = ANY($1::text[])", dropped)
+            for table, column in ((self._writes, "checkpoint_id"), (self._ckpts, "id")):
                 await conn.execute(f"DELETE FROM {table} WHERE {column} = ANY($1::text[])", dropped)
             if len(dropped) == len(ids):
                 await conn.execute(
                     f"UPDATE {self._runs} SET latest_checkpoint_id = NULL WHERE run_id = $1", run_id
                 )
-            await self._sweep(conn)
+            await self._sweep(conn, unreferenced)
             return len(dropped)
 
         return await self._tx(work)

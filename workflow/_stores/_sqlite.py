@@ -83,7 +83,11 @@ _UPSERT_RUN = """INSERT INTO runs (run_id, workflow_name, status, updated_us, la
     VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
     workflow_name = excluded.workflow_name, status = excluded.status,
     updated_us = excluded.updated_us, latest_checkpoint_id = excluded.latest_checkpoint_id"""
-_SWEEP = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
+_SWEEP_ALL = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
+_SWEEP_SOME = (
+    "DELETE FROM blobs WHERE hash IN ({marks}) AND NOT EXISTS "
+    "(SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
+)
 _CHUNK = 500  # stay far below SQLite's bound-parameter limit
 _RUNS_PER_TX = 200  # prune_runs: lock files held open at once, well below the fd limit
 
@@ -275,16 +279,16 @@ class SQLiteCheckpointStore(StoreBase):
                     "VALUES (?, '', ?)",
                     [(cp.id, h) for h in enc.blobs],
                 )
+            unreferenced: set[str] = set()
             if same_run:  # the superstep after the parent is committed: its writes are obsolete
                 conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (cp.parent_id,))
-                conn.execute(
-                    "DELETE FROM refs WHERE checkpoint_id = ? AND executor_id <> ''",
-                    (cp.parent_id,),
-                )
+                where = "checkpoint_id = ? AND executor_id <> ''"
+                unreferenced = self._drop_refs(conn, where, (cp.parent_id or "",))
             conn.execute(_UPSERT_RUN, (cp.run_id, cp.workflow_name, cp.status, _us(now()), cp.id))
             for executor_id, w in writes:  # recorded in the same transaction as the checkpoint
                 written += self._put_blobs(conn, w.blobs) + len(w.payload)
                 self._insert_write(conn, cp.id, cp.run_id, executor_id, w)
+            self._sweep(conn, unreferenced)  # after the inserts: a reused blob stays
         self.bytes_written += written + len(enc.payload)  # under self._lock
 
     async def put_write(self, checkpoint_id: str, executor_id: str, data: dict[str, Any]) -> None:
@@ -312,8 +316,9 @@ class SQLiteCheckpointStore(StoreBase):
             written = self._put_blobs(conn, enc.blobs)
             key = (checkpoint_id, executor_id)
             conn.execute("DELETE FROM writes WHERE checkpoint_id = ? AND executor_id = ?", key)
-            conn.execute("DELETE FROM refs WHERE checkpoint_id = ? AND executor_id = ?", key)
+            replaced = self._drop_refs(conn, "checkpoint_id = ? AND executor_id = ?", key)
             self._insert_write(conn, checkpoint_id, row[0], executor_id, enc)
+            self._sweep(conn, replaced)  # a re-run's write: what only the old one used goes
         self.bytes_written += written + len(enc.payload)  # under self._lock
 
     @staticmethod
@@ -346,8 +351,26 @@ class SQLiteCheckpointStore(StoreBase):
         await self._call(lambda: self._with_conn(upsert))
 
     @staticmethod
+    def _drop_refs(conn: sqlite3.Connection, where: str, args: Sequence[str]) -> set[str]:
+        """Delete the ``refs`` rows matching ``where``; returns the blobs they named."""
+        query = f"SELECT DISTINCT hash FROM refs WHERE {where}"
+        named = {h for (h,) in conn.execute(query, args)}
+        conn.execute(f"DELETE FROM refs WHERE {where}", args)
+        return named
+
+    @staticmethod
+    def _sweep(conn: sqlite3.Connection, candidates: set[str]) -> None:
+        """Delete those of ``candidates`` no ref names any more (not a scan of every blob)."""
+        for chunk in _chunks(sorted(candidates)):
+            conn.execute(_SWEEP_SOME.format(marks=",".join("?" * len(chunk))), chunk)
+
+    @staticmethod
     def _delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
-        """Delete whole runs and the blobs nothing references any more (inside a transaction)."""
+        """Delete whole runs and every blob nothing references any more (in a transaction).
+
+        A bulk delete scans every blob, so it also collects what older versions of this store
+        left behind (they did not sweep when a pending write was superseded).
+        """
         for chunk in _chunks(run_ids):
             marks = ",".join("?" * len(chunk))
             conn.execute(
@@ -357,7 +380,7 @@ class SQLiteCheckpointStore(StoreBase):
             )
             for table in ("writes", "checkpoints", "runs"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
-        conn.execute(_SWEEP)
+        conn.execute(_SWEEP_ALL)
 
     async def delete_run(self, run_id: str) -> None:
         """See ``CheckpointStore.delete_run``."""
@@ -386,20 +409,17 @@ class SQLiteCheckpointStore(StoreBase):
                     )
                 ]
                 dropped = ids[: max(len(ids) - keep_last, 0)]
+                unreferenced: set[str] = set()
                 for chunk in _chunks(dropped):
                     marks = ",".join("?" * len(chunk))
-                    for table, column in (
-                        ("refs", "checkpoint_id"),
-                        ("writes", "checkpoint_id"),
-                        ("checkpoints", "id"),
-                    ):
-                        conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)
+                    unreferenced |= self._drop_refs(conn, f"checkpoint_id IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM writes WHERE checkpoint_id IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM checkpoints WHERE id IN ({marks})", chunk)
                 if dropped and len(dropped) == len(ids):
                     conn.execute(
                         "UPDATE runs SET latest_checkpoint_id = NULL WHERE run_id = ?", (run_id,)
                     )
-                if dropped:
-                    conn.execute(_SWEEP)
+                self._sweep(conn, unreferenced)
                 return len(dropped)
 
         def work() -> int:
