@@ -17,7 +17,6 @@ every routing decision that can be made at build time was (see ``_graph``).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,13 +50,6 @@ from .events import (
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
-
-try:
-    # anyio imports its asyncio backend on first use; load it with the engine, so the first
-    # run of a process does not pay for it in the middle of a superstep.
-    importlib.import_module("anyio._backends._asyncio")
-except ImportError:  # pragma: no cover - a future anyio may move it; it then loads lazily
-    pass
 
 __all__ = ("EventSink", "Invocation", "Reply", "RunState", "Runner")
 

@@ -1,48 +1,212 @@
-"""Streaming a run: the runner works in its own task, the consumer pulls events.
+"""Streaming a run: the run produces events in a task of its own, the consumer pulls them.
 
-This is the one place that touches asyncio directly. A stream must survive its consumer
-leaving early (``break`` out of ``async for``): Python then closes the generator from a
-finalizer task, where a task group opened inside the generator could not be exited. So the
-run lives in a task of its own, which the generator cancels on the way out; the run's own
-cancellation handling records it as ``CANCELLED``.
+Two ways to consume, both returning the same events in the same order::
+
+    async with wf.run_stream(x) as events:     # structured: preferred
+        async for event in events: ...
+
+    async for event in wf.run_stream(x): ...    # plain: still works
+
+With ``async with``, the run is a child of an anyio task group opened in the consumer's own
+task: leaving the block (``break``, an exception, cancellation) cancels the run, waits until
+it has recorded ``CANCELLED`` and released its lock, and leaves no task behind.
+
+The plain form has no block to own the run. Python closes an abandoned async generator from
+a finalizer running in *another* task, where no task group or cancel scope entered by the
+consumer can be exited, so no structured primitive can host it: the plain form starts the run
+with the event loop's own primitive (``asyncio``'s ``create_task`` or trio's system task),
+the one place the packages touch a backend directly. Dropping the stream (leaving the
+``async for`` early) cancels the run from ``__del__``; ``await stream.aclose()`` does it and
+waits. Either way the run's last events are discarded once nobody reads them, so a full
+buffer can never hold the run up while it records its cancellation.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import contextvars
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
+import anyio.abc
 
-from .events import WorkflowEvent
+from ._errors import WorkflowError
+from .events import RunFinished, WorkflowEvent
 
-__all__ = ("stream_events",)
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+__all__ = ("STREAM_BUFFER", "EventStream")
 
 STREAM_BUFFER = 256
 
+Start = Callable[[Any], Awaitable[Any]]
 
-async def stream_events(
-    start: Callable[[Any], Awaitable[Any]],
-) -> AsyncIterator[WorkflowEvent]:
-    """Run ``start(send_stream)`` in a task and yield what it sends, with backpressure."""
-    send, receive = anyio.create_memory_object_stream[WorkflowEvent](STREAM_BUFFER)
+# asyncio keeps only weak references to tasks: the plain form's runs are held here until done
+_DETACHED: set[Any] = set()
 
-    async def drive() -> None:
-        async with send:
-            await start(send)
 
-    task = asyncio.get_running_loop().create_task(drive())
-    try:
-        async with receive:
-            async for event in receive:
-                yield event
-        await task  # re-raise anything the run itself raised
-    finally:
-        if not task.done():
-            task.cancel()
+class _Outlet:
+    """The run's end of the stream: drops events once the consumer has left."""
+
+    __slots__ = ("abandoned", "error", "stream")
+
+    def __init__(self, stream: MemoryObjectSendStream[WorkflowEvent]) -> None:
+        self.stream = stream
+        self.abandoned = False
+        self.error: Exception | None = None  # what the run raised, for the reader
+
+    async def send(self, event: WorkflowEvent) -> None:
+        if self.abandoned:
+            return
+        try:
+            await self.stream.send(event)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.abandoned = True  # the consumer closed its end: the run goes on recording
+
+
+class EventStream:
+    """A run's events: an async iterator, and an async context manager that owns the run.
+
+    Iterating it raises what the run raised (a ``TypeError`` for an input the start executor
+    cannot accept, a ``CheckpointError`` from ``resume``...) after the events before it.
+    """
+
+    __slots__ = ("_done", "_finished", "_outlet", "_receive", "_scope", "_start", "_tg")
+
+    def __init__(self, start: Start) -> None:
+        self._start: Start | None = start
+        self._outlet: _Outlet | None = None
+        self._receive: MemoryObjectReceiveStream[WorkflowEvent] | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._done: anyio.Event | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._finished = False
+
+    # -- structured: async with ------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        produce = self._open()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        tg.start_soon(produce)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        try:
+            self._leave()
+        finally:
+            if tg is not None:
+                # the run was cancelled (or is done): wait for it to record that and release
+                # its lock; it cannot fail here (the producer keeps its errors for the reader)
+                await tg.__aexit__(None, None, None)
+
+    # -- iteration ---------------------------------------------------------------------------
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> WorkflowEvent:
+        if self._start is not None:  # the plain form: no block owns the run
+            _spawn(self._open())
+        receive = self._receive
+        if receive is None:
+            raise StopAsyncIteration
+        try:
+            event = await receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._close_receive()
+            error = None
+            if self._outlet is not None:
+                error, self._outlet.error = self._outlet.error, None
+            if error is not None:
+                raise error from None
+            raise StopAsyncIteration from None
+        if isinstance(event, RunFinished):  # nested runs' own RunFinished never reach here
+            self._finished = True
+        return event
+
+    async def aclose(self) -> None:
+        """Stop reading: cancel the run if it is still going, and wait until it has stopped."""
+        self._leave()
+        if self._done is not None:
             with anyio.CancelScope(shield=True):
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+                await self._done.wait()
+
+    def __del__(self) -> None:
+        # the plain form left early (``break``): cancel the run; nobody can await here
+        try:
+            self._leave()
+        except Exception:  # the loop may be closed already, at interpreter exit
+            pass
+
+    # -- internals ---------------------------------------------------------------------------
+    def _open(self) -> Callable[[], Coroutine[Any, Any, None]]:
+        start = self._start
+        if start is None:
+            raise WorkflowError(
+                "this event stream was already started; call run_stream (or resume_stream) "
+                "again for another run"
+            )
+        self._start = None
+        send, self._receive = anyio.create_memory_object_stream[WorkflowEvent](STREAM_BUFFER)
+        outlet = self._outlet = _Outlet(send)
+        scope = self._scope = anyio.CancelScope()
+        done = self._done = anyio.Event()
+
+        async def produce() -> None:
+            # refers to the outlet, never to ``self``: a dropped stream must be collectable
+            # (its ``__del__`` is what cancels a plain-form run left early)
+            try:
+                with scope:
+                    try:
+                        await start(outlet)
+                    except Exception as exc:  # handed to the reader, raised from __anext__
+                        outlet.error = exc
+            finally:
+                send.close()
+                done.set()
+
+        return produce
+
+    def _leave(self) -> None:
+        """The consumer is gone: stop sending, cancel an unfinished run, close our end."""
+        if self._outlet is not None:
+            self._outlet.abandoned = True
+        if self._scope is not None and not self._finished and not self._is_done():
+            self._scope.cancel()
+        self._close_receive()
+
+    def _is_done(self) -> bool:
+        return self._done is not None and self._done.is_set()
+
+    def _close_receive(self) -> None:
+        if self._receive is not None:
+            self._receive.close()
+
+
+def _spawn(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Start ``fn`` in a task no task group owns (the plain form only; see the module doc)."""
+    import sys
+
+    if "asyncio" in sys.modules:
+        import asyncio  # the reasoned exception to "anyio only": see the module docstring
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            task = loop.create_task(fn())
+            _DETACHED.add(task)
+            task.add_done_callback(_DETACHED.discard)
+            return
+    import trio
+
+    trio.lowlevel.spawn_system_task(fn, context=contextvars.copy_context())

@@ -11,8 +11,8 @@ import dataclasses
 import functools
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import anyio
 
@@ -23,13 +23,10 @@ from ._graph import WorkflowGraph
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
 from ._runner import EventSink, Reply, Runner, RunState
-from ._stream import stream_events
+from ._stream import EventStream
 from ._types import RunStatus
 from ._typing import type_name
-from .events import RunFinished, RunStarted, WorkflowEvent
-
-if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectSendStream
+from .events import RunFinished, RunStarted
 
 __all__ = ("Workflow",)
 
@@ -132,13 +129,18 @@ class Workflow:
         runner = self._new_run(input, run_id, EventSink())
         return await self._execute(runner, resumed=False)
 
-    def run_stream(self, input: Any, *, run_id: str | None = None) -> AsyncIterator[WorkflowEvent]:
-        """Stream a run's events, ending with ``RunFinished``; leaving early cancels the run."""
+    def run_stream(self, input: Any, *, run_id: str | None = None) -> EventStream:
+        """Stream a run's events, ending with ``RunFinished``; leaving early cancels the run.
 
-        async def start(send: MemoryObjectSendStream[WorkflowEvent]) -> None:
+        Use it as ``async with wf.run_stream(x) as events: async for e in events: ...`` (the
+        block owns the run: leaving it cancels the run and waits until it has stopped), or as
+        a plain ``async for`` (see ``workflow._stream`` for what that form costs).
+        """
+
+        async def start(send: Any) -> None:
             await self._execute(self._new_run(input, run_id, EventSink(send)), resumed=False)
 
-        return stream_events(start)
+        return EventStream(start)
 
     def run_sync(self, input: Any, *, run_id: str | None = None) -> RunResult:
         """Run from synchronous code (scripts, notebooks without a running loop)."""
@@ -160,13 +162,13 @@ class Workflow:
         *,
         checkpoint_id: str | None = None,
         responses: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[WorkflowEvent]:
-        """Like ``resume``, streaming the events of the continuation."""
+    ) -> EventStream:
+        """Like ``resume``, streaming the events of the continuation (also ``async with``)."""
 
-        async def start(send: MemoryObjectSendStream[WorkflowEvent]) -> None:
+        async def start(send: Any) -> None:
             await self._resume(run_id, checkpoint_id, responses, EventSink(send))
 
-        return stream_events(start)
+        return EventStream(start)
 
     # -- internals -----------------------------------------------------------------------------
     def _new_run(self, input: Any, run_id: str | None, sink: EventSink) -> Runner:

@@ -1,0 +1,280 @@
+"""Streams as context managers: ``async with wf.run_stream(x) as events``.
+
+Leaving the block early cancels the run (recorded ``CANCELLED`` in the store) and leaves no
+task behind; errors come out of ``async for`` as themselves, never inside an
+``ExceptionGroup``; plain ``async for`` keeps working. Runs on asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from builders import WorkflowBuilder
+from workflow import (
+    CheckpointError,
+    Executor,
+    InMemoryCheckpointStore,
+    RunStatus,
+    Workflow,
+    WorkflowContext,
+    WorkflowError,
+    events,
+    executor,
+    handler,
+    response_handler,
+)
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Gate(Executor):
+    """Forwards its input once ``opened`` is set; until then the run is mid-superstep."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id=id)
+        self.entered = anyio.Event()
+        self.opened = anyio.Event()
+
+    @handler
+    async def on_int(self, n: int, ctx: WorkflowContext[int]) -> int:
+        self.entered.set()
+        await self.opened.wait()
+        return n + 1
+
+
+@executor(id="first")
+async def first(n: int) -> int:
+    return n
+
+
+def gated(store: Any = None) -> tuple[Workflow, Gate]:
+    gate = Gate("gate")
+    wf = WorkflowBuilder(start=first, checkpoint_store=store).add_edge(first, gate).build()
+    return wf, gate
+
+
+def task_count() -> int:
+    return len(anyio.get_running_tasks())
+
+
+def finished(seen: list[events.WorkflowEvent]) -> events.RunFinished:
+    last = seen[-1]
+    assert isinstance(last, events.RunFinished)
+    return last
+
+
+async def consume(stream: Any) -> list[events.WorkflowEvent]:
+    async with stream:
+        return [e async for e in stream]
+
+
+async def consume_plain(stream: Any) -> list[events.WorkflowEvent]:
+    return [e async for e in stream]
+
+
+async def status_of(store: InMemoryCheckpointStore, run_id: str) -> str:
+    return {r.run_id: r.status for r in await store.list_runs()}[run_id]
+
+
+async def test_async_with_streams_the_same_events_as_run() -> None:
+    wf, gate = gated()
+    gate.opened.set()
+    async with wf.run_stream(1, run_id="same") as stream:
+        streamed = [e async for e in stream]
+    ran = await wf.run(1, run_id="same")
+    assert streamed == ran.events
+    assert isinstance(streamed[0], events.RunStarted)
+    assert isinstance(streamed[-1], events.RunFinished)
+    assert streamed[-1].status is RunStatus.COMPLETED
+
+
+async def test_leaving_the_block_early_cancels_the_run_and_leaves_no_task() -> None:
+    store = InMemoryCheckpointStore()
+    wf, gate = gated(store)
+    before = task_count()
+    seen: list[events.WorkflowEvent] = []
+    async with wf.run_stream(1, run_id="early") as stream:
+        async for event in stream:
+            seen.append(event)
+            if isinstance(event, events.ExecutorInvoked) and event.executor_id == "gate":
+                await gate.entered.wait()
+                break
+    # the block waited for the run to stop: nothing is left running, the store says why
+    assert task_count() == before
+    assert await status_of(store, "early") == "cancelled"
+    latest = await store.latest("early")
+    assert latest is not None
+    assert latest.superstep == 1  # the last checkpoint is intact
+    assert not any(isinstance(e, events.RunFinished) for e in seen)
+    # and it resumes from there
+    gate.opened.set()
+    done = await wf.resume("early")
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs == [2]
+
+
+async def test_an_error_in_the_block_cancels_the_run_and_propagates_as_itself() -> None:
+    store = InMemoryCheckpointStore()
+    wf, gate = gated(store)
+    before = task_count()
+
+    async def break_down() -> None:
+        async with wf.run_stream(1, run_id="oops") as stream:
+            async for event in stream:
+                if isinstance(event, events.ExecutorInvoked) and event.executor_id == "gate":
+                    await gate.entered.wait()
+                    raise LookupError("consumer broke")
+
+    with pytest.raises(LookupError, match="consumer broke"):
+        await break_down()
+    assert task_count() == before
+    assert await status_of(store, "oops") == "cancelled"
+
+
+async def test_cancelling_the_consumer_cancels_the_run() -> None:
+    store = InMemoryCheckpointStore()
+    wf, gate = gated(store)
+    before = task_count()
+    with anyio.CancelScope() as scope:
+        async with wf.run_stream(1, run_id="outer") as stream:
+            async for event in stream:
+                if isinstance(event, events.ExecutorInvoked) and event.executor_id == "gate":
+                    await gate.entered.wait()
+                    scope.cancel()
+                    await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert task_count() == before
+    assert await status_of(store, "outer") == "cancelled"
+
+
+async def test_leaving_after_run_finished_does_not_cancel() -> None:
+    store = InMemoryCheckpointStore()
+    wf, gate = gated(store)
+    gate.opened.set()
+    async with wf.run_stream(1, run_id="whole") as stream:
+        async for event in stream:
+            if isinstance(event, events.RunFinished):
+                break
+    assert await status_of(store, "whole") == "completed"
+
+
+async def test_errors_come_out_of_async_for_as_themselves() -> None:
+    wf, _ = gated()
+    with pytest.raises(TypeError, match="start executor 'first' accepts int"):
+        await consume(wf.run_stream("not an int"))
+    with pytest.raises(CheckpointError, match="'ghost'"):
+        await consume(wf.resume_stream("ghost"))
+    with pytest.raises(TypeError, match="accepts int"):  # the plain form too
+        await consume_plain(wf.run_stream("not an int"))
+
+
+async def test_a_stream_runs_once() -> None:
+    wf, gate = gated()
+    gate.opened.set()
+    stream = wf.run_stream(1)
+    assert finished(await consume(stream)).status is RunStatus.COMPLETED
+    with pytest.raises(WorkflowError, match="already started"):
+        await consume(stream)
+
+
+class Ask(Executor):
+    @handler
+    async def on_text(self, text: str, ctx: WorkflowContext[str]) -> None:
+        await ctx.request_info(text, response_type=str)
+
+    @response_handler
+    async def on_reply(self, request: str, reply: str, ctx: WorkflowContext[str]) -> None:
+        await ctx.yield_output(f"{request} {reply}")
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+async def test_resume_stream_as_a_context_manager(with_store: bool) -> None:
+    store = InMemoryCheckpointStore() if with_store else None
+    wf = WorkflowBuilder(start=Ask(id="ask"), checkpoint_store=store).build()
+    paused = finished(await consume(wf.run_stream("name?", run_id="hitl")))
+    assert paused.status is RunStatus.AWAITING_INPUT
+    (request,) = paused.pending_requests
+    resumed = await consume(wf.resume_stream("hitl", responses={request.request_id: "Ada"}))
+    outputs = [e.data for e in resumed if isinstance(e, events.OutputEmitted)]
+    assert outputs == ["name? Ada"]
+    assert finished(resumed).status is RunStatus.COMPLETED
+
+
+async def test_leaving_resume_stream_early_cancels_the_continuation() -> None:
+    store = InMemoryCheckpointStore()
+    wf, gate = gated(store)
+    async with wf.run_stream(1, run_id="again") as stream:
+        async for event in stream:
+            if isinstance(event, events.ExecutorInvoked) and event.executor_id == "gate":
+                await gate.entered.wait()
+                break
+    assert await status_of(store, "again") == "cancelled"
+    gate.entered = anyio.Event()
+    before = task_count()
+    async with wf.resume_stream("again") as stream:
+        async for event in stream:
+            if isinstance(event, events.ExecutorInvoked) and event.executor_id == "gate":
+                await gate.entered.wait()
+                break
+    assert task_count() == before
+    assert await status_of(store, "again") == "cancelled"
+
+
+async def test_plain_async_for_still_works_and_aclose_cancels() -> None:
+    store = InMemoryCheckpointStore()
+    wf, gate = gated(store)
+    before = task_count()
+    stream = wf.run_stream(1, run_id="plain")
+    async for event in stream:
+        if isinstance(event, events.ExecutorInvoked) and event.executor_id == "gate":
+            await gate.entered.wait()
+            break
+    await stream.aclose()  # cancels and waits for the run to stop
+    assert task_count() == before
+    assert await status_of(store, "plain") == "cancelled"
+    gate.opened.set()
+    plain = await consume_plain(wf.run_stream(1, run_id="plain2"))
+    assert finished(plain).status is RunStatus.COMPLETED
+
+
+# --------------------------------------------------------------------------- anyio only
+
+# module -> why it may touch asyncio (or trio) directly
+BACKEND_ALLOWED = {
+    "workflow/_stream.py": "the plain `async for` form has no block to own the run's task",
+}
+
+
+def _backend_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in ("asyncio", "trio") or name.startswith("anyio._backends"):
+                found.add(name)
+    return found
+
+
+def test_the_packages_use_anyio_not_a_backend() -> None:
+    offenders = {}
+    for package in ("workflow", "builders", "executors", "visualize"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            found = _backend_imports(path)
+            if found and rel not in BACKEND_ALLOWED:
+                offenders[rel] = sorted(found)
+    assert offenders == {}, f"use anyio instead (or allow-list with a reason): {offenders}"
+    for rel in BACKEND_ALLOWED:  # the allow-list stays true
+        assert _backend_imports(ROOT / rel), f"{rel} no longer needs its exception"
