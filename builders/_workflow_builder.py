@@ -1,9 +1,10 @@
 """``WorkflowBuilder``: declare executors and edges, then ``build()`` a validated workflow.
 
 Executors are passed as objects. Agents (anything with ``.name`` and ``async run(messages)``)
-are wrapped in an ``AgentExecutor`` once, so the same agent is always the same node; plain
-functions are wrapped with ``@executor``. Mistakes are collected and reported together by
-``build()``, each naming the culprit.
+are wrapped in an ``AgentExecutor`` once, so the same agent is always the same node; a
+``Workflow`` is nested as a ``WorkflowExecutor`` (named after the workflow; wrap it yourself
+for another id); plain functions are wrapped with ``@executor``. Mistakes are collected and
+reported together by ``build()``, each naming the culprit.
 """
 
 from __future__ import annotations
@@ -98,8 +99,13 @@ class WorkflowBuilder:
         if cached is not None:
             return cached
         as_executor = getattr(item, "as_executor", None)
-        if callable(as_executor):
-            node: Executor = as_executor()  # e.g. Workflow.as_agent: the agent knows its node
+        node: Executor
+        if isinstance(item, Workflow):  # it has .name and .run too, but it is no agent
+            from executors import WorkflowExecutor
+
+            node = WorkflowExecutor(item)  # nested: its events, requests, checkpoints
+        elif callable(as_executor):
+            node = as_executor()  # e.g. Workflow.as_agent: the agent knows its node
         elif hasattr(item, "name") and callable(getattr(item, "run", None)):
             from executors import AgentExecutor
 
