@@ -36,6 +36,8 @@ class WorkflowBuilder:
         durability: str = "sync",
         types: Iterable[type] = (),
         observers: Iterable[Observer] = (),
+        max_paused_runs: int = 10_000,
+        max_failed_runs: int = 100,
     ) -> None:
         self.name = name
         self._executors: dict[str, Executor] = {}
@@ -53,6 +55,9 @@ class WorkflowBuilder:
             "durability": durability,
             "types": tuple(types),
             "observers": tuple(observers),
+            # without a store: how many stopped runs stay resumable in memory
+            "max_paused_runs": max_paused_runs,
+            "max_failed_runs": max_failed_runs,
         }
         if start is not None:
             self.set_start(start)

@@ -2,7 +2,9 @@
 
 Concurrent runs share nothing but the definition. Without a checkpoint store, runs that stop
 short of completion (waiting for input, failed, cancelled) are kept in this process so they
-can still be resumed: human input needs no database.
+can still be resumed: human input needs no database. What is kept is bounded, so a
+long-lived process stays flat: ``max_paused_runs`` runs waiting for input and the
+``max_failed_runs`` latest failed or cancelled ones (see ``workflow._paused``).
 """
 
 from __future__ import annotations
@@ -21,22 +23,16 @@ from ._errors import CheckpointError, UnknownRequestError
 from ._executor import Executor
 from ._graph import WorkflowGraph
 from ._observer import Observer
+from ._paused import DEFAULT_MAX_FAILED_RUNS, DEFAULT_MAX_PAUSED_RUNS, PausedRuns
 from ._result import PendingRequest, RunResult
 from ._runner import EventSink, Reply, Runner, RunState
 from ._stream import EventStream
-from ._types import RunStatus
 from ._typing import type_name
 from .events import RunFinished, RunStarted
 
 __all__ = ("Workflow",)
 
 Durability = Literal["sync", "async"]
-_RESUMABLE = (
-    RunStatus.AWAITING_INPUT,
-    RunStatus.FAILED,
-    RunStatus.CANCELLED,
-    RunStatus.MAX_SUPERSTEPS,
-)
 
 
 class Workflow:
@@ -53,6 +49,8 @@ class Workflow:
         durability: Durability = "sync",
         types: Iterable[type] = (),
         observers: Iterable[Observer] = (),
+        max_paused_runs: int = DEFAULT_MAX_PAUSED_RUNS,
+        max_failed_runs: int = DEFAULT_MAX_FAILED_RUNS,
     ) -> None:
         if max_supersteps < 1:
             raise ValueError(f"max_supersteps must be >= 1, got {max_supersteps!r}")
@@ -68,7 +66,8 @@ class Workflow:
         self.durability: Durability = durability
         self.types: tuple[type, ...] = tuple(types)
         self.observers: tuple[Observer, ...] = tuple(observers)
-        self._paused: dict[str, RunState] = {}
+        # without a store: runs kept for resume, bounded (policy in ``workflow._paused``)
+        self._paused = PausedRuns(max_paused_runs, max_failed_runs)
         self._registry: Any = None  # the checkpoint type allowlist, built on first use
 
     # -- the definition ----------------------------------------------------------------------
@@ -107,6 +106,8 @@ class Workflow:
             durability=self.durability,
             types=self.types,
             observers=self.observers,
+            max_paused_runs=self._paused.max_waiting,
+            max_failed_runs=self._paused.max_failed,
         )
 
     def as_agent(self, name: str, description: str = "") -> WorkflowAgent:
@@ -211,8 +212,8 @@ class Workflow:
         try:
             return await runner.execute(resumed=resumed)
         finally:
-            if self.checkpoint_store is None and state.status in _RESUMABLE:
-                self._paused[state.run_id] = state
+            if self.checkpoint_store is None:
+                self._paused.keep(state)  # only what can be resumed, bounded
 
     def _lock(self, run_id: str) -> Any:
         if self.checkpoint_store is None:
@@ -234,7 +235,7 @@ class Workflow:
                 try:
                     apply_responses(state, responses or {})
                 except BaseException:
-                    self._paused[run_id] = state
+                    self._paused.keep(state)
                     raise
                 runner = self._runner(state, sink)
             else:
@@ -262,13 +263,7 @@ class Workflow:
                 f"cannot fork run {run_id!r} from checkpoint {checkpoint_id!r}: this workflow "
                 "has no checkpoint_store; build it with checkpoint_store=..."
             )
-        paused = self._paused.pop(run_id, None)
-        if paused is None:
-            raise CheckpointError(
-                f"unknown run {run_id!r}: without a checkpoint_store only runs paused in this "
-                "process can be resumed (and not while another resume of it is running)"
-            )
-        return paused
+        return self._paused.take(run_id)
 
 
 async def _replay_finished(
