@@ -119,7 +119,8 @@ class Ask(Executor):
 
 async def paused_runs(n: int) -> dict[str, Any]:
     """N runs paused for human input at once, kept in memory for an in-process resume."""
-    wf = WorkflowBuilder(start=Ask("ask"), name="paused").build()
+    # all N (and the probe) stay resumable: raise the in-memory cap (default 10,000) to fit
+    wf = WorkflowBuilder(start=Ask("ask"), name="paused", max_paused_runs=n + 1).build()
     gc.collect()
     before = _status_kb("VmRSS")
     t0 = time.perf_counter()
