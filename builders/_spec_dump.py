@@ -18,7 +18,6 @@ from typing import Any
 from workflow import Executor, FunctionExecutor, Workflow
 
 from ._spec_build import CLIENT_NAMES, KEY_ENV, UnsetKeyClient
-from ._spec_load import spec_description
 from ._spec_schema import SpecError
 
 __all__ = ("dump_spec",)
@@ -77,7 +76,7 @@ class _Dumper:
         else:
             body = self._graph()
         doc: dict[str, Any] = {"kind": body.pop("kind"), "name": wf.name}
-        description = spec_description(wf)
+        description = getattr(wf, "description", "")
         if description:
             doc["description"] = description
         for key, value in (

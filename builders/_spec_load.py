@@ -13,7 +13,6 @@ import difflib
 import importlib
 import json
 import os
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,9 @@ from workflow import Executor, Workflow
 from ._spec_build import build_workflow
 from ._spec_schema import KINDS, SpecError, SpecModel
 
-__all__ = ("load_spec", "spec_description")
+__all__ = ("load_spec",)
 
-# What a spec said that a built workflow cannot hold: read back by ``dump_spec`` and the CLI.
-_DESCRIPTIONS: weakref.WeakKeyDictionary[Workflow, str] = weakref.WeakKeyDictionary()
 _ADAPTER: TypeAdapter[Any] | None = None
-
-
-def spec_description(wf: Workflow) -> str:
-    """The ``description`` of the spec ``wf`` was loaded from (``""`` if none)."""
-    return _DESCRIPTIONS.get(wf, "")
 
 
 def load_spec(
@@ -64,7 +56,7 @@ def load_spec(
     data = _read(source)
     model = _validate(data)
     wf = build_workflow(model, _Names(model.imports, functions or {}, allow_imports))
-    _DESCRIPTIONS[wf] = model.description
+    wf.description = model.description
     return wf
 
 
@@ -102,7 +94,8 @@ def _parse(text: str, where: str, *, json_only: bool) -> dict[str, Any]:
         try:
             data = yaml.safe_load(text)  # safe: plain data only, no tags that build objects
         except yaml.YAMLError as exc:
-            raise SpecError("", f"{where} is not valid YAML: {exc}") from None
+            detail = " ".join(str(exc).split())  # one line, for the CLI
+            raise SpecError("", f"{where} is not valid YAML: {detail}") from None
     if not isinstance(data, dict):
         raise SpecError(
             "", f"{where}: a spec is a mapping with kind, name, ...; got {type(data).__name__}"

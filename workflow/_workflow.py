@@ -68,6 +68,7 @@ class Workflow:
         self.observers: tuple[Observer, ...] = tuple(observers)
         # without a store: runs kept for resume, bounded (policy in ``workflow._paused``)
         self._paused = PausedRuns(max_paused_runs, max_failed_runs)
+        self.description = ""  # what it is for, for people and services (a spec sets it)
         self._registry: Any = None  # the checkpoint type allowlist, built on first use
 
     # -- the definition ----------------------------------------------------------------------
@@ -97,7 +98,7 @@ class Workflow:
 
     def with_store(self, checkpoint_store: Any) -> Workflow:
         """The same definition bound to another checkpoint store (used by the CLI)."""
-        return Workflow(
+        bound = Workflow(
             self._graph,
             max_supersteps=self.max_supersteps,
             max_concurrency=self.max_concurrency,
@@ -109,6 +110,8 @@ class Workflow:
             max_paused_runs=self._paused.max_waiting,
             max_failed_runs=self._paused.max_failed,
         )
+        bound.description = self.description
+        return bound
 
     def as_agent(self, name: str, description: str = "") -> WorkflowAgent:
         """This workflow as an agent: accepted wherever an agent is (teams, builders)."""

@@ -1,4 +1,5 @@
-"""Loading a target: ``FILE.py[:ATTR]`` (a module that builds a workflow)."""
+"""Loading a target: ``FILE.py[:ATTR]`` (a module that builds a workflow) or a spec file
+(``team.yaml``, ``.yml``, ``.json``: see ``builders.load_spec``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 from workflow._workflow import Workflow
 
 from ._common import UsageError
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def split_target(target: str) -> tuple[Path, str | None]:
@@ -56,9 +59,14 @@ async def load_workflow(target: str) -> Workflow:
     """Load ``FILE.py[:ATTR]``: ATTR names a Workflow or a zero-argument function returning one
     (sync or async); without ATTR, the module's only Workflow.
 
+    A target ending in ``.yaml``, ``.yml`` or ``.json`` is a spec (see ``load_spec_file``).
+
     Raises:
-        UsageError: the file, attribute or workflow is missing, or there are several.
+        UsageError: the file, attribute or workflow is missing, or there are several, or
+            the spec is malformed (the message names the place in it).
     """
+    if Path(target).suffix.lower() in SPEC_SUFFIXES:
+        return load_spec_file(Path(target))
     path, attr = split_target(target)
     module = _import(path)
     if attr is None:
@@ -139,3 +147,23 @@ def _no_args(fn: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def load_spec_file(path: Path) -> Workflow:
+    """A workflow from a spec file named on the command line.
+
+    The person running ``ledgerflow`` chose the file, as they would a ``FILE.py`` that runs
+    anyway, so the spec's ``imports`` load (``allow_imports=True``), and the spec's directory
+    is importable for them, as a script's siblings are.
+    """
+    from builders import SpecError, load_spec
+
+    if not path.is_file():
+        raise UsageError(f"no such file: {str(path)!r}; pass a spec file or FILE.py[:ATTR]")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        return load_spec(path, allow_imports=True)
+    except SpecError as exc:
+        raise UsageError(f"{str(path)!r}: {exc}") from None
