@@ -3,6 +3,10 @@ sub-workflows and the Magentic orchestrator, all built on ``workflow.Executor``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from workflow.authoring import lazy_exports
+
 from ._agent_executor import AgentExecutor, AgentResponded, ConversationReset
 from ._agents import (
     Agent,
@@ -73,10 +77,24 @@ from ._sandbox import (
     run_code,
     sandbox_available,
 )
+from ._schema_tool import SchemaTool, ToolUnavailableError
 from ._scripted import ScriptedChatClient
 from ._tools import Tool, ToolOutcome, tool
 from ._workflow_agent import WorkflowAgentExecutor
 from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
+
+if TYPE_CHECKING:
+    from ._mcp import MCPServerError, MCPTools
+    from ._semantic_kernel import SemanticKernelChatClient, sk_tools
+
+# Interop SDKs (mcp, a2a-sdk, semantic-kernel) are extras: load them only when used.
+_LAZY = {
+    "MCPServerError": "._mcp",
+    "MCPTools": "._mcp",
+    "SemanticKernelChatClient": "._semantic_kernel",
+    "sk_tools": "._semantic_kernel",
+}
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__: tuple[str, ...] = (
     "Agent",
@@ -114,6 +132,8 @@ __all__: tuple[str, ...] = (
     "HumanInputMode",
     "HumanInputRequest",
     "LedgerEntry",
+    "MCPServerError",
+    "MCPTools",
     "MagenticContext",
     "MagenticError",
     "MagenticLedgerError",
@@ -130,7 +150,9 @@ __all__: tuple[str, ...] = (
     "Replanned",
     "SandboxConfig",
     "SandboxUnavailableError",
+    "SchemaTool",
     "ScriptedChatClient",
+    "SemanticKernelChatClient",
     "StallDetected",
     "StandardMagenticManager",
     "SubWorkflowRequest",
@@ -141,6 +163,7 @@ __all__: tuple[str, ...] = (
     "ToolLoopLimitError",
     "ToolOutcome",
     "ToolSpec",
+    "ToolUnavailableError",
     "TruncatedResponseError",
     "Usage",
     "UserProxyAgent",
@@ -152,5 +175,6 @@ __all__: tuple[str, ...] = (
     "run_blocks",
     "run_code",
     "sandbox_available",
+    "sk_tools",
     "tool",
 )

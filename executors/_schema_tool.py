@@ -13,9 +13,24 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._tools import _APPROVAL_MODES, _DEFAULT_MAX_OUTPUT_CHARS, _NAME, ApprovalMode, Tool
+from workflow import WorkflowError
 
-__all__ = ("SchemaTool",)
+from ._tools import (
+    _APPROVAL_MODES,
+    _DEFAULT_MAX_OUTPUT_CHARS,
+    _NAME,
+    ApprovalMode,
+    Tool,
+    ToolOutcome,
+    _to_text,
+)
+
+__all__ = ("SchemaTool", "ToolUnavailableError")
+
+
+class ToolUnavailableError(WorkflowError):
+    """The service behind a tool is gone (a dead MCP server, say): no argument the model
+    could change would help, so the call fails the agent's turn instead of feeding back."""
 
 
 class SchemaTool(Tool[..., Any]):
@@ -73,6 +88,23 @@ class SchemaTool(Tool[..., Any]):
 
     async def _run(self, **arguments: Any) -> Any:
         return await self.call(arguments)
+
+    async def invoke(self, arguments_json: str) -> ToolOutcome:
+        """Calls the tool with the model's JSON object; its errors go back to the model.
+
+        Raises:
+            ToolUnavailableError: The service behind the tool is gone (not the model's fault).
+        """
+        parsed = self._validate(arguments_json)
+        if isinstance(parsed, ToolOutcome):
+            return parsed
+        try:
+            result = await self.call(parsed[1])
+        except ToolUnavailableError:
+            raise
+        except Exception as exc:
+            return self._cap(f"Error: {exc}", is_error=True)
+        return self._cap(_to_text(result), is_error=False)
 
     def _validate(self, arguments_json: str) -> tuple[list[Any], dict[str, Any]] | Any:
         try:
