@@ -223,7 +223,7 @@ async def run_agent(agent: WorkflowAgent, messages: list[ChatMessage]) -> AgentR
     return _response(reply_messages(result.outputs, list(messages), agent.name), agent.name)
 
 
-def _tool_schema(workflow: Workflow) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]:
+def tool_schema(workflow: Workflow) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]:
     """The tool's arguments schema and how to turn arguments into the child's input."""
     if any(_start_accepts(workflow, tp) for tp in (str, ChatMessage, list)):
         schema = {
@@ -246,7 +246,7 @@ def _tool_schema(workflow: Workflow) -> tuple[dict[str, Any], Callable[[dict[str
 def workflow_tool(spec: WorkflowTool) -> SchemaTool:
     """``WorkflowTool.as_tool``: a ``SchemaTool`` that runs the workflow per call."""
     workflow = spec.workflow
-    schema, to_input = _tool_schema(workflow)
+    schema, to_input = tool_schema(workflow)
 
     async def call(arguments: dict[str, Any]) -> str:
         result = await workflow.run(to_input(arguments))

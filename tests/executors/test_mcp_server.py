@@ -1,0 +1,175 @@
+"""``ledgerflow mcp``: workflows as MCP tools, driven by the mcp SDK's own client, over stdio
+(the client starts the CLI) and over streamable HTTP on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp import types as mt
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+pytestmark = pytest.mark.anyio
+
+WORKFLOWS = Path(__file__).with_name("mcp_workflows.py")
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "workflow.cli", "mcp", *args]
+
+
+@asynccontextmanager
+async def stdio_session(
+    tmp_path: Path, *targets: str, **session_options: Any
+) -> AsyncIterator[ClientSession]:
+    command = cli(*targets, "--store", f"sqlite:///{tmp_path / 'runs.db'}")
+    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path))
+    with anyio.fail_after(60):
+        async with (
+            stdio_client(params) as (read, write),
+            ClientSession(read, write, **session_options) as session,
+        ):
+            await session.initialize()
+            yield session
+
+
+def text_of(result: mt.CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, mt.TextContent))
+
+
+async def test_each_workflow_is_a_tool_with_its_input_schema_and_progress(
+    tmp_path: Path,
+) -> None:
+    targets = [f"{WORKFLOWS}:echo", f"{WORKFLOWS}:pricing"]
+    async with stdio_session(tmp_path, *targets) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert set(tools) == {"echo", "pricing", "respond_to_run"}
+        assert tools["echo"].inputSchema["required"] == ["input"]
+        assert tools["pricing"].inputSchema["required"] == ["item", "quantity"]
+
+        progress: list[tuple[float, str | None]] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append((value, message))
+
+        result = await session.call_tool("echo", {"input": "hi"}, progress_callback=on_progress)
+        assert not result.isError
+        assert text_of(result) == "HI!"
+        assert [v for v, _ in progress] == [1, 2]
+        assert progress[0][1] is not None
+        assert "shout" in progress[0][1]
+
+        priced = await session.call_tool("pricing", {"item": "pen", "quantity": 2})
+        assert text_of(priced) == "2 x pen = 6"
+        bad = await session.call_tool("pricing", {"item": "pen"})
+        assert bad.isError
+        assert "quantity" in text_of(bad)
+
+
+async def test_without_elicitation_a_waiting_run_answers_how_to_respond(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path, f"{WORKFLOWS}:naming") as session:
+        first = await session.call_tool("naming", {"input": "cat"})
+        assert not first.isError
+        waiting = json.loads(text_of(first))
+        assert waiting["status"] == "awaiting_input"
+        (request,) = waiting["pending_requests"]
+        assert request["question"] == {"text": "what should the cat be called?"}
+        assert request["answer_schema"] == {"type": "string"}
+        assert "respond_to_run" in waiting["how_to_respond"]
+        done = await session.call_tool(
+            "respond_to_run",
+            {"run_id": waiting["run_id"], "request_id": request["request_id"], "answer": "Tom"},
+        )
+        assert text_of(done) == "named: Tom"
+        unknown = await session.call_tool(
+            "respond_to_run", {"run_id": "nope", "request_id": "x", "answer": 1}
+        )
+        assert unknown.isError
+        assert "'nope'" in text_of(unknown)
+
+
+async def test_with_elicitation_the_client_is_asked_and_the_run_finishes(tmp_path: Path) -> None:
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def answer(context: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult:
+        assert isinstance(params, mt.ElicitRequestFormParams)
+        asked.append((params.message, params.requestedSchema))
+        return mt.ElicitResult(action="accept", content={"answer": "Felix"})
+
+    async with stdio_session(
+        tmp_path, f"{WORKFLOWS}:naming", elicitation_callback=answer
+    ) as session:
+        result = await session.call_tool("naming", {"input": "cat"})
+    assert text_of(result) == "named: Felix"
+    ((message, schema),) = asked
+    assert "what should the cat be called?" in message
+    assert schema["properties"]["answer"]["type"] == "string"
+
+
+def test_a_public_http_host_is_refused() -> None:
+    out = subprocess.run(
+        cli(f"{WORKFLOWS}:echo", "--http", "1", "--host", "0.0.0.0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "loopback only" in out.stderr
+
+
+# --------------------------------------------------------------------------- streamable HTTP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_url(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*cli(f"{WORKFLOWS}:echo", "--http", str(port)), "--store", "memory://"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"ledgerflow mcp --http did not start (exit {proc.poll()})")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def test_streamable_http_serves_the_same_tools(http_url: str) -> None:
+    with anyio.fail_after(60):
+        async with (
+            streamable_http_client(http_url) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            names = [t.name for t in (await session.list_tools()).tools]
+            assert names == ["echo", "respond_to_run"]
+            result = await session.call_tool("echo", {"input": "over http"})
+    assert text_of(result) == "OVER HTTP!"
