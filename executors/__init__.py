@@ -84,11 +84,14 @@ from ._workflow_agent import WorkflowAgentExecutor
 from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
 
 if TYPE_CHECKING:
+    from ._a2a import A2AAgent, A2AError
     from ._mcp import MCPServerError, MCPTools
     from ._semantic_kernel import SemanticKernelChatClient, sk_tools
 
 # Interop SDKs (mcp, a2a-sdk, semantic-kernel) are extras: load them only when used.
 _LAZY = {
+    "A2AAgent": "._a2a",
+    "A2AError": "._a2a",
     "MCPServerError": "._mcp",
     "MCPTools": "._mcp",
     "SemanticKernelChatClient": "._semantic_kernel",
@@ -97,6 +100,8 @@ _LAZY = {
 __getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__: tuple[str, ...] = (
+    "A2AAgent",
+    "A2AError",
     "Agent",
     "AgentError",
     "AgentExecutor",
