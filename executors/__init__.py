@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from ._a2a import A2AAgent, A2AError
     from ._mcp import MCPServerError, MCPTools
     from ._semantic_kernel import SemanticKernelChatClient, sk_tools
+    from ._semantic_kernel_agent import SemanticKernelAgent
 
 # Interop SDKs (mcp, a2a-sdk, semantic-kernel) are extras: load them only when used.
 _LAZY = {
@@ -94,6 +95,7 @@ _LAZY = {
     "A2AError": "._a2a",
     "MCPServerError": "._mcp",
     "MCPTools": "._mcp",
+    "SemanticKernelAgent": "._semantic_kernel_agent",
     "SemanticKernelChatClient": "._semantic_kernel",
     "sk_tools": "._semantic_kernel",
 }
@@ -157,6 +159,7 @@ __all__: tuple[str, ...] = (
     "SandboxUnavailableError",
     "SchemaTool",
     "ScriptedChatClient",
+    "SemanticKernelAgent",
     "SemanticKernelChatClient",
     "StallDetected",
     "StandardMagenticManager",
