@@ -1,4 +1,4 @@
-"""Workflows that tests serve with ``ledgerflow mcp`` (see test_mcp_server.py)."""
+"""Workflows that tests serve with ``ledgerflow mcp`` and ``ledgerflow serve --a2a --agui``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from builders import WorkflowBuilder
+from executors import (
+    AgentExecutor,
+    ChatAgent,
+    ChatMessage,
+    ChatResponse,
+    ScriptedChatClient,
+    ToolCall,
+    tool,
+)
 from workflow import Executor, WorkflowContext, executor, handler, response_handler
 
 
@@ -54,3 +63,23 @@ def price(order: Order) -> str:
 
 
 pricing = WorkflowBuilder(start=price, name="pricing").build()
+
+
+def _model(messages: list[ChatMessage]) -> str | ChatResponse:
+    if messages[-1].role == "tool":
+        return f"the sum is {messages[-1].text}"
+    return ChatResponse(
+        tool_calls=(ToolCall(id="call_1", name="add", arguments='{"a": 2, "b": 3}'),)
+    )
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Adds two integers."""
+    return a + b
+
+
+calculator = WorkflowBuilder(
+    start=AgentExecutor(ChatAgent("calc", "adds", "", ScriptedChatClient(_model), tools=[add])),
+    name="calculator",
+).build()

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workflow._telemetry import redact
@@ -41,6 +41,7 @@ log = logging.getLogger("ledgerflow.service")
 
 DEFAULT_MAX_BODY = 1_000_000
 SvgRenderer = Callable[[Workflow], bytes]
+RouteFactory = Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]
 
 
 def create_app(
@@ -54,6 +55,7 @@ def create_app(
     render_svg: SvgRenderer | None = None,
     adopt_interval: float | None = 5.0,
     close_store: bool = False,
+    route_factories: Sequence[RouteFactory] = (),
 ) -> Starlette:
     """Build the service for ``workflows`` (bound to ``store``) as a Starlette app.
 
@@ -67,6 +69,8 @@ def create_app(
         render_svg: draws a workflow as SVG for ``diagram.svg`` (the CLI passes visualize's).
         adopt_interval: seconds between looks for orphaned running runs to resume.
         close_store: close the store and the event log when the app shuts down.
+        route_factories: each gets the served workflows (bound to ``store``) and returns
+            extra routes (the CLI's A2A and AG-UI endpoints; the core imports no executors).
     """
     if not isinstance(workflows, Mapping):
         named: dict[str, Workflow] = {}
@@ -108,8 +112,9 @@ def create_app(
         )
     if token is not None:
         middleware.append(Middleware(_BearerAuth, token=token))
+    extra = [route for factory in route_factories for route in factory(bound)]
     app = Starlette(
-        routes=api.routes(),
+        routes=[*api.routes(), *extra],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={

@@ -42,6 +42,7 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     adopt_interval: float | None = 5.0,
     log_level: str = "info",
+    route_factories: Sequence[Any] = (),
 ) -> None:
     """Serve ``workflows`` until interrupted (blocks); runs are kept in ``store_url``."""
     check_bind(host, token)
@@ -60,6 +61,7 @@ def serve(
         render_svg=render_svg,
         adopt_interval=adopt_interval,
         close_store=True,
+        route_factories=route_factories,
     )
     config = uvicorn.Config(
         app,

@@ -53,6 +53,12 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--max-body", type=int, default=1_000_000, metavar="BYTES", help="request size limit"
     )
+    serve.add_argument(
+        "--a2a", action="store_true", help="also serve each workflow as an A2A agent at /a2a/NAME"
+    )
+    serve.add_argument(
+        "--agui", action="store_true", help="also serve an AG-UI endpoint per workflow: /agui/NAME"
+    )
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -141,5 +147,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         render_svg=_svg,
         cors_origins=args.cors,
         max_body_bytes=args.max_body,
+        route_factories=_interop_routes(args),
     )
     return EXIT_OK
+
+
+def _interop_routes(args: argparse.Namespace) -> list[Any]:
+    """The A2A and AG-UI routes asked for (the executors package builds them)."""
+    factories: list[Any] = []
+    try:
+        if args.a2a:
+            from executors._a2a_server import a2a_routes
+
+            factories.append(a2a_routes(f"http://{args.host}:{args.port}"))
+        if args.agui:
+            from executors._agui import agui_routes
+
+            factories.append(agui_routes())
+    except ImportError as exc:
+        extra = "a2a" if args.a2a else "agui"
+        raise UsageError(
+            f"--{extra} needs an optional SDK ({exc.name} is missing): "
+            f"pip install 'ledgerflow[{extra}]'"
+        ) from None
+    return factories

@@ -1,0 +1,217 @@
+"""Workflows served as AG-UI agents (``ledgerflow serve --agui``): ``POST /agui/{name}``.
+
+The body is AG-UI's ``RunAgentInput``; the answer is a server-sent event stream of AG-UI
+events (``ag-ui-protocol``'s own models and encoder), mapped from the run's events:
+
+* ``RUN_STARTED`` first; ``RUN_FINISHED`` (outcome ``success``, ``result`` the outputs) or
+  ``RUN_ERROR`` last;
+* each executor invocation is a step (``STEP_STARTED`` / ``STEP_FINISHED``);
+* an agent's streamed tokens are a text message (``TEXT_MESSAGE_START`` / ``CONTENT`` /
+  ``END``, ``name`` the agent); an agent that did not stream sends its reply as one; its tool
+  calls and their results are ``TOOL_CALL_START`` / ``ARGS`` / ``END`` / ``RESULT``;
+* each output updates the state: ``STATE_SNAPSHOT`` ``{"outputs": [...]}``;
+* a run that stops for a person ends with ``RUN_FINISHED`` whose outcome is ``interrupt``,
+  one ``Interrupt`` per pending request (``id`` the request id, ``response_schema`` the
+  answer's JSON Schema); the client answers with a new ``RunAgentInput`` on the same
+  ``thread_id`` whose ``resume`` entries carry the answers (``payload``).
+
+A thread is one workflow run (run id ``agui-{thread_id}``, kept in the service's store).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import pydantic
+from ag_ui.core import (
+    BaseEvent,
+    Interrupt,
+    RunAgentInput,
+    RunErrorEvent,
+    RunFinishedEvent,
+    RunFinishedInterruptOutcome,
+    RunFinishedSuccessOutcome,
+    RunStartedEvent,
+    StateSnapshotEvent,
+    StepFinishedEvent,
+    StepStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+)
+from ag_ui.encoder import EventEncoder
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from workflow import PendingRequest, RunStatus, Workflow, events
+
+from ._agent_executor import AgentResponded
+from ._chat import ChatMessage
+from ._workflow_agent import child_input
+
+__all__ = ("agui_routes", "run_events")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(pydantic.RootModel[Any](value).model_dump_json())
+
+
+def _schema(tp: Any) -> dict[str, Any]:
+    try:
+        return dict(pydantic.TypeAdapter(tp).json_schema())
+    except Exception:
+        return {}
+
+
+def _messages(data: RunAgentInput) -> list[ChatMessage]:
+    out = []
+    for message in data.messages:
+        role = getattr(message, "role", "user")
+        content = getattr(message, "content", "")
+        if role in ("user", "assistant", "system") and isinstance(content, str):
+            out.append(ChatMessage(role, content))  # type: ignore[arg-type]
+    return out
+
+
+def _interrupt(request: PendingRequest) -> Interrupt:
+    payload = request.payload
+    text = getattr(payload, "text", None) or getattr(payload, "prompt", None)
+    if not isinstance(text, str):
+        text = json.dumps(_jsonable(payload))
+    kind = type(getattr(payload, "payload", payload)).__name__
+    return Interrupt(
+        id=request.request_id,
+        reason="tool_approval" if kind == "ApprovalRequest" else "input_required",
+        message=f"{request.executor_id} asks: {text}",
+        response_schema=_schema(request.response_type),
+        metadata={"executor_id": request.executor_id, "payload": _jsonable(payload)},
+    )
+
+
+async def run_events(workflow: Workflow, data: RunAgentInput) -> AsyncIterator[BaseEvent]:
+    """The AG-UI events of one AG-UI run of ``workflow`` (see the module docs)."""
+    yield RunStartedEvent(thread_id=data.thread_id, run_id=data.run_id)
+    run_id = f"agui-{data.thread_id}"
+    try:
+        if data.resume:
+            answers = {e.interrupt_id: e.payload for e in data.resume if e.status == "resolved"}
+            stream = workflow.resume_stream(run_id=run_id, responses=answers)
+        else:
+            value = child_input(workflow, _messages(data))
+            stream = workflow.run_stream(value, run_id=run_id)
+        async for event in _mapped(stream, data):
+            yield event
+    except Exception as exc:  # a bad input or resume: the stream ends with RUN_ERROR
+        yield RunErrorEvent(message=f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
+
+
+async def _mapped(stream: Any, data: RunAgentInput) -> AsyncIterator[BaseEvent]:
+    outputs: list[Any] = []
+    open_text: dict[str, str] = {}  # executor id -> message id of its streamed text
+    async for event in stream:
+        if isinstance(event, events.ExecutorInvoked):
+            yield StepStartedEvent(step_name=event.executor_id)
+        elif isinstance(event, events.AgentDelta):
+            message_id = open_text.get(event.executor_id)
+            if message_id is None:
+                message_id = open_text[event.executor_id] = str(uuid.uuid4())
+                yield TextMessageStartEvent(
+                    message_id=message_id, role="assistant", name=event.agent_name
+                )
+            yield TextMessageContentEvent(message_id=message_id, delta=event.text)
+        elif isinstance(event, AgentResponded):
+            streamed = open_text.pop(event.executor_id, None)
+            for item in _agent_turn(event, streamed):
+                yield item
+        elif isinstance(event, events.ExecutorCompleted):
+            yield StepFinishedEvent(step_name=event.executor_id)
+        elif isinstance(event, events.OutputEmitted):
+            outputs.append(_jsonable(event.data))
+            yield StateSnapshotEvent(snapshot={"outputs": list(outputs)})
+        elif isinstance(event, events.RunFinished):
+            if event.status is RunStatus.COMPLETED:
+                yield RunFinishedEvent(
+                    thread_id=data.thread_id,
+                    run_id=data.run_id,
+                    result=outputs,
+                    outcome=RunFinishedSuccessOutcome(),
+                )
+            elif event.status is RunStatus.AWAITING_INPUT:
+                interrupts = [_interrupt(r) for r in event.pending_requests]
+                yield RunFinishedEvent(
+                    thread_id=data.thread_id,
+                    run_id=data.run_id,
+                    outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
+                )
+            else:
+                yield RunErrorEvent(
+                    message=event.error or f"the run ended {event.status.value}",
+                    code=event.status.value,
+                )
+
+
+def _agent_turn(event: AgentResponded, streamed: str | None) -> list[BaseEvent]:
+    """A finished agent turn: its tool calls and results, and its text unless streamed."""
+    out: list[BaseEvent] = []
+    if streamed is not None:
+        out.append(TextMessageEndEvent(message_id=streamed))
+    for message in event.response.messages:
+        for call in message.tool_calls:
+            out.append(ToolCallStartEvent(tool_call_id=call.id, tool_call_name=call.name))
+            out.append(ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments))
+            out.append(ToolCallEndEvent(tool_call_id=call.id))
+        if message.role == "tool" and message.tool_call_id:
+            out.append(
+                ToolCallResultEvent(
+                    message_id=str(uuid.uuid4()),
+                    tool_call_id=message.tool_call_id,
+                    content=message.text,
+                    role="tool",
+                )
+            )
+    if streamed is None and event.response.text:
+        message_id = str(uuid.uuid4())
+        out.append(
+            TextMessageStartEvent(message_id=message_id, role="assistant", name=event.agent_name)
+        )
+        out.append(TextMessageContentEvent(message_id=message_id, delta=event.response.text))
+        out.append(TextMessageEndEvent(message_id=message_id))
+    return out
+
+
+def agui_routes() -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
+    """A route factory for the service: ``POST /agui/{name}`` for each workflow."""
+
+    def routes(workflows: Mapping[str, Workflow]) -> Sequence[BaseRoute]:
+        async def endpoint(request: Request) -> Response:
+            name = request.path_params["name"]
+            workflow = workflows.get(name)
+            if workflow is None:
+                return _error(404, "not_found", f"no workflow {name!r}; known: {sorted(workflows)}")
+            try:
+                data = RunAgentInput.model_validate_json(await request.body())
+            except pydantic.ValidationError as exc:
+                return _error(422, "invalid_input", f"not an AG-UI RunAgentInput: {exc}")
+            encoder = EventEncoder(accept=request.headers.get("accept") or "text/event-stream")
+
+            async def body() -> AsyncIterator[str]:
+                async for event in run_events(workflow, data):
+                    yield encoder.encode(event)
+
+            return StreamingResponse(body(), media_type=encoder.get_content_type())
+
+        return [Route("/agui/{name}", endpoint, methods=["POST"])]
+
+    return routes
+
+
+def _error(status: int, kind: str, message: str) -> Response:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
