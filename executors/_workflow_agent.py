@@ -163,6 +163,11 @@ class WorkflowAgentExecutor(Executor):
     def __repr__(self) -> str:
         return f"WorkflowAgentExecutor(name={self.name!r}, workflow={self.workflow.name!r})"
 
+    def checkpoint_types(self) -> tuple[type, ...]:
+        """The child's message, request and state types too: a paused child lives in this
+        node's state, also where a wrapper (a team's participant node) hides ``.workflow``."""
+        return tuple(dict.fromkeys([*super().checkpoint_types(), *_types_of(self.workflow)]))
+
     @handler
     async def on_message(
         self, message: Incoming, ctx: WorkflowContext[AgentResponse]
@@ -198,6 +203,19 @@ class WorkflowAgentExecutor(Executor):
         waiting.pop(request.child_run_id, None)
         await ctx.set_executor_state("replies", waiting)
         return _response(new, self.name)
+
+
+def _types_of(workflow: Workflow, depth: int = 0) -> list[type]:
+    found: list[type] = list(workflow.types)
+    for ex in workflow.executors.values():
+        for spec in ex.handler_specs():
+            for group in (spec.input_types, spec.output_types, spec.response_types):
+                found.extend(t for t in group or () if isinstance(t, type))
+        found.extend(ex.checkpoint_types())
+        child = getattr(ex, "workflow", None)
+        if isinstance(child, Workflow) and depth < 20:
+            found.extend(_types_of(child, depth + 1))
+    return found
 
 
 # --------------------------------------------------------------------------- outside a run

@@ -272,3 +272,52 @@ async def test_tool_errors_are_fed_back_to_the_model() -> None:
     text = next(m for m in reply.messages if m.role == "tool").text
     assert "stopped to ask a person" in text
     assert "Workflow.as_agent" in text
+
+
+async def test_a_team_member_that_asks_a_person_pauses_the_team_and_resumes_from_the_store(
+    tmp_path: Path,
+) -> None:
+    def team(store: Any) -> Workflow:
+        asker = asking_workflow().as_agent("asking-agent", "asks a person")
+        editor = FunctionAgent("editor", "edits", lambda msgs: f"edited: {msgs[-1].text}")
+        return SequentialBuilder([asker, editor], checkpoint_store=store).build()
+
+    path = tmp_path / "team.db"
+    first = await team(SQLiteCheckpointStore(path)).run("hat")
+    assert first.status is RunStatus.AWAITING_INPUT
+    (request,) = first.pending_requests
+    assert request.payload.executor_id == "asking-agent/asker"
+    done = await team(SQLiteCheckpointStore(path)).resume(
+        run_id=first.run_id, responses={request.request_id: "fedora"}
+    )
+    assert done.status is RunStatus.COMPLETED
+    assert [(m.author, m.text) for m in done.outputs[-1][1:]] == [
+        ("asking-agent", "word for hat? -> fedora"),
+        ("editor", "edited: word for hat? -> fedora"),
+    ]
+
+
+async def test_as_agent_in_concurrent_and_handoff_teams() -> None:
+    from builders import ConcurrentBuilder, HandoffBuilder
+
+    critic = FunctionAgent("critic", "criticises", lambda msgs: "fine")
+    both = (
+        await ConcurrentBuilder([writer_workflow().as_agent("drafting"), critic])
+        .build()
+        .run("cats")
+    )
+    assert [r.text for r in both.outputs[0]] == ["a draft about cats", "fine"]
+
+    def triage_model(messages: list[ChatMessage]) -> str | ChatResponse:
+        if messages[-1].role == "tool":
+            return ""
+        call = ToolCall(id="h1", name="handoff_to_drafting", arguments="{}")
+        return ChatResponse("", tool_calls=(call,))
+
+    triage = ChatAgent("triage", "routes", "", ScriptedChatClient(triage_model))
+    drafting = writer_workflow().as_agent("drafting", "Drafts texts")
+    team = HandoffBuilder([triage, drafting], {"triage": ["drafting"]}).build()
+    result = await team.run("write about cats")
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs[-1][-1].author == "drafting"
+    assert result.outputs[-1][-1].text == "a draft about cats"
