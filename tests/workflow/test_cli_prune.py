@@ -202,3 +202,28 @@ def test_the_console_script_prunes_the_default_store(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "deleted 2 checkpoints of 1 runs, keeping the newest 1 of each\n"
     assert state(tmp_path / ".ledgerflow" / "runs.db") == {"a": 1}
+
+
+def test_vacuum_gives_the_freed_space_back_to_the_disk(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_store(db, {f"bulk{i}": (30, "completed", 60) for i in range(10)})
+    grown = db.stat().st_size
+    assert prune(db, "--older-than", "30d") == 0
+    assert db.stat().st_size == grown  # SQLite keeps freed pages for reuse
+    assert prune(db, "--keep-last", "1", "--vacuum") == 0
+    out = capsys.readouterr().out
+    assert out.endswith("ran VACUUM\n")
+    assert db.stat().st_size < grown / 4
+    assert state(db) == {"recent": 1, "new": 1}
+    assert (
+        not db.with_name("runs.db-wal").exists() or db.with_name("runs.db-wal").stat().st_size == 0
+    )
+
+
+def test_vacuum_on_a_file_store_has_nothing_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"file://{tmp_path}/files"
+    assert main(["prune", "--store", url, "--older-than", "1d", "--vacuum", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["vacuum"] is None

@@ -1002,3 +1002,39 @@ async def test_prune_sweeps_only_what_it_unreferenced_and_bulk_deletes_sweep_the
     assert await kit.blob_count() == (4 if kit.kind == "file" else 3)
     assert await kit.store.prune_runs(dt.timedelta(0)) == 1
     assert await kit.blob_count() == 0
+
+
+async def test_vacuum_returns_the_space_prune_freed(kit: Kit) -> None:
+    if kit.kind not in ("sqlite", "postgres"):
+        pytest.skip("memory and file stores free space as they delete")
+    store: Any = kit.store
+    for run in range(8):  # incompressible, or PostgreSQL's TOAST compression hides the sizes
+        await chain(store, f"r{run}", 20, lambda n: {"own": os.urandom(4000).hex()})
+
+    async def size() -> int:
+        if isinstance(store, SQLiteCheckpointStore):
+            return await anyio.to_thread.run_sync(_on_disk, store.path)
+        import asyncpg
+
+        conn = await asyncpg.connect(store.dsn)
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace "
+                    "n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+                    store.schema,
+                )
+            )
+        finally:
+            await conn.close()
+
+    full = await size()
+    assert await store.prune_runs(dt.timedelta(0)) == 8
+    await store.save(ckpt("kept", 0, None, {"big": BIG}))
+    if isinstance(store, PostgresCheckpointStore):
+        await store.vacuum()  # plain: reusable space, files about as large
+        await store.vacuum(full=True)
+    else:
+        await store.vacuum()
+    assert await size() < full / 2
+    assert (await store.load("kept.0")).data == {"big": BIG}

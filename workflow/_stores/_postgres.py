@@ -607,6 +607,22 @@ class PostgresCheckpointStore(StoreBase):
             with anyio.CancelScope(shield=True):
                 await conn.close(timeout=5)  # ends the session, releasing the lock
 
+    async def vacuum(self, *, full: bool = False) -> None:
+        """``VACUUM`` the store's tables: space of deleted rows becomes reusable.
+
+        Plain ``VACUUM`` runs beside commits but rarely shrinks the files; ``full=True``
+        rewrites each table into a new file, returning the space to the disk, under a lock
+        that makes every other use of that table wait until it is done.
+        """
+        asyncpg = _asyncpg()
+        pool = await self._ready()
+        try:
+            async with pool.acquire() as conn:  # VACUUM cannot run inside a transaction
+                for table in (self._runs, self._ckpts, self._writes, self._blobs, self._refs):
+                    await conn.execute(f"VACUUM {'FULL ' if full else ''}{table}")
+        except asyncpg.PostgresError as exc:
+            raise CheckpointError(f"PostgreSQL store {redact(self.dsn)}: {exc}") from exc
+
     async def aclose(self) -> None:
         """Close the pool; later calls raise ``CheckpointError``."""
         async with self._pool_lock:

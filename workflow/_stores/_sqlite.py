@@ -620,6 +620,18 @@ class SQLiteCheckpointStore(StoreBase):
             except sqlite3.Error:
                 pass  # a busy or locked log is simply truncated another time
 
+    async def vacuum(self) -> None:
+        """Rebuild the database file so the space deletes freed returns to the disk.
+
+        SQLite's ``VACUUM``: it holds the write lock for the whole rebuild (other processes'
+        commits wait, up to ``busy_timeout``) and needs free disk about the database's size.
+        """
+
+        def vacuum(conn: sqlite3.Connection) -> None:
+            conn.execute("VACUUM")
+
+        await self._call(lambda: self._after_delete(self._with_conn(vacuum)))
+
     async def aclose(self) -> None:
         """Close the connection; later calls raise ``CheckpointError``."""
 

@@ -58,6 +58,12 @@ def register(sub: Any) -> None:
         + ", ".join(s.value for s in RunStatus)
         + ")",
     )
+    prune.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then give the freed space back to the disk: SQLite VACUUM, PostgreSQL VACUUM "
+        "FULL (each table is locked while it is rewritten)",
+    )
     prune.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     prune.set_defaults(handler=cmd_prune)
 
@@ -102,6 +108,7 @@ async def cmd_prune(args: argparse.Namespace) -> int:
             counts["runs_deleted"] = await store.prune_runs(age, status=statuses)
         if args.keep_last is not None:
             await _keep_last(store, args, counts)
+        vacuumed = await _vacuum(store) if args.vacuum else None
     except ValueError as exc:  # the store's own check of an argument: a usage error
         raise UsageError(str(exc)) from None
     except CheckpointError as exc:
@@ -109,7 +116,7 @@ async def cmd_prune(args: argparse.Namespace) -> int:
     finally:
         await close_store(store)
     if args.json:
-        say(json.dumps(counts))
+        say(json.dumps({**counts, "vacuum": vacuumed} if args.vacuum else counts))
         return EXIT_OK
     if age is not None:
         which = f" ({args.status})" if statuses else ""
@@ -119,7 +126,26 @@ async def cmd_prune(args: argparse.Namespace) -> int:
             f"deleted {counts['checkpoints_deleted']} checkpoints of {counts['runs_trimmed']} "
             f"runs, keeping the newest {args.keep_last} of each"
         )
+    if args.vacuum:
+        say(
+            f"ran {vacuumed}"
+            if vacuumed
+            else "nothing to vacuum: this store frees space as it deletes"
+        )
     return EXIT_OK
+
+
+async def _vacuum(store: Any) -> str | None:
+    """Run the store's own vacuum, if it has one; returns what ran."""
+    from workflow import PostgresCheckpointStore, SQLiteCheckpointStore
+
+    if isinstance(store, PostgresCheckpointStore):
+        await store.vacuum(full=True)
+        return "VACUUM FULL"
+    if isinstance(store, SQLiteCheckpointStore):
+        await store.vacuum()
+        return "VACUUM"
+    return None
 
 
 async def _keep_last(store: Any, args: argparse.Namespace, counts: dict[str, int]) -> None:
