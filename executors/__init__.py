@@ -84,7 +84,7 @@ from ._workflow_agent import WorkflowAgentExecutor
 from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
 
 if TYPE_CHECKING:
-    from ._a2a import A2AAgent, A2AError
+    from ._a2a import A2AAgent, A2AAgentExecutor, A2AError, A2AInputRequest
     from ._mcp import MCPServerError, MCPTools
     from ._semantic_kernel import SemanticKernelChatClient, sk_tools
     from ._semantic_kernel_agent import SemanticKernelAgent
@@ -92,7 +92,9 @@ if TYPE_CHECKING:
 # Interop SDKs (mcp, a2a-sdk, semantic-kernel) are extras: load them only when used.
 _LAZY = {
     "A2AAgent": "._a2a",
+    "A2AAgentExecutor": "._a2a",
     "A2AError": "._a2a",
+    "A2AInputRequest": "._a2a",
     "MCPServerError": "._mcp",
     "MCPTools": "._mcp",
     "SemanticKernelAgent": "._semantic_kernel_agent",
@@ -103,7 +105,9 @@ __getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__: tuple[str, ...] = (
     "A2AAgent",
+    "A2AAgentExecutor",
     "A2AError",
+    "A2AInputRequest",
     "Agent",
     "AgentError",
     "AgentExecutor",

@@ -14,8 +14,11 @@ Decisions:
   (one message as it is, several as ``author: text`` lines).
 * A task that fails, is rejected or cancelled raises ``A2AError`` naming the agent and URL;
   so does an unreachable agent or one that gives no answer within ``timeout``.
-* A task that requires input (or authentication) ends the turn with the remote agent's
-  question as the reply, so the team (or a person) sees it; answering continues as a new task.
+* In a workflow (every builder asks the agent for its node, ``as_executor()``), a task that
+  requires input pauses the run with an ``A2AInputRequest`` (the remote question, answered
+  with a ``str``); the answer goes to the same remote task and the turn continues. The task
+  and context ids travel in the request, so the pause survives a restart like any other.
+  Outside a workflow (``run``), such a task ends the turn with the question as the reply.
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 from google.protobuf import json_format
+from pydantic import BaseModel, ConfigDict
 
+from workflow import Executor, WorkflowContext, handler, response_handler
+
+from ._agent_executor import AgentResponded, Incoming, to_messages
 from ._agents import AgentError, AgentResponse
 from ._chat import ChatMessage
 
-__all__ = ("A2AAgent", "A2AError")
+__all__ = ("A2AAgent", "A2AAgentExecutor", "A2AError", "A2AInputRequest")
 
 _CARD_PATH = "/.well-known/agent-card.json"
 _FAILED = {
@@ -62,6 +69,97 @@ class A2AError(AgentError):
     def __init__(self, message: str, *, agent_name: str, url: str) -> None:
         super().__init__(message, agent_name=agent_name)
         self.url = url
+
+
+class _Turn:
+    """What one exchange with the remote agent gave: its text, and whether it waits."""
+
+    __slots__ = ("context_id", "task_id", "text", "waiting")
+
+    def __init__(
+        self, text: str, *, waiting: bool = False, task_id: str = "", context_id: str = ""
+    ) -> None:
+        self.text, self.waiting, self.task_id, self.context_id = text, waiting, task_id, context_id
+
+    def response(self, name: str) -> AgentResponse:
+        reply = ChatMessage("assistant", self.text, author=name)
+        return AgentResponse(messages=[reply], text=self.text, agent_name=name)
+
+
+class A2AInputRequest(BaseModel):
+    """A remote A2A agent's question (its task is ``input-required``); answer with a ``str``.
+
+    Attributes:
+        agent_name: The participant asking.
+        question: The remote agent's question.
+        task_id: The remote task waiting for the answer.
+        context_id: Its A2A context.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_name: str
+    question: str
+    task_id: str
+    context_id: str
+
+
+class A2AAgentExecutor(Executor):
+    """An ``A2AAgent`` as a node: like ``AgentExecutor``, plus questions passed to the run.
+
+    Each message starts a remote task; an ``input-required`` task pauses the run with an
+    ``A2AInputRequest`` and the answer continues that same task.
+    """
+
+    def __init__(self, agent: A2AAgent, id: str | None = None) -> None:
+        super().__init__(id if id is not None else agent.name)
+        self.agent = agent
+        self.name = agent.name
+        self.description = agent.description
+
+    @property
+    def agent_name(self) -> str:
+        return self.agent.name
+
+    @handler
+    async def on_message(
+        self, message: Incoming, ctx: WorkflowContext[AgentResponse]
+    ) -> AgentResponse | None:
+        """Send the conversation to the remote agent as a new task."""
+        turn = await self.agent.turn(_render(to_messages(message, source=ctx.source)))
+        return await self._settle(turn, ctx)
+
+    @response_handler
+    async def on_answer(
+        self, request: A2AInputRequest, answer: str, ctx: WorkflowContext[AgentResponse]
+    ) -> AgentResponse | None:
+        """Send a person's answer to the waiting remote task."""
+        turn = await self.agent.turn(answer, task_id=request.task_id, context_id=request.context_id)
+        return await self._settle(turn, ctx)
+
+    async def _settle(
+        self, turn: _Turn, ctx: WorkflowContext[AgentResponse]
+    ) -> AgentResponse | None:
+        if turn.waiting:
+            question = A2AInputRequest(
+                agent_name=self.agent.name,
+                question=turn.text,
+                task_id=turn.task_id,
+                context_id=turn.context_id,
+            )
+            await ctx.request_info(question, response_type=str)
+            return None
+        response = turn.response(self.agent.name)
+        await ctx.add_event(
+            AgentResponded(
+                run_id=ctx.run_id,
+                superstep=ctx.superstep,
+                executor_id=ctx.executor_id,
+                agent_name=self.agent.name,
+                response=response,
+            )
+        )
+        return response
 
 
 class A2AAgent:
@@ -125,17 +223,27 @@ class A2AAgent:
                 url=self.url,
             ) from exc
 
+    def as_executor(self) -> A2AAgentExecutor:
+        """The node builders use: it passes the remote agent's questions to the run."""
+        return A2AAgentExecutor(self)
+
     async def run(self, messages: list[ChatMessage]) -> AgentResponse:
         """Send the conversation as one A2A message and answer with the remote reply.
 
         Raises:
             A2AError: Unreachable, no answer within ``timeout``, or the task failed.
         """
+        return (await self.turn(_render(messages))).response(self.name)
+
+    async def turn(self, text: str, *, task_id: str = "", context_id: str = "") -> _Turn:
+        """One exchange: ``text`` as a new task, or as the answer to a waiting one."""
         request = SendMessageRequest(
             message=Message(
                 message_id=str(uuid.uuid4()),
                 role=Role.ROLE_USER,
-                parts=[Part(text=_render(messages))],
+                parts=[Part(text=text)],
+                task_id=task_id,
+                context_id=context_id,
             )
         )
         try:
@@ -145,9 +253,7 @@ class A2AAgent:
             raise
         except Exception as exc:
             raise self._error(f"could not be reached or did not answer ({exc!r})") from exc
-        text = self._answer(events)
-        reply = ChatMessage("assistant", text, author=self.name)
-        return AgentResponse(messages=[reply], text=text, agent_name=self.name)
+        return self._answer(events)
 
     async def _exchange(self, request: SendMessageRequest) -> list[StreamResponse]:
         async with httpx.AsyncClient(headers=self.headers, timeout=self.timeout) as http:
@@ -158,20 +264,24 @@ class A2AAgent:
             finally:
                 await client.close()
 
-    def _answer(self, events: Sequence[StreamResponse]) -> str:
+    def _answer(self, events: Sequence[StreamResponse]) -> _Turn:
         artifacts: list[Artifact] = []
         status_text = ""
+        task_id = context_id = ""
         for event in events:
             kind = event.WhichOneof("payload")
             if kind == "message":
-                return _text(event.message.parts)
+                return _Turn(_text(event.message.parts))
             if kind == "task":
+                task_id, context_id = event.task.id, event.task.context_id
                 artifacts = list(event.task.artifacts) or artifacts
                 state, status_text = event.task.status.state, _text(event.task.status.message.parts)
             elif kind == "artifact_update":
                 artifacts.append(event.artifact_update.artifact)
                 continue
             elif kind == "status_update":
+                task_id = task_id or event.status_update.task_id
+                context_id = context_id or event.status_update.context_id
                 status = event.status_update.status
                 state, status_text = status.state, _text(status.message.parts) or status_text
             else:
@@ -180,9 +290,10 @@ class A2AAgent:
                 why = f": {status_text}" if status_text else ""
                 raise self._error(f"{_FAILED[state]}{why}")
             if state in _WAITING:
-                return status_text or "(the agent needs more input)"
+                question = status_text or "(the agent needs more input)"
+                return _Turn(question, waiting=True, task_id=task_id, context_id=context_id)
         text = "\n".join(t for t in (_text(a.parts) for a in artifacts) if t)
-        return text or status_text
+        return _Turn(text or status_text)
 
     def _error(self, what: str) -> A2AError:
         return A2AError(

@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from builders import SequentialBuilder, WorkflowBuilder
-from executors import A2AAgent, A2AError, AgentExecutor, ChatMessage, FunctionAgent
-from workflow import ExecutorFailedError, RunStatus
+from executors import (
+    A2AAgent,
+    A2AAgentExecutor,
+    A2AError,
+    A2AInputRequest,
+    AgentExecutor,
+    ChatMessage,
+    FunctionAgent,
+)
+from workflow import ExecutorFailedError, RunStatus, SQLiteCheckpointStore, Workflow
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +99,27 @@ async def test_unreachable_agents_are_reported_with_their_url() -> None:
         await offline.run([ChatMessage("user", "hi")])
     with pytest.raises(ValueError, match="http"):
         A2AAgent("ftp://x")
+
+
+async def test_in_a_workflow_the_remote_question_pauses_the_run_and_the_answer_continues_the_task(
+    a2a_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+
+    def graph() -> Workflow:
+        store = SQLiteCheckpointStore(path)
+        return WorkflowBuilder(start=A2AAgent(a2a_url), name="asks", checkpoint_store=store).build()
+
+    first = await graph().run("ask me something")
+    assert first.status is RunStatus.AWAITING_INPUT
+    (request,) = first.pending_requests
+    assert isinstance(request.payload, A2AInputRequest)
+    assert request.payload.question == "which one?"
+    assert request.payload.task_id
+    assert request.executor_id == "echoer"
+    done = await graph().resume(
+        run_id=first.run_id, responses={request.request_id: "the red one"}
+    )
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs[0].text == "echo: the red one"
+    assert isinstance(A2AAgent(a2a_url).as_executor(), A2AAgentExecutor)
