@@ -13,11 +13,13 @@ import difflib
 import importlib
 import json
 import os
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from workflow import Executor, Workflow
 
@@ -155,12 +157,21 @@ def _explain(exc: ValidationError, kind: str) -> tuple[str, str]:
         elif error["type"] == "missing":
             message = "required key is missing"
         by_path.setdefault(_join(loc), []).append(message)
+    # a union reports each branch: a path whose longer sibling exists is the branch not meant
+    deeper = {p: m for p, m in by_path.items() if not any(_under(q, p) for q in by_path)}
+    by_path = deeper or by_path
     path, messages = next(iter(by_path.items()))
     text = " or ".join(dict.fromkeys(messages))
     others = list(by_path)[1:]
     if others:
         text += f" (also at: {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
     return path, text
+
+
+def _under(path: str, parent: str) -> bool:
+    return path != parent and (
+        parent == "" or path.startswith(parent + ".") or path.startswith(parent + "[")
+    )
 
 
 def _is_tag(part: Any) -> bool:
@@ -181,23 +192,62 @@ def _join(loc: list[Any]) -> str:
 
 def _unknown_key(loc: list[Any], kind: str) -> str:
     key = str(loc[-1])
-    hint = ""
-    if len(loc) == 1:
-        from . import _spec_schema as schema
+    allowed = _keys_at(loc[:-1], kind)
+    if not allowed:
+        return f"unknown key {key!r}"
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    where = f"a {kind} spec" if len(loc) == 1 else _join(loc[:-1])
+    return f"unknown key {key!r}{hint} ({where} takes: {', '.join(allowed)})"
 
-        model: Any = {
-            "graph": schema.GraphSpec,
-            "magentic": schema.MagenticSpec,
-            "group_chat": schema.GroupChatSpec,
-            "sequential": schema.SequentialSpec,
-            "concurrent": schema.ConcurrentSpec,
-            "handoff": schema.HandoffSpec,
-        }[kind]
-        allowed = [f.alias or name for name, f in model.model_fields.items()]
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        hint += f" A {kind} spec takes: {', '.join(allowed)}"
-    return f"unknown key {key!r}{hint}"
+
+def _keys_at(loc: list[Any], kind: str) -> list[str]:
+    """The keys the schema allows at ``loc`` (walking models, dicts, lists and unions)."""
+    from . import _spec_schema as schema
+
+    models: Any = {
+        "graph": schema.GraphSpec,
+        "magentic": schema.MagenticSpec,
+        "group_chat": schema.GroupChatSpec,
+        "sequential": schema.SequentialSpec,
+        "concurrent": schema.ConcurrentSpec,
+        "handoff": schema.HandoffSpec,
+    }
+    types: list[Any] = [models[kind]]
+    for part in loc:
+        types = [t for tp in types for t in _step(tp, part)]
+    keys = [
+        f.alias or name for tp in types for m in _models(tp) for name, f in m.model_fields.items()
+    ]
+    return list(dict.fromkeys(keys))
+
+
+def _models(tp: Any) -> list[type[BaseModel]]:
+    """The model classes ``tp`` stands for (through ``Annotated`` and unions)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _models(args[0])
+    if origin in (types.UnionType, typing.Union):
+        return [m for arg in args for m in _models(arg)]
+    return [tp] if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+
+def _step(tp: Any, part: Any) -> list[Any]:
+    """The types one step below ``tp`` at ``part`` (a key or a list index)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _step(args[0], part)
+    if origin in (types.UnionType, typing.Union):
+        return [t for arg in args for t in _step(arg, part)]
+    if origin is dict:
+        return [args[1]]
+    if origin is list:
+        return [args[0]] if isinstance(part, int) else []
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, field in tp.model_fields.items():
+            if part in (name, field.alias):
+                return [field.annotation]
+    return []
 
 
 # -- names -------------------------------------------------------------------------------------

@@ -143,7 +143,19 @@ def test_unknown_keys_suggest_the_right_one() -> None:
     assert "did you mean 'selector'" in str(error)
     spec = team()
     spec["agents"]["coder"]["instruction"] = "typo"
-    assert refused(spec).path == "agents.coder.instruction"
+    error = refused(spec)
+    assert error.path == "agents.coder.instruction"
+    assert "did you mean 'instructions'" in str(error)
+    error = refused(team(termination={"any": [{"max_mesages": 4}]}))
+    assert error.path == "termination.any[0].max_mesages"
+    assert "did you mean 'max_messages'" in str(error)
+
+
+def test_a_mistake_inside_a_choice_is_reported_where_it_is() -> None:
+    # selector is 'round_robin' or a mapping: the mapping's bad field is the place to fix
+    error = refused(team(selector={"client": "script", "attempts": 0}))
+    assert error.path == "selector.attempts"
+    assert "greater than or equal to 1" in str(error)
 
 
 def test_bad_documents() -> None:
