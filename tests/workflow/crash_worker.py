@@ -562,7 +562,9 @@ async def main(argv: list[str]) -> int:
                 args.run_id, checkpoint_id=args.checkpoint, responses=responses or None
             )
     except Exception as exc:
-        say("ERROR " + json.dumps({"type": type(exc).__name__, "message": str(exc)}))
+        kinds = [c.__name__ for c in type(exc).__mro__]  # e.g. RunLockedError, CheckpointError
+        error = {"type": type(exc).__name__, "kinds": kinds, "message": str(exc)}
+        say("ERROR " + json.dumps(error))
         return 1
     finally:
         await store.aclose()
