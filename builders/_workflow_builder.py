@@ -13,7 +13,16 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
 
-from workflow import Case, Default, Executor, FunctionExecutor, Observer, RetryPolicy, Workflow
+from workflow import (
+    Case,
+    Default,
+    Executor,
+    FunctionExecutor,
+    Observer,
+    Resources,
+    RetryPolicy,
+    Workflow,
+)
 from workflow.authoring import EdgeGroup, NodePolicy, Predicate, build_graph, condition_label
 
 __all__ = ("WorkflowBuilder",)
@@ -74,13 +83,23 @@ class WorkflowBuilder:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        resources: Resources | None = None,
     ) -> Self:
-        """Register an executor, optionally with a retry policy and a per-invocation timeout."""
+        """Register an executor, optionally with a retry policy and a per-invocation timeout.
+
+        ``resources`` says what one invocation needs; cluster backends place it accordingly
+        (``LocalBackend`` ignores it).
+        """
         eid = self._node(executor)
         if timeout is not None and timeout <= 0:
             self._problems.append(f"executor {eid!r}: timeout must be > 0 seconds, got {timeout!r}")
-        if retry is not None or timeout is not None:
-            self._policies[eid] = NodePolicy(retry=retry, timeout=timeout)
+        if resources is not None and not isinstance(resources, Resources):
+            self._problems.append(
+                f"executor {eid!r}: resources must be a workflow.Resources, got {resources!r}"
+            )
+            resources = None
+        if retry is not None or timeout is not None or resources is not None:
+            self._policies[eid] = NodePolicy(retry=retry, timeout=timeout, resources=resources)
         return self
 
     def _node(self, item: ExecutorLike) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import events
 from ._adapters import WorkflowAgent, WorkflowTool
+from ._backend import LocalBackend, Resources
 from ._context import WorkflowContext
 from ._edges import Case, Default
 from ._errors import CheckpointError, ExecutorFailedError, GraphValidationError, WorkflowError
@@ -69,10 +70,12 @@ __all__ = (
     "FunctionExecutor",
     "GraphValidationError",
     "InMemoryCheckpointStore",
+    "LocalBackend",
     "Observer",
     "OpenTelemetryObserver",
     "PendingRequest",
     "PostgresCheckpointStore",
+    "Resources",
     "RetryPolicy",
     "RunInfo",
     "RunResult",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .events import WorkflowEvent
 
 if TYPE_CHECKING:
-    from ._runner import Invocation
+    from ._backend import Attempt
 
 __all__ = ("Done", "WorkflowContext")
 
@@ -56,7 +56,7 @@ class WorkflowContext(Generic[T_Out]):
 
     __slots__ = ("_inv", "source")
 
-    def __init__(self, invocation: Invocation) -> None:
+    def __init__(self, invocation: Attempt) -> None:
         self._inv = invocation
         self.source: str | None = None
 
@@ -66,12 +66,12 @@ class WorkflowContext(Generic[T_Out]):
 
     @property
     def run_id(self) -> str:
-        return self._inv.run.run_id
+        return self._inv.request.run_id
 
     @property
     def superstep(self) -> int:
         """Index of the superstep being executed (the first is 1)."""
-        return self._inv.run.superstep + 1
+        return self._inv.request.superstep
 
     def send_message(self, message: Any, *, target: str | None = None) -> Done[None]:
         """Send ``message`` along every outgoing edge (or only to successor ``target``).
@@ -96,7 +96,7 @@ class WorkflowContext(Generic[T_Out]):
         """Run-wide state: your own writes at once, others' from the next superstep."""
         value = self._inv.state_writes.get(key, _MISSING)
         if value is _MISSING:
-            value = self._inv.run.state.get(key, default)
+            value = self._inv.request.state.get(key, default)
         return Done(value)
 
     def set_state(self, key: str, value: Any) -> Done[None]:
@@ -108,7 +108,7 @@ class WorkflowContext(Generic[T_Out]):
         """State private to this executor within this run (e.g. an agent's conversation)."""
         value = self._inv.local_writes.get(key, _MISSING)
         if value is _MISSING:
-            value = self._inv.run.local.get(self._inv.node.id, {}).get(key, default)
+            value = self._inv.request.local.get(key, default)
         return Done(value)
 
     def set_executor_state(self, key: str, value: Any) -> Done[None]:

@@ -11,13 +11,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._edges import EdgeGroup
 from ._errors import GraphValidationError
 from ._executor import Executor
 from ._retry import RetryPolicy
 from ._typing import overlaps, type_name
+
+if TYPE_CHECKING:
+    from ._backend import Resources
 
 __all__ = ("NodePolicy", "WorkflowGraph", "build_graph")
 
@@ -28,6 +31,7 @@ class NodePolicy:
 
     retry: RetryPolicy | None = None
     timeout: float | None = None
+    resources: Resources | None = None  # read by backends that place invocations
 
 
 @dataclass(frozen=True, slots=True)

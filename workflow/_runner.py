@@ -8,8 +8,11 @@ graph order, whatever order executors finished in, so the same input gives the s
 Invocations are atomic: an invocation either completes (its sends, outputs, state writes and
 requests become one *outcome*) or fails (everything it did is discarded). Each completed
 outcome is recorded as a pending write as soon as it exists, so after a crash or a failure
-the superstep is retried with only the executors that had not finished. ``invoke`` is the
-single dispatch seam a distributed backend replaces.
+the superstep is retried with only the executors that had not finished.
+
+Where an invocation runs is the backend's (``_backend``): the runner hands it a plain-data
+request and gets a plain-data outcome back; retries, timeouts, routing (``_routing``), commit
+order, events and durability stay here, the same for every backend.
 
 Lean on the hot path: a superstep with one ready executor runs it without a task group, and
 every routing decision that can be made at build time was (see ``_graph``).
@@ -17,23 +20,22 @@ every routing decision that can be made at build time was (see ``_graph``).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._context import WorkflowContext
-from ._errors import CheckpointError, ExecutorFailedError, WorkflowError
+from ._backend import Backend, BackendRun, InvocationOutcome, InvocationRequest, default_backend
+from ._errors import CheckpointError, ExecutorFailedError
 from ._executor import Executor
-from ._graph import WorkflowGraph
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
+from ._routing import route
+from ._runstate import Delivery, EventSink, Reply, RunState
 from ._types import RunStatus
-from ._typing import type_name
 from .events import (
     ExecutorCompleted,
     ExecutorFailed,
@@ -49,109 +51,19 @@ from .events import (
 )
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectSendStream
+    from ._workflow import Workflow
 
-__all__ = ("EventSink", "Invocation", "Reply", "RunState", "Runner")
+__all__ = ("Durability", "EventSink", "Invocation", "Reply", "RunState", "Runner")
 
-# (order key, send sequence, source id, message, is a human reply)
-Delivery = tuple[int, int, str | None, Any, bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A human response on its way to the executor that asked."""
-
-    request_id: str
-    request: Any
-    response: Any
-
-
-@dataclass(slots=True)
-class RunState:
-    """Everything a run has committed; a checkpoint is a snapshot of this."""
-
-    run_id: str
-    superstep: int = 0
-    seq: int = 0
-    inbox: dict[str, list[Delivery]] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-    local: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fan_in: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
-    pending: dict[str, PendingRequest] = field(default_factory=dict)
-    outputs: list[Any] = field(default_factory=list)
-    done: dict[str, Invocation | dict[str, Any]] = field(default_factory=dict)
-    status: RunStatus = RunStatus.RUNNING
-    checkpoint_id: str | None = None
-    checkpoint_count: int = 0
-    error: BaseException | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain containers of the committed state (values as they are; encode to persist)."""
-        return {
-            "run_id": self.run_id,
-            "superstep": self.superstep,
-            "seq": self.seq,
-            "inbox": [[eid, [list(d) for d in box]] for eid, box in self.inbox.items()],
-            "state": self.state,
-            "local": self.local,
-            "fan_in": [[gi, list(bufs.items())] for gi, bufs in self.fan_in.items()],
-            "pending": [
-                [r.request_id, r.executor_id, r.payload, r.response_type]
-                for r in self.pending.values()
-            ],
-            "outputs": self.outputs,
-            "status": self.status.value,
-            "checkpoint_count": self.checkpoint_count,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunState:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            run_id=data["run_id"],
-            superstep=data["superstep"],
-            seq=data["seq"],
-            inbox={eid: [tuple(d) for d in box] for eid, box in data["inbox"]},
-            state=dict(data["state"]),
-            local={k: dict(v) for k, v in data["local"].items()},
-            fan_in={int(gi): {s: list(m) for s, m in bufs} for gi, bufs in data["fan_in"]},
-            pending={r[0]: PendingRequest(r[0], r[1], r[2], r[3]) for r in data["pending"]},
-            outputs=list(data["outputs"]),
-            status=RunStatus(data["status"]),
-            checkpoint_count=data.get("checkpoint_count", 0),
-        )
-
-    def deliver(self, target: str, message: Any, *, reply: bool = False) -> None:
-        """Queue an outside message (the run's input or a human reply) for ``target``."""
-        self.inbox.setdefault(target, []).append((-1, self.seq, None, message, reply))
-        self.seq += 1
-
-
-class EventSink:
-    """Collects a run's events and, when streaming, passes them on with backpressure."""
-
-    __slots__ = ("_send", "_sent", "events", "streaming")
-
-    def __init__(self, send: MemoryObjectSendStream[WorkflowEvent] | None = None) -> None:
-        self.events: list[WorkflowEvent] = []
-        self._send = send
-        self._sent = 0
-        self.streaming = send is not None
-
-    def emit(self, event: WorkflowEvent) -> None:
-        self.events.append(event)
-
-    async def flush(self) -> None:
-        if self._send is None:
-            return
-        events = self.events
-        while self._sent < len(events):
-            await self._send.send(events[self._sent])
-            self._sent += 1
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class Invocation:
-    """One executor handling its deliveries of one superstep, and what it produced."""
+    """One executor handling its deliveries of one superstep, and what it produced (routed).
+
+    The runner's side of an invocation: the backend returns an ``InvocationOutcome``, which
+    the runner routes into deliveries, fan-in contributions, outputs and drops here.
+    """
 
     __slots__ = (
         "buffer",
@@ -166,33 +78,32 @@ class Invocation:
         "outputs",
         "replayed",
         "requests",
-        "run",
-        "runner",
-        "sends",
+        "sink",
         "state_writes",
     )
 
-    def __init__(self, runner: Runner, node: Executor, inbox: list[Delivery]) -> None:
-        self.runner = runner
-        self.run = runner.state
+    def __init__(self, sink: EventSink, node: Executor, inbox: list[Delivery]) -> None:
+        self.sink = sink
         self.node = node
         self.inbox = inbox
         self.live = True
         self.buffer: list[WorkflowEvent] = []
         self.replayed = False
         self.error: BaseException | None = None
-        self.reset()
-
-    def reset(self) -> None:
-        """Start an attempt from a clean slate (a retry must not send twice)."""
-        self.sends: list[tuple[str | None, Any]] = []
         self.outputs: list[Any] = []
-        self.state_writes: dict[str, Any] = {}
-        self.local_writes: dict[str, Any] = {}
-        self.requests: list[PendingRequest] = []
+        self.state_writes: Mapping[str, Any] = _EMPTY
+        self.local_writes: Mapping[str, Any] = _EMPTY
+        self.requests: Sequence[PendingRequest] = ()
         self.deliveries: list[tuple[str, int, Any]] = []
         self.fan_in: list[tuple[int, Any]] = []
         self.dropped: list[tuple[str, str, str]] = []
+
+    def take(self, outcome: InvocationOutcome) -> None:
+        """Adopt a successful attempt's results (routing then adds to them)."""
+        self.outputs = list(outcome.outputs)
+        self.state_writes = outcome.state_writes
+        self.local_writes = outcome.local_writes
+        self.requests = outcome.requests
 
     def outcome(self) -> dict[str, Any]:
         """What this invocation produced, as plain containers (a pending write)."""
@@ -200,8 +111,8 @@ class Invocation:
             "deliveries": [list(d) for d in self.deliveries],
             "fan_in": [list(f) for f in self.fan_in],
             "outputs": self.outputs,
-            "state": self.state_writes,
-            "local": self.local_writes,
+            "state": dict(self.state_writes),
+            "local": dict(self.local_writes),
             "requests": [
                 [r.request_id, r.executor_id, r.payload, r.response_type] for r in self.requests
             ],
@@ -209,9 +120,9 @@ class Invocation:
         }
 
     @classmethod
-    def replay(cls, runner: Runner, node: Executor, outcome: dict[str, Any]) -> Invocation:
+    def replay(cls, sink: EventSink, node: Executor, outcome: dict[str, Any]) -> Invocation:
         """An invocation that already finished (recorded before a crash or failure)."""
-        inv = cls(runner, node, [])
+        inv = cls(sink, node, [])
         inv.replayed = True
         inv.deliveries = [(d[0], d[1], d[2]) for d in outcome["deliveries"]]
         inv.fan_in = [(f[0], f[1]) for f in outcome["fan_in"]]
@@ -222,20 +133,10 @@ class Invocation:
         inv.dropped = [(d[0], d[1], d[2]) for d in outcome["dropped"]]
         return inv
 
-    def add_request(self, payload: Any, response_type: Any) -> str:
-        node = self.node
-        if not node._response_specs:
-            raise TypeError(
-                f"executor {node.id!r} called request_info but has no @response_handler to "
-                "receive the answer; add one"
-            )
-        request_id = f"{node.id}:{self.run.superstep + 1}:{len(self.requests) + 1}"
-        self.requests.append(PendingRequest(request_id, node.id, payload, response_type))
-        return request_id
-
     async def emit(self, event: WorkflowEvent) -> None:
+        """The event channel a backend passes this invocation's events through."""
         if self.live:
-            sink = self.runner.sink
+            sink = self.sink
             sink.emit(event)
             if sink.streaming:
                 await sink.flush()
@@ -274,7 +175,7 @@ class Runner:
 
     def __init__(
         self,
-        graph: WorkflowGraph,
+        workflow: Workflow,
         state: RunState,
         *,
         sink: EventSink,
@@ -283,8 +184,11 @@ class Runner:
         strict: bool = False,
         observer: Observer | None = None,
         durability: Durability | None = None,
+        backend: Backend | None = None,
     ) -> None:
-        self.graph = graph
+        self.workflow = workflow
+        self.graph = workflow.graph
+        self.backend = backend if backend is not None else default_backend()
         self.state = state
         self.sink = sink
         self.max_supersteps = max_supersteps
@@ -294,9 +198,22 @@ class Runner:
         self.durability = durability
         self.background: anyio.abc.TaskGroup | None = None
         self.last_step: list[Invocation] = []
+        self.session: BackendRun
 
     # -- the run loop ----------------------------------------------------------------------
     async def execute(self, *, resumed: bool = False) -> RunResult:
+        """Run to a final status; the backend is opened for the run and closed after it."""
+        session = self.session = self.backend.open(self.workflow)
+        try:
+            result = await self._execute(resumed)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await session.aclose()
+            raise
+        await session.aclose()
+        return result
+
+    async def _execute(self, resumed: bool) -> RunResult:
         st = self.state
         st.status = RunStatus.RUNNING
         st.error = None
@@ -362,11 +279,11 @@ class Runner:
                 sink.emit(ExecutorInvoked(run_id=st.run_id, superstep=step, executor_id=eid))
                 done = st.done.get(eid)
                 if done is None:
-                    invs.append(Invocation(self, executors[eid], inbox[eid]))
+                    invs.append(Invocation(sink, executors[eid], inbox[eid]))
                 elif isinstance(done, Invocation):
                     invs.append(done)
                 else:  # an outcome recorded by an earlier process
-                    invs.append(Invocation.replay(self, executors[eid], done))
+                    invs.append(Invocation.replay(sink, executors[eid], done))
             if sink.streaming:
                 await sink.flush()
             obs = self.observer
@@ -426,7 +343,7 @@ class Runner:
                 await anyio.lowlevel.checkpoint()
 
     async def _invoke(self, inv: Invocation, step: _Step | None, index: int) -> None:
-        """The dispatch seam: run one executor's deliveries, route what it sent, record it."""
+        """Dispatch one invocation to the backend, route what it sent, record it."""
         obs = self.observer
         scope = None
         if obs is not None:
@@ -441,12 +358,13 @@ class Runner:
         try:
             if self.limiter is not None:
                 async with self.limiter:
-                    await self._attempts(inv)
+                    outcome = await self._attempts(inv)
             else:
-                await self._attempts(inv)
-            if inv.error is None:
+                outcome = await self._attempts(inv)
+            if outcome is not None:
+                inv.take(outcome)
                 try:
-                    await self._route(inv)
+                    await route(self.graph, inv, outcome.sends, self.strict)
                 except Exception as exc:
                     inv.error = exc
             if inv.error is None and self.durability is not None:
@@ -459,124 +377,50 @@ class Runner:
             if step is not None:
                 step.done(index)
 
-    async def _attempts(self, inv: Invocation) -> None:
+    def _request(self, inv: Invocation) -> InvocationRequest:
+        st = self.state
+        eid = inv.node.id
+        inbox = inv.inbox
+        if len(inbox) == 1:
+            d = inbox[0]
+            deliveries: tuple[tuple[str | None, Any, bool], ...] = ((d[2], d[3], d[4]),)
+        else:
+            inbox.sort(key=_delivery_key)
+            deliveries = tuple([(d[2], d[3], d[4]) for d in inbox])
+        return InvocationRequest(
+            st.run_id, eid, deliveries, st.state, st.local.get(eid, _EMPTY), st.superstep + 1
+        )
+
+    async def _attempts(self, inv: Invocation) -> InvocationOutcome | None:
+        """The invocation's attempts (retries and timeouts are the runner's, not the backend's)."""
+        request = self._request(inv)
         policy = self.graph.policies.get(inv.node.id)
-        if policy is None:
+        if policy is None or (policy.retry is None and policy.timeout is None):
             try:
-                await self._handle(inv)
+                return await self.session.invoke(request, inv.emit)
             except Exception as exc:
                 inv.error = exc
-            return
+                return None
         attempt = 1
         while True:
             try:
                 if policy.timeout is not None:
                     try:
                         with anyio.fail_after(policy.timeout):
-                            await self._handle(inv)
+                            return await self.session.invoke(request, inv.emit)
                     except TimeoutError as exc:
                         raise TimeoutError(
                             f"executor {inv.node.id!r} exceeded its timeout of {policy.timeout}s"
                         ) from exc
-                else:
-                    await self._handle(inv)
-                return
+                return await self.session.invoke(request, inv.emit)
             except Exception as exc:
                 retry = policy.retry
                 if retry is None or not retry.should_retry(exc, attempt):
                     inv.error = exc
-                    return
+                    return None
                 await anyio.sleep(retry.delay(attempt))
-                inv.reset()
                 attempt += 1
-
-    async def _handle(self, inv: Invocation) -> None:
-        node = inv.node
-        ctx: WorkflowContext[Any] = WorkflowContext(inv)
-        inbox = inv.inbox
-        if len(inbox) > 1:
-            inbox.sort(key=_delivery_key)
-        sends = inv.sends
-        for _, _, source, message, is_reply in inbox:
-            ctx.source = source
-            if is_reply:
-                call = node._lookup_reply(message.request, message.response)
-                if call is None:
-                    raise TypeError(
-                        f"executor {node.id!r} has no @response_handler for request "
-                        f"{type(message.request).__name__} with response "
-                        f"{type(message.response).__name__}"
-                    )
-                fn, takes_ctx = call
-                result = await (
-                    fn(message.request, message.response, ctx)
-                    if takes_ctx
-                    else fn(message.request, message.response)
-                )
-            else:
-                call = node._lookup(message)
-                if call is None:
-                    raise TypeError(
-                        f"executor {node.id!r} has no handler for {type(message).__name__}"
-                    )
-                fn, takes_ctx = call
-                result = await (fn(message, ctx) if takes_ctx else fn(message))
-            if result is not None:
-                sends.append((None, result))
-
-    # -- routing ---------------------------------------------------------------------------
-    async def _route(self, inv: Invocation) -> None:
-        eid = inv.node.id
-        routes = self.graph.routes.get(eid)
-        for target, message in inv.sends:
-            if target == eid and eid not in self.graph.successors[eid]:
-                self._deliver(inv, eid, -2, message, _SELF)  # a continuation, edge or not
-                continue
-            if target is not None and target not in self.graph.successors[eid]:
-                known = ", ".join(sorted(self.graph.successors[eid])) or "none"
-                raise WorkflowError(
-                    f"executor {eid!r} sent {type(message).__name__} to {target!r}, which is not "
-                    f"one of its successors ({known})"
-                )
-            if not routes:
-                inv.outputs.append(message)
-                continue
-            for route in routes:
-                group = route.group
-                kind = group.kind
-                if kind == "direct":
-                    dst = group.targets[0]
-                    if target is not None and target != dst:
-                        continue
-                    cond = group.conditions[0] if group.conditions else None
-                    if cond is None or await _check(cond, message, group):
-                        self._deliver(inv, dst, route.keys[0], message, group)
-                elif kind == "fan_in":
-                    if target is None or target == group.targets[0]:
-                        inv.fan_in.append((group.index, message))
-                elif kind == "fan_out":
-                    chosen = await _select(group, message) if group.selector is not None else None
-                    for dst, key in zip(group.targets, route.keys, strict=True):
-                        if (target is None or target == dst) and (chosen is None or dst in chosen):
-                            self._deliver(inv, dst, key, message, group)
-                else:  # switch
-                    pick = await _switch(group, message)
-                    dst = group.targets[pick]
-                    if target is None or target == dst:
-                        self._deliver(inv, dst, route.keys[pick], message, group)
-
-    def _deliver(self, inv: Invocation, dst: str, key: int, message: Any, group: Any) -> None:
-        node = self.graph.executors[dst]
-        if node.can_handle(message):
-            inv.deliveries.append((dst, key, message))
-            return
-        reason = (
-            f"{dst!r} has no handler for {type(message).__name__} "
-            f"(accepts {_accepts(node)}) on {group.describe()}"
-        )
-        if self.strict:
-            raise TypeError(f"message dropped: {reason}; strict=True makes this an error")
-        inv.dropped.append((dst, type(message).__name__, reason))
+                request = request._replace(attempt=attempt)
 
     # -- commit ----------------------------------------------------------------------------
     def _commit(self, invs: list[Invocation], step: int) -> None:
@@ -775,55 +619,5 @@ def _store_failure(group: BaseExceptionGroup[Any]) -> CheckpointError:
     return leaf
 
 
-class _SelfEdge:
-    @staticmethod
-    def describe() -> str:
-        return "self-addressed message"
-
-
-_SELF = _SelfEdge()
-
-
 def _delivery_key(d: Delivery) -> tuple[int, int]:
     return (d[0], d[1])
-
-
-def _accepts(node: Executor) -> str:
-    return type_name(node.input_types())
-
-
-async def _check(cond: Callable[[Any], Any], message: Any, group: Any) -> bool:
-    try:
-        result = cond(message)
-        if inspect.isawaitable(result):
-            result = await result
-    except Exception as exc:
-        raise WorkflowError(f"condition of {group.describe()} raised {exc!r}") from exc
-    return bool(result)
-
-
-async def _select(group: Any, message: Any) -> set[str]:
-    try:
-        chosen: Any = group.selector(message, list(group.targets))
-        if inspect.isawaitable(chosen):
-            chosen = await chosen
-        picked = {chosen} if isinstance(chosen, str) else set(chosen)
-    except Exception as exc:
-        raise WorkflowError(f"selection function of {group.describe()} raised {exc!r}") from exc
-    unknown = picked - set(group.targets)
-    if unknown:
-        raise WorkflowError(
-            f"selection function of {group.describe()} returned unknown target(s) "
-            f"{sorted(unknown)!r}; choose from {list(group.targets)!r}"
-        )
-    return picked
-
-
-async def _switch(group: Any, message: Any) -> int:
-    default = -1
-    for i, cond in enumerate(group.conditions):
-        if cond is None:
-            default = i
-        elif await _check(cond, message, group):
-            return i
-    return default

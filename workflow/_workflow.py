@@ -14,7 +14,7 @@ import functools
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -29,6 +29,9 @@ from ._runner import EventSink, Reply, Runner, RunState
 from ._stream import EventStream
 from ._typing import type_name
 from .events import RunFinished, RunStarted
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 __all__ = ("Workflow",)
 
@@ -128,12 +131,19 @@ class Workflow:
         return WorkflowTool(self, name, description, approval_mode)
 
     # -- running -------------------------------------------------------------------------------
-    async def run(self, input: Any, *, run_id: str | None = None) -> RunResult:
-        """Run to completion, a pause for input, failure, cancellation or the superstep limit."""
-        runner = self._new_run(input, run_id, EventSink())
+    async def run(
+        self, input: Any, *, run_id: str | None = None, backend: Backend | None = None
+    ) -> RunResult:
+        """Run to completion, a pause for input, failure, cancellation or the superstep limit.
+
+        ``backend`` decides where invocations run (default ``LocalBackend()``, in-process).
+        """
+        runner = self._new_run(input, run_id, EventSink(), backend)
         return await self._execute(runner, resumed=False)
 
-    def run_stream(self, input: Any, *, run_id: str | None = None) -> EventStream:
+    def run_stream(
+        self, input: Any, *, run_id: str | None = None, backend: Backend | None = None
+    ) -> EventStream:
         """Stream a run's events, ending with ``RunFinished``; leaving early cancels the run.
 
         Use it as ``async with wf.run_stream(x) as events: async for e in events: ...`` (the
@@ -142,7 +152,8 @@ class Workflow:
         """
 
         async def start(send: Any) -> None:
-            await self._execute(self._new_run(input, run_id, EventSink(send)), resumed=False)
+            runner = self._new_run(input, run_id, EventSink(send), backend)
+            await self._execute(runner, resumed=False)
 
         return EventStream(start)
 
@@ -156,9 +167,10 @@ class Workflow:
         *,
         checkpoint_id: str | None = None,
         responses: Mapping[str, Any] | None = None,
+        backend: Backend | None = None,
     ) -> RunResult:
         """Continue a run from its latest checkpoint (or fork from ``checkpoint_id``)."""
-        return await self._resume(run_id, checkpoint_id, responses, EventSink())
+        return await self._resume(run_id, checkpoint_id, responses, EventSink(), backend)
 
     def resume_stream(
         self,
@@ -166,16 +178,19 @@ class Workflow:
         *,
         checkpoint_id: str | None = None,
         responses: Mapping[str, Any] | None = None,
+        backend: Backend | None = None,
     ) -> EventStream:
         """Like ``resume``, streaming the events of the continuation (also ``async with``)."""
 
         async def start(send: Any) -> None:
-            await self._resume(run_id, checkpoint_id, responses, EventSink(send))
+            await self._resume(run_id, checkpoint_id, responses, EventSink(send), backend)
 
         return EventStream(start)
 
     # -- internals -----------------------------------------------------------------------------
-    def _new_run(self, input: Any, run_id: str | None, sink: EventSink) -> Runner:
+    def _new_run(
+        self, input: Any, run_id: str | None, sink: EventSink, backend: Backend | None = None
+    ) -> Runner:
         start = self._graph.executors[self._graph.start]
         if not start.can_handle(input):
             raise TypeError(
@@ -184,12 +199,18 @@ class Workflow:
             )
         state = RunState(run_id=run_id if run_id is not None else uuid.uuid4().hex)
         state.deliver(start.id, input)
-        return self._runner(state, sink)
+        return self._runner(state, sink, backend=backend)
 
-    def _runner(self, state: RunState, sink: EventSink, durability: Any = None) -> Runner:
+    def _runner(
+        self,
+        state: RunState,
+        sink: EventSink,
+        durability: Any = None,
+        backend: Backend | None = None,
+    ) -> Runner:
         observer = _combine(self.observers)
         return Runner(
-            self._graph,
+            self,
             state,
             sink=sink,
             max_supersteps=self.max_supersteps,
@@ -197,6 +218,7 @@ class Workflow:
             strict=self.strict,
             observer=observer,
             durability=durability if durability is not None else self._durability_for(state),
+            backend=backend,
         )
 
     def _durability_for(self, state: RunState) -> Any:
@@ -229,6 +251,7 @@ class Workflow:
         checkpoint_id: str | None,
         responses: Mapping[str, Any] | None,
         sink: EventSink,
+        backend: Backend | None = None,
     ) -> RunResult:
         # Load under the run's lock: a second process resuming the same run fails at once
         # instead of continuing from a state the first one is about to move on from.
@@ -240,7 +263,7 @@ class Workflow:
                 except BaseException:
                     self._paused.keep(state)
                     raise
-                runner = self._runner(state, sink)
+                runner = self._runner(state, sink, backend=backend)
             else:
                 from ._durable import load_state
 
@@ -254,7 +277,7 @@ class Workflow:
                 apply_responses(state, responses or {})
                 if responses:
                     durability.save_on_start = True  # the answers are stored before anything runs
-                runner = self._runner(state, sink, durability)
+                runner = self._runner(state, sink, durability, backend)
             if state.run_id != run_id:  # a fork runs under its own id and lock
                 async with self._lock(state.run_id):
                     return await self._execute_locked(runner, resumed=True)

@@ -1,0 +1,143 @@
+"""Routing one invocation's sends along the graph's edges.
+
+This runs in the runner, whatever the backend: edge conditions, selection functions and
+switch cases are user code that decides where messages go, and must give the same result on
+every backend. Messages a target cannot handle are dropped (reported as ``MessageDropped``),
+or fail the invocation with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._errors import WorkflowError
+from ._typing import type_name
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+    from ._graph import WorkflowGraph
+    from ._runner import Invocation
+
+__all__ = ("route",)
+
+
+async def route(
+    graph: WorkflowGraph,
+    inv: Invocation,
+    sends: Sequence[tuple[str | None, Any]],
+    strict: bool,
+) -> None:
+    """Turn ``sends`` into ``inv``'s deliveries, fan-in contributions, outputs and drops."""
+    eid = inv.node.id
+    routes = graph.routes.get(eid)
+    successors = graph.successors[eid]
+    for target, message in sends:
+        if target == eid and eid not in successors:
+            _deliver(graph, strict, inv, eid, -2, message, _SELF)  # a continuation, edge or not
+            continue
+        if target is not None and target not in successors:
+            known = ", ".join(sorted(successors)) or "none"
+            raise WorkflowError(
+                f"executor {eid!r} sent {type(message).__name__} to {target!r}, which is not "
+                f"one of its successors ({known})"
+            )
+        if not routes:
+            inv.outputs.append(message)
+            continue
+        for r in routes:
+            group = r.group
+            kind = group.kind
+            if kind == "direct":
+                dst = group.targets[0]
+                if target is not None and target != dst:
+                    continue
+                cond = group.conditions[0] if group.conditions else None
+                if cond is None or await _check(cond, message, group):
+                    _deliver(graph, strict, inv, dst, r.keys[0], message, group)
+            elif kind == "fan_in":
+                if target is None or target == group.targets[0]:
+                    inv.fan_in.append((group.index, message))
+            elif kind == "fan_out":
+                chosen = await _select(group, message) if group.selector is not None else None
+                for dst, key in zip(group.targets, r.keys, strict=True):
+                    if (target is None or target == dst) and (chosen is None or dst in chosen):
+                        _deliver(graph, strict, inv, dst, key, message, group)
+            else:  # switch
+                pick = await _switch(group, message)
+                dst = group.targets[pick]
+                if target is None or target == dst:
+                    _deliver(graph, strict, inv, dst, r.keys[pick], message, group)
+
+
+def _deliver(
+    graph: WorkflowGraph,
+    strict: bool,
+    inv: Invocation,
+    dst: str,
+    key: int,
+    message: Any,
+    group: Any,
+) -> None:
+    node = graph.executors[dst]
+    if node.can_handle(message):
+        inv.deliveries.append((dst, key, message))
+        return
+    reason = (
+        f"{dst!r} has no handler for {type(message).__name__} "
+        f"(accepts {_accepts(node)}) on {group.describe()}"
+    )
+    if strict:
+        raise TypeError(f"message dropped: {reason}; strict=True makes this an error")
+    inv.dropped.append((dst, type(message).__name__, reason))
+
+
+class _SelfEdge:
+    @staticmethod
+    def describe() -> str:
+        return "self-addressed message"
+
+
+_SELF = _SelfEdge()
+
+
+def _accepts(node: Executor) -> str:
+    return type_name(node.input_types())
+
+
+async def _check(cond: Callable[[Any], Any], message: Any, group: Any) -> bool:
+    try:
+        result = cond(message)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        raise WorkflowError(f"condition of {group.describe()} raised {exc!r}") from exc
+    return bool(result)
+
+
+async def _select(group: Any, message: Any) -> set[str]:
+    try:
+        chosen: Any = group.selector(message, list(group.targets))
+        if inspect.isawaitable(chosen):
+            chosen = await chosen
+        picked = {chosen} if isinstance(chosen, str) else set(chosen)
+    except Exception as exc:
+        raise WorkflowError(f"selection function of {group.describe()} raised {exc!r}") from exc
+    unknown = picked - set(group.targets)
+    if unknown:
+        raise WorkflowError(
+            f"selection function of {group.describe()} returned unknown target(s) "
+            f"{sorted(unknown)!r}; choose from {list(group.targets)!r}"
+        )
+    return picked
+
+
+async def _switch(group: Any, message: Any) -> int:
+    default = -1
+    for i, cond in enumerate(group.conditions):
+        if cond is None:
+            default = i
+        elif await _check(cond, message, group):
+            return i
+    return default
