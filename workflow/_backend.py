@@ -18,23 +18,30 @@ today's behaviour, with nothing copied.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._context import WorkflowContext
 from ._errors import GraphValidationError
-from ._result import PendingRequest
+from ._invocation import (
+    _EMPTY,
+    Delivery,
+    EmitEvent,
+    InvocationOutcome,
+    InvocationRequest,
+    new_outcome,
+)
 
 if TYPE_CHECKING:
     from ._executor import Executor
     from ._workflow import Workflow
-    from .events import WorkflowEvent
 
 __all__ = (
     "Backend",
     "BackendRun",
+    "Delivery",
     "EmitEvent",
     "InvocationOutcome",
     "InvocationRequest",
@@ -45,63 +52,6 @@ __all__ = (
     "run_invocation",
     "set_default_backend",
 )
-
-# How a backend passes an invocation's events on to the run's stream (in order, as emitted).
-EmitEvent = Callable[["WorkflowEvent"], Awaitable[None]]
-
-# (source executor id or None for the run's input and human replies, message, is a reply).
-# A reply's message is a ``Reply`` (request id, the request's payload, the response).
-Delivery = tuple[str | None, Any, bool]
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-class InvocationRequest(NamedTuple):
-    """One executor handling its deliveries of one superstep: what a backend runs.
-
-    Immutable plain data (a named tuple, cheap on the hot path); every value in it is
-    checkpointable. A backend must not mutate ``state`` or ``local``: they are read views of
-    what the run has committed (with ``LocalBackend`` the committed objects themselves).
-
-    Attributes:
-        run_id: The run (a nested run's id for an invocation inside a nested workflow).
-        executor_id: The executor to invoke, an id of the workflow given to ``Backend.open``.
-        deliveries: ``(source, message, is_reply)`` in the order they must be handled.
-        state: Run-wide state as committed before this superstep.
-        local: This executor's own state as committed before this superstep.
-        superstep: The superstep being executed (the first is 1).
-        attempt: 1 for the first attempt, then 2, 3, ... when the runner retries.
-    """
-
-    run_id: str
-    executor_id: str
-    deliveries: tuple[Delivery, ...]
-    state: Mapping[str, Any]
-    local: Mapping[str, Any]
-    superstep: int
-    attempt: int = 1
-
-
-class InvocationOutcome(NamedTuple):
-    """What one successful invocation produced, before routing: frozen plain data.
-
-    Attributes:
-        sends: ``(target, message)`` in send order; ``target`` is ``None`` for "along every
-            outgoing edge" (a handler's return value is such a send).
-        outputs: Values given to ``ctx.yield_output``, in order.
-        state_writes: Run-wide state keys written (last write wins).
-        local_writes: The executor's own state keys written.
-        requests: Questions asked with ``ctx.request_info``.
-        events: The events the invocation emitted, in order (each already passed to the run's
-            stream through the ``emit`` channel; kept here as the invocation's record).
-    """
-
-    sends: tuple[tuple[str | None, Any], ...] = ()
-    outputs: tuple[Any, ...] = ()
-    state_writes: Mapping[str, Any] = _EMPTY
-    local_writes: Mapping[str, Any] = _EMPTY
-    requests: tuple[PendingRequest, ...] = ()
-    events: tuple[WorkflowEvent, ...] = ()
 
 
 class BackendRun(Protocol):
@@ -208,65 +158,6 @@ def resources_for(workflow: Workflow, executor_id: str) -> Resources:
     return found if found is not None else Resources()
 
 
-class Attempt:
-    """The backend side of one invocation attempt: what a handler's context records into."""
-
-    __slots__ = (
-        "backend",
-        "emit_event",
-        "events",
-        "local_writes",
-        "node",
-        "outputs",
-        "request",
-        "requests",
-        "sends",
-        "state_writes",
-    )
-
-    def __init__(
-        self, node: Executor, request: InvocationRequest, emit: EmitEvent, backend: Backend
-    ) -> None:
-        self.node = node
-        self.request = request
-        self.emit_event = emit
-        self.backend = backend
-        self.sends: list[tuple[str | None, Any]] = []
-        self.outputs: list[Any] = []
-        self.state_writes: dict[str, Any] = {}
-        self.local_writes: dict[str, Any] = {}
-        self.requests: list[PendingRequest] = []
-        self.events: list[WorkflowEvent] | None = None
-
-    def add_request(self, payload: Any, response_type: Any) -> str:
-        node = self.node
-        if not node._response_specs:
-            raise TypeError(
-                f"executor {node.id!r} called request_info but has no @response_handler to "
-                "receive the answer; add one"
-            )
-        request_id = f"{node.id}:{self.request.superstep}:{len(self.requests) + 1}"
-        self.requests.append(PendingRequest(request_id, node.id, payload, response_type))
-        return request_id
-
-    async def emit(self, event: WorkflowEvent) -> None:
-        if self.events is None:
-            self.events = [event]
-        else:
-            self.events.append(event)
-        await self.emit_event(event)
-
-    def outcome(self) -> InvocationOutcome:
-        return InvocationOutcome(
-            tuple(self.sends),
-            tuple(self.outputs),
-            self.state_writes or _EMPTY,
-            self.local_writes or _EMPTY,
-            tuple(self.requests),
-            tuple(self.events) if self.events is not None else (),
-        )
-
-
 async def run_invocation(
     node: Executor, request: InvocationRequest, emit: EmitEvent, backend: Backend
 ) -> InvocationOutcome:
@@ -276,9 +167,8 @@ async def run_invocation(
     it raises what a handler raises (the attempt's partial results are then discarded).
     ``backend`` is the backend nested workflows run their children on.
     """
-    att = Attempt(node, request, emit, backend)
-    ctx: WorkflowContext[Any] = WorkflowContext(att)
-    sends = att.sends
+    ctx: WorkflowContext[Any] = WorkflowContext(node, request, emit, backend)
+    sends = ctx._sends
     for source, message, is_reply in request.deliveries:
         ctx.source = source
         if is_reply:
@@ -303,7 +193,16 @@ async def run_invocation(
             result = await (fn(message, ctx) if takes_ctx else fn(message))
         if result is not None:
             sends.append((None, result))
-    return att.outcome()
+    return new_outcome(  # inlined ctx._outcome(): one call fewer per invocation
+        (
+            tuple(sends),
+            tuple(ctx._outputs) if ctx._outputs else (),
+            ctx._state_writes or _EMPTY,
+            ctx._local_writes or _EMPTY,
+            tuple(ctx._requests) if ctx._requests else (),
+            tuple(ctx._events) if ctx._events else (),
+        )
+    )
 
 
 class LocalBackend:

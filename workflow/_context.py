@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._result import PendingRequest
 from .events import WorkflowEvent
 
 if TYPE_CHECKING:
-    from ._backend import Attempt
+    from ._backend import Backend
+    from ._executor import Executor
+    from ._invocation import EmitEvent, InvocationRequest
 
 __all__ = ("Done", "WorkflowContext")
 
@@ -49,29 +52,55 @@ _DONE: Any = _DoneNone()
 class WorkflowContext(Generic[T_Out]):
     """Per-invocation context; ``WorkflowContext[T]`` declares that the handler sends ``T``.
 
+    It is also the record of the invocation attempt: what the handler sends, outputs,
+    writes and asks is kept here until the backend turns it into an ``InvocationOutcome``.
+
     Attributes:
         source: Id of the executor that sent the message being handled (``None`` for the
             run's input and for human responses).
     """
 
-    __slots__ = ("_inv", "source")
+    __slots__ = (
+        "_backend",
+        "_emit",
+        "_events",
+        "_local_writes",
+        "_node",
+        "_outputs",
+        "_request",
+        "_requests",
+        "_sends",
+        "_state_writes",
+        "source",
+    )
 
-    def __init__(self, invocation: Attempt) -> None:
-        self._inv = invocation
+    def __init__(
+        self, node: Executor, request: InvocationRequest, emit: EmitEvent, backend: Backend
+    ) -> None:
+        self._node = node
+        self._request = request
+        self._emit = emit
+        self._backend = backend
+        self._sends: list[tuple[str | None, Any]] = []
+        self._outputs: list[Any] = []
+        self._state_writes: dict[str, Any] = {}
+        self._local_writes: dict[str, Any] = {}
+        self._requests: list[PendingRequest] | None = None
+        self._events: list[WorkflowEvent] | None = None
         self.source: str | None = None
 
     @property
     def executor_id(self) -> str:
-        return self._inv.node.id
+        return self._node.id
 
     @property
     def run_id(self) -> str:
-        return self._inv.request.run_id
+        return self._request.run_id
 
     @property
     def superstep(self) -> int:
         """Index of the superstep being executed (the first is 1)."""
-        return self._inv.request.superstep
+        return self._request.superstep
 
     def send_message(self, message: Any, *, target: str | None = None) -> Done[None]:
         """Send ``message`` along every outgoing edge (or only to successor ``target``).
@@ -81,38 +110,36 @@ class WorkflowContext(Generic[T_Out]):
         how a long job checkpoints its progress (e.g. an approved tool call, then the model).
         """
         if message is None:
-            raise TypeError(
-                f"executor {self._inv.node.id!r} sent None; send a value or return None"
-            )
-        self._inv.sends.append((target, message))
+            raise TypeError(f"executor {self._node.id!r} sent None; send a value or return None")
+        self._sends.append((target, message))
         return _DONE  # type: ignore[no-any-return]
 
     def yield_output(self, value: Any) -> Done[None]:
         """Emit a workflow output (committed with this executor's other results)."""
-        self._inv.outputs.append(value)
+        self._outputs.append(value)
         return _DONE  # type: ignore[no-any-return]
 
     def get_state(self, key: str, default: Any = None) -> Done[Any]:
         """Run-wide state: your own writes at once, others' from the next superstep."""
-        value = self._inv.state_writes.get(key, _MISSING)
+        value = self._state_writes.get(key, _MISSING)
         if value is _MISSING:
-            value = self._inv.request.state.get(key, default)
+            value = self._request.state.get(key, default)
         return Done(value)
 
     def set_state(self, key: str, value: Any) -> Done[None]:
         """Write run-wide state; committed (and checkpointed) if this executor succeeds."""
-        self._inv.state_writes[key] = value
+        self._state_writes[key] = value
         return _DONE  # type: ignore[no-any-return]
 
     def get_executor_state(self, key: str, default: Any = None) -> Done[Any]:
         """State private to this executor within this run (e.g. an agent's conversation)."""
-        value = self._inv.local_writes.get(key, _MISSING)
+        value = self._local_writes.get(key, _MISSING)
         if value is _MISSING:
-            value = self._inv.request.local.get(key, default)
+            value = self._request.local.get(key, default)
         return Done(value)
 
     def set_executor_state(self, key: str, value: Any) -> Done[None]:
-        self._inv.local_writes[key] = value
+        self._local_writes[key] = value
         return _DONE  # type: ignore[no-any-return]
 
     def request_info(self, payload: Any, *, response_type: type[Any] = object) -> Done[str]:
@@ -121,8 +148,22 @@ class WorkflowContext(Generic[T_Out]):
         The answer arrives at this executor's ``@response_handler`` when the run is resumed
         with ``responses={request_id: value}``. The run pauses once nothing else can run.
         """
-        return Done(self._inv.add_request(payload, response_type))
+        node = self._node
+        if not node._response_specs:
+            raise TypeError(
+                f"executor {node.id!r} called request_info but has no @response_handler to "
+                "receive the answer; add one"
+            )
+        if self._requests is None:
+            self._requests = []
+        request_id = f"{node.id}:{self._request.superstep}:{len(self._requests) + 1}"
+        self._requests.append(PendingRequest(request_id, node.id, payload, response_type))
+        return Done(request_id)
 
     async def add_event(self, event: WorkflowEvent) -> None:
         """Emit a custom event (e.g. ``AgentDelta``), streamed in deterministic order."""
-        await self._inv.emit(event)
+        if self._events is None:
+            self._events = [event]
+        else:
+            self._events.append(event)
+        await self._emit(event)

@@ -108,7 +108,7 @@ class ChildRun:
             max_supersteps=wf.max_supersteps,
             max_concurrency=wf.max_concurrency,
             strict=wf.strict,
-            backend=ctx._inv.backend,
+            backend=ctx._backend,
         )
         result = await runner.execute(resumed=resumed)
         await sink.flush()

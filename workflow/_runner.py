@@ -28,9 +28,10 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._backend import Backend, BackendRun, InvocationOutcome, InvocationRequest, default_backend
+from ._backend import Backend, BackendRun, default_backend
 from ._errors import CheckpointError, ExecutorFailedError
 from ._executor import Executor
+from ._invocation import InvocationOutcome, InvocationRequest, new_request
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
 from ._routing import route
@@ -51,6 +52,7 @@ from .events import (
 )
 
 if TYPE_CHECKING:
+    from ._graph import NodePolicy
     from ._workflow import Workflow
 
 __all__ = ("Durability", "EventSink", "Invocation", "Reply", "RunState", "Runner")
@@ -87,7 +89,7 @@ class Invocation:
         self.node = node
         self.inbox = inbox
         self.live = True
-        self.buffer: list[WorkflowEvent] = []
+        self.buffer: list[WorkflowEvent] | None = None  # events held back while not live
         self.replayed = False
         self.error: BaseException | None = None
         self.outputs: list[Any] = []
@@ -97,13 +99,6 @@ class Invocation:
         self.deliveries: list[tuple[str, int, Any]] = []
         self.fan_in: list[tuple[int, Any]] = []
         self.dropped: list[tuple[str, str, str]] = []
-
-    def take(self, outcome: InvocationOutcome) -> None:
-        """Adopt a successful attempt's results (routing then adds to them)."""
-        self.outputs = list(outcome.outputs)
-        self.state_writes = outcome.state_writes
-        self.local_writes = outcome.local_writes
-        self.requests = outcome.requests
 
     def outcome(self) -> dict[str, Any]:
         """What this invocation produced, as plain containers (a pending write)."""
@@ -140,6 +135,8 @@ class Invocation:
             sink.emit(event)
             if sink.streaming:
                 await sink.flush()
+        elif self.buffer is None:
+            self.buffer = [event]
         else:
             self.buffer.append(event)
 
@@ -164,9 +161,10 @@ class _Step:
             self.head += 1
             if self.head < len(invs):
                 nxt = invs[self.head]
-                for event in nxt.buffer:
-                    self.sink.emit(event)
-                nxt.buffer.clear()
+                if nxt.buffer is not None:
+                    for event in nxt.buffer:
+                        self.sink.emit(event)
+                    nxt.buffer = None
                 nxt.live = True
 
 
@@ -356,13 +354,47 @@ class Runner:
             )
             scope.__enter__()
         try:
-            if self.limiter is not None:
-                async with self.limiter:
-                    outcome = await self._attempts(inv)
+            st = self.state
+            eid = inv.node.id
+            inbox = inv.inbox
+            if len(inbox) == 1:
+                d = inbox[0]
+                deliveries: tuple[tuple[str | None, Any, bool], ...] = ((d[2], d[3], d[4]),)
             else:
-                outcome = await self._attempts(inv)
+                inbox.sort(key=_delivery_key)
+                deliveries = tuple([(d[2], d[3], d[4]) for d in inbox])
+            request = new_request(
+                (
+                    st.run_id,
+                    eid,
+                    deliveries,
+                    st.state,
+                    st.local.get(eid, _EMPTY),
+                    st.superstep + 1,
+                    1,
+                )
+            )
+            policy = self.graph.policies.get(eid)
+            outcome: InvocationOutcome | None
+            if self.limiter is None and (
+                policy is None or (policy.retry is None and policy.timeout is None)
+            ):
+                try:  # the hot path: one attempt, no limit
+                    outcome = await self.session.invoke(request, inv.emit)
+                except Exception as exc:
+                    inv.error = exc
+                    outcome = None
+            elif self.limiter is not None:
+                async with self.limiter:
+                    outcome = await self._attempts(inv, request, policy)
+            else:
+                outcome = await self._attempts(inv, request, policy)
             if outcome is not None:
-                inv.take(outcome)
+                if outcome.outputs:
+                    inv.outputs = list(outcome.outputs)
+                inv.state_writes = outcome.state_writes
+                inv.local_writes = outcome.local_writes
+                inv.requests = outcome.requests
                 try:
                     await route(self.graph, inv, outcome.sends, self.strict)
                 except Exception as exc:
@@ -377,24 +409,10 @@ class Runner:
             if step is not None:
                 step.done(index)
 
-    def _request(self, inv: Invocation) -> InvocationRequest:
-        st = self.state
-        eid = inv.node.id
-        inbox = inv.inbox
-        if len(inbox) == 1:
-            d = inbox[0]
-            deliveries: tuple[tuple[str | None, Any, bool], ...] = ((d[2], d[3], d[4]),)
-        else:
-            inbox.sort(key=_delivery_key)
-            deliveries = tuple([(d[2], d[3], d[4]) for d in inbox])
-        return InvocationRequest(
-            st.run_id, eid, deliveries, st.state, st.local.get(eid, _EMPTY), st.superstep + 1
-        )
-
-    async def _attempts(self, inv: Invocation) -> InvocationOutcome | None:
+    async def _attempts(
+        self, inv: Invocation, request: InvocationRequest, policy: NodePolicy | None
+    ) -> InvocationOutcome | None:
         """The invocation's attempts (retries and timeouts are the runner's, not the backend's)."""
-        request = self._request(inv)
-        policy = self.graph.policies.get(inv.node.id)
         if policy is None or (policy.retry is None and policy.timeout is None):
             try:
                 return await self.session.invoke(request, inv.emit)
