@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from workflow import Executor, RunStatus, Workflow, WorkflowContext, response_handler
-from workflow._executor import HandlerSpec
-from workflow._nested import ChildRun
+from workflow.authoring import ChildRun, HandlerSpec
 
 __all__ = ("SubWorkflowRequest", "WorkflowExecutor")
 

@@ -80,8 +80,9 @@ def test_layering(package: str, forbidden: set[str]) -> None:
 # Outside ``workflow/`` only its public modules may be imported: the package itself,
 # ``workflow.events``, ``workflow.authoring`` (the seam for node authors) and the CLI.
 OUTSIDE_CORE = ("builders", "executors", "visualize", "examples", "benchmarks")
-# Until the kernel rewrite lands, the nested-workflow executor still drives the runner itself.
-PRIVATE_ALLOWED = {"executors/_workflow_executor.py"}
+# Files allowed to import private core modules (none: the nested-workflow executor now uses
+# workflow.authoring.ChildRun).
+PRIVATE_ALLOWED: set[str] = set()
 
 
 def _private_core_imports(

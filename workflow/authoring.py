@@ -16,6 +16,9 @@ releases; a test fails any import of it from outside the ``workflow`` package.
 - Adapters: ``register_adapter`` installs how the ``executors`` package turns a workflow
   descriptor (``Workflow.as_agent``, ``as_tool``) into a node, an answer or a tool; the core
   cannot import ``executors`` itself.
+- Nesting: ``ChildRun`` runs a whole workflow inside one invocation of another (what
+  ``WorkflowExecutor`` builds on): on the backend the parent's invocation runs on, its events
+  renamed into the parent's run, its paused state plain data the parent node keeps.
 - Packages: ``lazy_exports`` makes a package ``__getattr__`` that imports heavy names on first
   use, so that importing the package stays cheap.
 """
@@ -27,9 +30,11 @@ from ._edges import EdgeGroup, Predicate, condition_label
 from ._executor import HandlerSpec
 from ._graph import NodePolicy, WorkflowGraph, build_graph
 from ._lazy import lazy_exports
+from ._nested import ChildRun
 from ._typing import overlaps
 
 __all__ = (
+    "ChildRun",
     "EdgeGroup",
     "HandlerSpec",
     "NodePolicy",
