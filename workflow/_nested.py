@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._result import RunResult
 from ._runstate import EventSink, RunState
-from ._serde import SerializationError
 from .events import (
     CheckpointSaved,
     OutputEmitted,
@@ -128,6 +127,7 @@ class ChildRun:
         run with a checkpoint store refuses, naming the path to it).
         """
         from ._durable import registry_for
+        from ._serde import SerializationError
 
         registry = registry_for(self.workflow)
         data = self.state.to_dict()
