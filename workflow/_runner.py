@@ -268,10 +268,10 @@ class Runner:
                 return RunStatus.MAX_SUPERSTEPS
             step = st.superstep + 1
             inbox = st.inbox
-            targets = list(inbox) if len(inbox) == 1 else sorted(inbox, key=order.__getitem__)
-            sink.emit(
-                SuperstepStarted(run_id=st.run_id, superstep=step, executor_ids=tuple(targets))
+            targets = (
+                tuple(inbox) if len(inbox) == 1 else tuple(sorted(inbox, key=order.__getitem__))
             )
+            sink.emit(SuperstepStarted(run_id=st.run_id, superstep=step, executor_ids=targets))
             invs: list[Invocation] = []
             for eid in targets:
                 sink.emit(ExecutorInvoked(run_id=st.run_id, superstep=step, executor_id=eid))
@@ -286,7 +286,7 @@ class Runner:
                 await sink.flush()
             obs = self.observer
             scope = (
-                obs.superstep(run_id=st.run_id, superstep=step, executor_ids=tuple(targets))
+                obs.superstep(run_id=st.run_id, superstep=step, executor_ids=targets)
                 if obs is not None
                 else None
             )
@@ -297,7 +297,10 @@ class Runner:
             finally:
                 if scope is not None:
                     scope.__exit__(None, None, None)
-            failed = [inv for inv in invs if inv.error is not None]
+            if len(invs) == 1:
+                failed = invs if invs[0].error is not None else None
+            else:
+                failed = [inv for inv in invs if inv.error is not None]
             if failed:
                 return self._fail(invs, failed, step)
             self.last_step = invs
@@ -310,9 +313,9 @@ class Runner:
         return RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
 
     async def _run_step(self, invs: list[Invocation]) -> None:
-        todo = [inv for inv in invs if not inv.replayed]
-        if len(todo) == 1 and len(invs) == 1:
-            await self._invoke(todo[0], None, 0)
+        if len(invs) == 1:  # the common case: no task group, no ordering of live events
+            if not invs[0].replayed:
+                await self._invoke(invs[0], None, 0)
             return
         step = _Step(invs, self.sink)
         queue: list[tuple[Invocation, int]] = []
@@ -472,17 +475,21 @@ class Runner:
                 st.state.update(inv.state_writes)
             if inv.local_writes:
                 st.local.setdefault(eid, {}).update(inv.local_writes)
-            self._emit_results(inv, step)
+            if inv.dropped or inv.outputs or inv.requests:
+                self._emit_results(inv, step)
             emit(ExecutorCompleted(run_id=run_id, superstep=step, executor_id=eid, messages=sent))
-            st.outputs.extend(inv.outputs)
+            if inv.outputs:
+                st.outputs.extend(inv.outputs)
             for request in inv.requests:
                 st.pending[request.request_id] = request
-        for gi in sorted(set(touched)):
-            seq = self._fire_fan_in(gi, inbox, seq, step)
+        if touched:
+            for gi in sorted(set(touched)):
+                seq = self._fire_fan_in(gi, inbox, seq, step)
         st.seq = seq
         st.inbox = inbox
         st.superstep = step
-        st.done = {}
+        if st.done:
+            st.done = {}
 
     def _emit_results(self, inv: Invocation, step: int) -> None:
         run_id = self.state.run_id
