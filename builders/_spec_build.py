@@ -215,6 +215,18 @@ class _Builder:
             from executors import CodeExecutor
 
             node = CodeExecutor(name, **spec.code.model_dump(exclude_none=True))
+        elif spec.workflow is not None:
+            from executors import WorkflowExecutor
+
+            child = spec.workflow
+            try:
+                inner = build_workflow(child, self.names.nested(child.imports))
+            except SpecError as exc:
+                inner_path = f"{where}.workflow" + (f".{exc.path}" if exc.path else "")
+                message = str(exc).removeprefix(f"{exc.path}: ") if exc.path else str(exc)
+                raise SpecError(inner_path, message) from None
+            inner.description = child.description
+            node = WorkflowExecutor(inner, id=name)
         else:
             from executors import HumanExecutor
 
@@ -421,7 +433,12 @@ class _Builder:
         )
         for name, node_spec in spec.executors.items():
             node = self.executor(name, f"executors.{name}")
-            builder.add_executor(node, timeout=node_spec.timeout)
+            retry = None
+            if node_spec.retry is not None:
+                from workflow import RetryPolicy
+
+                retry = RetryPolicy(**node_spec.retry.model_dump())
+            builder.add_executor(node, timeout=node_spec.timeout, retry=retry)
         guarded: set[tuple[str, str]] = set()
         plain: set[tuple[str, str]] = set()
         for i, edge in enumerate(spec.edges):

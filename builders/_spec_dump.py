@@ -228,19 +228,15 @@ class _Dumper:
 
     def node(self, node: Executor, path: str, *, strip_handoffs: bool = False) -> str:
         """The name a node is referred to by: an agent's name, or an ``executors`` entry."""
-        from executors import AgentExecutor, CodeExecutor, HumanExecutor
+        from executors import AgentExecutor, CodeExecutor, HumanExecutor, WorkflowExecutor
 
         policy = self.wf.graph.policies.get(node.id)
         timeout = policy.timeout if policy is not None else None
-        if policy is not None and policy.retry is not None:
-            raise SpecError(
-                f"executors.{node.id}",
-                "retry policies have no spec form yet; remove retry= to dump this workflow",
-            )
+        retry = _retry(policy.retry, f"executors.{node.id}.retry") if policy else None
         body: dict[str, Any]
         if isinstance(node, AgentExecutor):
             name = self.agent(node.agent, path, strip_handoffs=strip_handoffs)
-            if node.id == name and timeout is None:
+            if node.id == name and timeout is None and retry is None:
                 return name
             body = {"agent": name}
         elif isinstance(node, FunctionExecutor):
@@ -261,6 +257,8 @@ class _Dumper:
             if node.auto_reply is not None:
                 raise SpecError(f"executors.{node.id}", "auto_reply functions have no spec form")
             body = {"human": human}
+        elif isinstance(node, WorkflowExecutor):
+            body = {"workflow": _Dumper(node.workflow).dump()}
         else:
             raise SpecError(
                 f"executors.{node.id}",
@@ -269,6 +267,8 @@ class _Dumper:
             )
         if timeout is not None:
             body["timeout"] = timeout
+        if retry is not None:
+            body["retry"] = retry
         self.executors[node.id] = body
         return node.id
 
@@ -455,6 +455,15 @@ class _Dumper:
             edges.append(edge)
         body: dict[str, Any] = {"kind": "graph", "start": refs[graph.start], "edges": edges}
         return self._supersteps(body)
+
+
+def _retry(policy: Any, path: str) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    if tuple(policy.retry_on) != (Exception,):
+        raise SpecError(path, "retry_on has no spec form (a spec retries on any Exception)")
+    keys = ("max_attempts", "initial_delay", "backoff", "max_delay")
+    return {key: getattr(policy, key) for key in keys}
 
 
 def _code_options(config: Any) -> dict[str, Any]:

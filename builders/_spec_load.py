@@ -262,6 +262,10 @@ class _Names:
         self.allow_imports = allow_imports
         self._loaded: dict[str, Any] = {}
 
+    def nested(self, imports: Mapping[str, str]) -> _Names:
+        """The names a nested spec sees: the caller's functions, both specs' imports."""
+        return _Names({**self.imports, **imports}, self.functions, self.allow_imports)
+
     def get(self, name: str, path: str) -> Any:
         """The object ``name`` stands for; ``path`` is where the spec uses it."""
         if name in self.functions:

@@ -149,21 +149,34 @@ class HumanSpec(_Strict):
     default_auto_reply: str = ""
 
 
+class RetrySpec(_Strict):
+    """Retries of a failing node (``RetryPolicy``): delays grow by ``backoff`` up to
+    ``max_delay``."""
+
+    max_attempts: int = Field(3, ge=1)
+    initial_delay: float = Field(0.5, ge=0)
+    backoff: float = Field(2.0, ge=1)
+    max_delay: float = Field(30.0, ge=0)
+
+
 class ExecutorSpec(_Strict):
-    """One node: an agent of ``agents``, a named function (or executor), code, or a person."""
+    """One node: an agent of ``agents``, a named function (or executor), code, a person, or a
+    whole workflow (a spec of its own, nested as one node)."""
 
     agent: Name | None = None
     function: Name | None = None
     code: CodeSpec | None = None
     human: HumanSpec | None = None
+    workflow: SpecModel | None = None
     description: str | None = Field(
         None, description="What the node does, for the team (a Magentic manager reads it)."
     )
     timeout: float | None = Field(None, gt=0, description="Seconds per invocation.")
+    retry: RetrySpec | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> ExecutorSpec:
-        self._one_of("agent", "function", "code", "human")
+        self._one_of("agent", "function", "code", "human", "workflow")
         return self
 
 
@@ -325,6 +338,20 @@ SpecModel = Annotated[
     GraphSpec | MagenticSpec | GroupChatSpec | SequentialSpec | ConcurrentSpec | HandoffSpec,
     Field(discriminator="kind"),
 ]
+
+
+# ExecutorSpec nests whole specs (a workflow as one node): resolve that cycle now.
+_RECURSIVE: tuple[type[BaseModel], ...] = (
+    ExecutorSpec,
+    GraphSpec,
+    MagenticSpec,
+    GroupChatSpec,
+    SequentialSpec,
+    ConcurrentSpec,
+    HandoffSpec,
+)
+for _model in _RECURSIVE:
+    _model.model_rebuild()
 
 
 def spec_json_schema() -> dict[str, Any]:

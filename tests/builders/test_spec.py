@@ -38,11 +38,20 @@ from executors import (
     StandardMagenticManager,
     TaskLedger,
     ToolCall,
+    WorkflowExecutor,
     tool,
 )
 from executors._magentic_ledger import LedgerEntry
 from visualize import to_dot, to_mermaid
-from workflow import Case, Default, FunctionExecutor, Workflow, WorkflowContext, executor
+from workflow import (
+    Case,
+    Default,
+    FunctionExecutor,
+    RetryPolicy,
+    Workflow,
+    WorkflowContext,
+    executor,
+)
 from workflow.events import WorkflowEvent
 
 
@@ -239,6 +248,16 @@ def graph() -> Workflow:
     )
 
 
+def nested() -> Workflow:
+    child = WorkflowBuilder(start=shout, name="inner").add_edge(shout, long_path).build()
+    return (
+        WorkflowBuilder(start=left, name="outer")
+        .add_executor(left, retry=RetryPolicy(max_attempts=2, initial_delay=0.0))
+        .add_edge(left, WorkflowExecutor(child, id="inner"))
+        .build()
+    )
+
+
 def echo_node(node_id: str) -> FunctionExecutor:
     return FunctionExecutor(shout, id=node_id)
 
@@ -254,6 +273,7 @@ TEAMS = {
     "handoff": (handoff, "Where is order 7?"),
     "graph_long": (graph, "a long text"),
     "graph_short": (graph, "hey"),
+    "nested": (nested, "abc"),
 }
 
 
@@ -428,3 +448,24 @@ def test_scripted_replies_with_tool_calls_round_trip() -> None:
         "tool_calls": [{"id": "c_lookup", "name": "lookup", "arguments": {"number": "7"}}],
     }
     assert replies[1] == "Your order 7 has shipped."
+
+
+def test_a_nested_workflow_and_a_retry_policy_are_written_inline() -> None:
+    data = dump_spec(nested())
+    assert data["executors"]["left"]["retry"] == {
+        "max_attempts": 2,
+        "initial_delay": 0.0,
+        "backoff": 2.0,
+        "max_delay": 30.0,
+    }
+    inner = data["executors"]["inner"]["workflow"]
+    assert inner["kind"] == "graph"
+    assert inner["start"] == "shout"
+    loaded = load_spec(data, allow_imports=True)
+    assert loaded.graph.policies["left"].retry == RetryPolicy(max_attempts=2, initial_delay=0.0)
+    assert loaded.run_sync("abc").outputs == ["long:LABC"]
+    # a mistake inside the nested spec is named by its full path
+    inner["executors"]["shout"] = {"function": "missing"}
+    with pytest.raises(SpecError) as caught:
+        load_spec(data, allow_imports=True)
+    assert caught.value.path == "executors.inner.workflow.executors.shout.function"

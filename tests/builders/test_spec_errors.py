@@ -239,11 +239,7 @@ def test_nothing_in_a_spec_is_evaluated() -> None:
 
 
 def test_dump_refuses_what_has_no_spec_form() -> None:
-    wf = (
-        WorkflowBuilder(start=up, name="g")
-        .add_edge(up, down, condition=lambda s: True)
-        .build()
-    )
+    wf = WorkflowBuilder(start=up, name="g").add_edge(up, down, condition=lambda s: True).build()
     with pytest.raises(SpecError) as caught:
         dump_spec(wf)
     assert caught.value.path == "edges[0].when"
