@@ -7,8 +7,9 @@
 - a 200 whose body is not a chat completion (malformed JSON, wrong shape) is retried once: a
   proxy hiccup can cut one body, but an endpoint that sends two is not OpenAI-compatible and
   more attempts would only add latency; then ``ChatResponseError``;
-- never retried: 400, 401, 403, 404, 422 and other 4xx (``ChatStatusError`` at once), and a
-  refused ``response_format`` (the client steps down to a simpler one instead, see
+- never retried: 400, 401, 403, 404, 422 and other 4xx (``ChatStatusError`` at once), a 500
+  whose message is a validation error (llama-cpp-python's answer to a request it cannot
+  parse), and a refused ``response_format`` (the client steps down to a simpler one instead, see
   ``_openai_formats``);
 - at most ``max_retries + 1`` requests; then ``ChatRetryError`` naming model, status and
   attempt count;
@@ -187,9 +188,13 @@ class RetryPolicy:
             return _Failure(True, None, f"no stream chunk for {self.idle_timeout:g}s")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = f"HTTP {status}{_phrase(status)}: {_error_message(exc)}"
+            message = _error_message(exc)
+            detail = f"HTTP {status}{_phrase(status)}: {message}"
+            # Some servers (llama-cpp-python) answer a request they cannot validate with a
+            # 500: the same request would fail the same way, so it is not retried.
+            invalid = status == 500 and "validation error" in message.lower()
             return _Failure(
-                status in _RETRYABLE or status >= 500,
+                (status in _RETRYABLE or status >= 500) and not invalid,
                 status,
                 self.secret.scrub(detail),
                 retry_after=_retry_after(exc.response.headers),

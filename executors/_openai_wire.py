@@ -46,7 +46,9 @@ def to_openai_message(message: ChatMessage) -> dict[str, Any]:
         out["content"] = message.text
         return out
     if message.role == "assistant" and message.tool_calls:
-        out["content"] = message.text or None
+        # "" rather than null: OpenAI accepts both beside tool_calls, llama-cpp-python's
+        # server rejects null (a 500 validation error).
+        out["content"] = message.text
         out["tool_calls"] = [
             {
                 "id": call.id,
@@ -193,15 +195,23 @@ class StreamParser:
         return out
 
     def finish(self) -> ChatDelta:
-        """The closing delta (finish reason, usage, model); raises if the stream was cut."""
+        """The closing delta (finish reason, usage, model); raises if the stream was cut.
+
+        Without a usage chunk from the server, the output tokens are counted as the chunks
+        received (a lower bound) and the input tokens as 0 (unknown).
+        """
         if self.finish_reason is None:
             raise ChatResponseError(
                 f"stream from model {self.requested_model!r} ended without a finish_reason "
                 f"after {plural(self.chunks_yielded, 'chunk')}; the connection was probably cut",
                 model=self.requested_model,
             )
+        # Some servers (llama-cpp-python) never report usage in a stream. Each chunk carries at
+        # least one token (llama.cpp sends exactly one), so the chunk count is a lower bound
+        # of the output tokens; token budgets then see something rather than nothing.
+        usage = self.usage or Usage(output_tokens=self.chunks_yielded)
         return ChatDelta(
             finish_reason=self.finish_reason,
-            usage=self.usage or Usage(),
+            usage=usage,
             model=self.model or self.requested_model,
         )

@@ -52,6 +52,7 @@ class Reply:
     malformed_chunk_after: int | None = None  # streaming: send invalid JSON after N chunks
     error_event_after: int | None = None  # streaming: send an {"error": ...} event, then stop
     chunk_delay: float = 0.0  # streaming: seconds between chunks (a slow but steady model)
+    stream_usage: bool = True  # streaming: False never sends usage (like llama-cpp-python)
     stall_after: int | None = None  # streaming: go silent after N chunks...
     stall_seconds: float = 5.0  # ...for this long (or until the server stops), then hang up
 
@@ -213,6 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        include_usage = include_usage and reply.stream_usage
         for n, event in enumerate(_chunks(reply, request, include_usage)):
             if reply.stall_after is not None and n == reply.stall_after:
                 self.server.owner._stopping.wait(reply.stall_seconds)

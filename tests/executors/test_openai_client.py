@@ -125,7 +125,7 @@ async def test_message_mapping(server: OpenAITestServer) -> None:
     assert sent[1] == {"role": "user", "content": "hello"}
     assert sent[2] == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "name": "calc",
         "tool_calls": [
             {

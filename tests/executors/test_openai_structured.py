@@ -273,3 +273,27 @@ async def test_attempts_are_exactly_max_retries_plus_one(server: OpenAITestServe
             await client.get_response(HI)
     assert info.value.attempts == 4
     assert len(server.completion_requests()) == 4  # not (1 + sdk retries) * 4
+
+
+async def test_a_500_validation_error_is_not_retried(server: OpenAITestServer) -> None:
+    # llama-cpp-python answers a request it cannot validate (e.g. content null beside
+    # tool_calls) with a 500; the same request would fail the same way.
+    server.enqueue(Status(500, "6 validation errors:\n messages.2.content ..."), Reply("no"))
+    async with make_client(server) as client:
+        with pytest.raises(ChatStatusError, match="validation errors") as info:
+            await client.get_response(HI)
+    assert (info.value.status_code, info.value.attempts) == (500, 1)
+    assert len(server.completion_requests()) == 1
+
+
+async def test_a_stream_without_usage_counts_its_chunks_as_output_tokens(
+    server: OpenAITestServer,
+) -> None:
+    server.enqueue(Reply("one two three", stream_usage=False), Reply("one two three"))
+    async with make_client(server) as client:
+        bare = await collect(client)
+        reported = await collect(client)
+    assert bare[-1].usage is not None
+    assert (bare[-1].usage.input_tokens, bare[-1].usage.output_tokens) == (0, 3)
+    assert reported[-1].usage is not None
+    assert reported[-1].usage.output_tokens == 5  # what the server said wins
