@@ -1,4 +1,5 @@
 # Two entry points: `make demo` runs the main example, `make test` runs every check.
+# `make demo-local` runs the demo on a real model served on this machine (see README).
 # Both create or refresh .venv on a fresh machine; everything is idempotent.
 
 VENV    ?= .venv
@@ -6,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.ledgerflow-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test venv system-deps lint typecheck pytest bench clean
+.PHONY: demo demo-local test venv system-deps llm-deps lint typecheck pytest bench clean
 
 venv: $(STAMP)
 
@@ -18,6 +19,17 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	@$(PY) examples/demo.py
+
+# The Magentic demo driven by SmolLM2-135M on llama-cpp-python's server (127.0.0.1, a free
+# port), offline once llm-deps has built the server's venv. Exits with the demo's status.
+demo-local: venv llm-deps
+	@OPENAI_MAX_TOKENS=$${OPENAI_MAX_TOKENS:-256} OPENAI_TIMEOUT=$${OPENAI_TIMEOUT:-600} \
+		$(PY) -m tests.llm.local_server -- $(PY) examples/demo.py
+
+# The real LLM server for tests/llm and demo-local, in its own cached venv: the first build
+# compiles llama.cpp (~8-20 min on 2 cores), later runs reuse it (LEDGERFLOW_SKIP_LLM=1 skips).
+llm-deps:
+	@bash .ci/llm-venv.sh
 
 # System packages the tests need: dot (graphviz), bubblewrap (code sandbox), PostgreSQL.
 # Installed only when missing and only as root; elsewhere the tests that need them skip
@@ -35,7 +47,7 @@ typecheck: venv
 pytest: venv
 	@bash .ci/with-postgres.sh $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-test: venv system-deps lint typecheck pytest
+test: venv system-deps llm-deps lint typecheck pytest
 
 bench: venv
 	@$(PY) benchmarks/bench.py

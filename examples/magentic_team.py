@@ -10,7 +10,8 @@ Offline by default: the manager and the agents are ``ScriptedChatClient``s whose
 functions of the messages they get, so the run is deterministic. With ``OPENAI_API_KEY`` or
 ``OPENAI_BASE_URL`` set, the same file talks to a real model (``OPENAI_MODEL``, default
 ``gpt-4o-mini``; ``OPENAI_BASE_URL`` for any OpenAI-compatible server, such as the local one
-``make demo-local`` starts; ``OPENAI_MAX_TOKENS`` caps each agent's reply, default 1024). The
+``make demo-local`` starts; ``OPENAI_MAX_TOKENS`` caps each agent's reply, default 1024;
+``OPENAI_TIMEOUT`` is the seconds one request may take, default 60). The
 process exits 1 when the run does not complete::
 
     .venv/bin/python examples/magentic_team.py
@@ -229,6 +230,7 @@ def clients() -> dict[str, ChatClient]:
         model = OpenAIChatClient(
             os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
             max_tokens=int(os.environ.get("OPENAI_MAX_TOKENS", "1024")),
+            timeout=float(os.environ.get("OPENAI_TIMEOUT", "60")),
         )
         return dict.fromkeys(("manager", "researcher", "coder", "critic"), model)
     return {
