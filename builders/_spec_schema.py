@@ -115,13 +115,24 @@ ClientSpec = Annotated[OpenAIClientSpec | ScriptedClientSpec, Field(discriminato
 
 # -- agents and executors ----------------------------------------------------------------------
 class AgentSpec(_Strict):
-    """A chat agent: a model (``client``), instructions and tools (function names)."""
+    """A chat agent: a model (``client``), instructions and tools (function names); or a
+    function agent: a named ``function`` of the messages that returns the reply."""
 
     description: str = ""
     instructions: str = ""
-    client: Name
+    client: Name | None = None
+    function: Name | None = None
     tools: list[Name] = Field(default_factory=list)
     max_tool_iterations: int = Field(10, ge=0)
+
+    @model_validator(mode="after")
+    def _client_or_function(self) -> AgentSpec:
+        self._one_of("client", "function")
+        if self.function is not None and (self.tools or self.instructions):
+            raise ValueError(
+                "a function agent takes no instructions or tools (its function answers)"
+            )
+        return self
 
 
 class CodeSpec(_Strict):

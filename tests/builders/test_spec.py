@@ -29,6 +29,7 @@ from executors import (
     ChatAgent,
     ChatMessage,
     ChatResponse,
+    FunctionAgent,
     HumanExecutor,
     MagenticContext,
     MagenticManager,
@@ -102,6 +103,10 @@ def pick_speaker(conversation: list[ChatMessage]) -> str:
 
 def said_bye(conversation: list[ChatMessage]) -> bool:
     return any("bye" in m.text for m in conversation)
+
+
+def count_words(messages: list[ChatMessage]) -> str:
+    return f"{len(messages[-1].text.split())} words"
 
 
 def longest(replies: list[ChatMessage]) -> str:
@@ -207,6 +212,11 @@ def sequential() -> Workflow:
     ).build()
 
 
+def sequential_with_function_agent() -> Workflow:
+    counter = FunctionAgent("counter", "Counts words.", count_words)
+    return SequentialBuilder([agent("writer", ["one two three"]), counter]).build()
+
+
 def concurrent_function() -> Workflow:
     return ConcurrentBuilder([agent("a", ["short"]), agent("b", ["much longer"])], longest).build()
 
@@ -268,6 +278,7 @@ TEAMS = {
     "group_chat_llm": (group_chat_llm, "Talk"),
     "group_chat_function": (group_chat_function, "Talk"),
     "sequential": (sequential, "Write a story"),
+    "sequential_function_agent": (sequential_with_function_agent, "Write"),
     "concurrent_function": (concurrent_function, "Answer"),
     "concurrent_agent": (concurrent_agent, "Answer"),
     "handoff": (handoff, "Where is order 7?"),
