@@ -18,6 +18,7 @@ is also at ``/.well-known/agent-card.json``. An A2A task is one workflow run (ru
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -89,10 +90,13 @@ class WorkflowA2AExecutor(AgentExecutor):
 
     async def _follow(self, stream: Any, updater: TaskUpdater) -> None:
         outputs = 0
+        stream_id: str | None = None  # this execution's token artifact, once created
         async for event in stream:
             if isinstance(event, events.AgentDelta):
+                first = stream_id is None
+                stream_id = stream_id or f"stream-{uuid.uuid4().hex}"
                 await updater.add_artifact(
-                    [Part(text=event.text)], artifact_id="stream", name="stream", append=True
+                    [Part(text=event.text)], artifact_id=stream_id, name="stream", append=not first
                 )
             elif isinstance(event, events.ExecutorCompleted):
                 note = updater.new_agent_message([Part(text=f"{event.executor_id} finished")])

@@ -117,9 +117,7 @@ async def test_in_a_workflow_the_remote_question_pauses_the_run_and_the_answer_c
     assert request.payload.question == "which one?"
     assert request.payload.task_id
     assert request.executor_id == "echoer"
-    done = await graph().resume(
-        run_id=first.run_id, responses={request.request_id: "the red one"}
-    )
+    done = await graph().resume(run_id=first.run_id, responses={request.request_id: "the red one"})
     assert done.status is RunStatus.COMPLETED
     assert done.outputs[0].text == "echo: the red one"
     assert isinstance(A2AAgent(a2a_url).as_executor(), A2AAgentExecutor)

@@ -185,3 +185,24 @@ async def test_a_service_without_tool_settings_refuses_tools() -> None:
     (tool,) = [t for t in sk_tools(Maths()) if t.name == "Maths-add"]
     with pytest.raises(ChatConfigError, match="takes no tools"):
         await client.get_response([ChatMessage("user", "hi")], tools=[tool.spec])
+
+
+async def test_streamed_tool_calls_are_reassembled_and_run(server: OpenAITestServer) -> None:
+    server.enqueue(
+        Reply(None, tool_calls=(("call_7", "Maths-add", '{"a": 20, "b": 22}'),)),
+        Reply("forty-two"),
+    )
+    agent = ChatAgent("calc", "", "", sk_client(server), tools=sk_tools(Maths()))
+    wf = WorkflowBuilder(start=AgentExecutor(agent), name="sk-tools").build()
+    result = await wf.run("20+22?")
+    assert result.status is RunStatus.COMPLETED
+    reply = result.outputs[0]
+    assert reply.text == "forty-two"
+    call = next(m for m in reply.messages if m.tool_calls).tool_calls[0]
+    assert (call.id, call.name, json.loads(call.arguments)) == (
+        "call_7",
+        "Maths-add",
+        {"a": 20, "b": 22},
+    )
+    assert tool_text(reply.messages) == "42"
+    assert all(r.body["stream"] is True for r in server.requests)

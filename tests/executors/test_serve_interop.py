@@ -114,6 +114,18 @@ async def test_an_a2a_task_runs_the_workflow_with_streaming(server: str) -> None
     assert "shout finished" in notes
 
 
+async def test_an_agents_tokens_stream_as_an_artifact_before_the_output(server: str) -> None:
+    events = await _send(f"{server}/a2a/calculator", "add two and three")
+    by_name: dict[str, list[str]] = {}
+    for e in events:
+        if e.HasField("artifact_update"):
+            artifact = e.artifact_update.artifact
+            by_name.setdefault(artifact.name, []).extend(p.text for p in artifact.parts)
+    assert "".join(by_name["stream"]) == "the sum is 5"
+    assert by_name["output"] == ["the sum is 5"]
+    assert _states(events)[-1] == TaskState.TASK_STATE_COMPLETED
+
+
 async def test_a_human_request_is_input_required_and_the_next_message_answers(
     server: str,
 ) -> None:
