@@ -15,7 +15,8 @@ events (``ag-ui-protocol``'s own models and encoder), mapped from the run's even
   answer's JSON Schema); the client answers with a new ``RunAgentInput`` on the same
   ``thread_id`` whose ``resume`` entries carry the answers (``payload``).
 
-A thread is one workflow run (run id ``agui-{thread_id}``, kept in the service's store).
+Each AG-UI run starts a workflow run (run id ``agui-{run_id}``, kept in the service's store);
+a thread remembers its run waiting for answers (in memory), which ``resume`` continues.
 """
 
 from __future__ import annotations
@@ -96,24 +97,37 @@ def _interrupt(request: PendingRequest) -> Interrupt:
     )
 
 
-async def run_events(workflow: Workflow, data: RunAgentInput) -> AsyncIterator[BaseEvent]:
-    """The AG-UI events of one AG-UI run of ``workflow`` (see the module docs)."""
+async def run_events(
+    workflow: Workflow, data: RunAgentInput, paused: dict[str, str] | None = None
+) -> AsyncIterator[BaseEvent]:
+    """The AG-UI events of one AG-UI run of ``workflow`` (see the module docs).
+
+    ``paused`` maps a thread to its workflow run waiting for answers (kept by the route).
+    """
+    waiting = paused if paused is not None else {}
     yield RunStartedEvent(thread_id=data.thread_id, run_id=data.run_id)
-    run_id = f"agui-{data.thread_id}"
     try:
         if data.resume:
+            run_id = waiting.get(data.thread_id)
+            if run_id is None:
+                raise LookupError(
+                    f"no run waits for answers on thread {data.thread_id!r}; send resume "
+                    "entries only after a RUN_FINISHED with an interrupt outcome"
+                )
             answers = {e.interrupt_id: e.payload for e in data.resume if e.status == "resolved"}
             stream = workflow.resume_stream(run_id=run_id, responses=answers)
         else:
             value = child_input(workflow, _messages(data))
-            stream = workflow.run_stream(value, run_id=run_id)
-        async for event in _mapped(stream, data):
+            stream = workflow.run_stream(value, run_id=f"agui-{data.run_id}")
+        async for event in _mapped(stream, data, waiting):
             yield event
     except Exception as exc:  # a bad input or resume: the stream ends with RUN_ERROR
         yield RunErrorEvent(message=f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
 
 
-async def _mapped(stream: Any, data: RunAgentInput) -> AsyncIterator[BaseEvent]:
+async def _mapped(
+    stream: Any, data: RunAgentInput, waiting: dict[str, str]
+) -> AsyncIterator[BaseEvent]:
     outputs: list[Any] = []
     open_text: dict[str, str] = {}  # executor id -> message id of its streamed text
     async for event in stream:
@@ -137,6 +151,10 @@ async def _mapped(stream: Any, data: RunAgentInput) -> AsyncIterator[BaseEvent]:
             outputs.append(_jsonable(event.data))
             yield StateSnapshotEvent(snapshot={"outputs": list(outputs)})
         elif isinstance(event, events.RunFinished):
+            if event.status is RunStatus.AWAITING_INPUT:
+                waiting[data.thread_id] = event.run_id
+            else:
+                waiting.pop(data.thread_id, None)
             if event.status is RunStatus.COMPLETED:
                 yield RunFinishedEvent(
                     thread_id=data.thread_id,
@@ -191,6 +209,8 @@ def agui_routes() -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
     """A route factory for the service: ``POST /agui/{name}`` for each workflow."""
 
     def routes(workflows: Mapping[str, Workflow]) -> Sequence[BaseRoute]:
+        paused: dict[str, str] = {}  # thread id -> its run waiting for answers
+
         async def endpoint(request: Request) -> Response:
             name = request.path_params["name"]
             workflow = workflows.get(name)
@@ -203,7 +223,7 @@ def agui_routes() -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
             encoder = EventEncoder(accept=request.headers.get("accept") or "text/event-stream")
 
             async def body() -> AsyncIterator[str]:
-                async for event in run_events(workflow, data):
+                async for event in run_events(workflow, data, paused):
                     yield encoder.encode(event)
 
             return StreamingResponse(body(), media_type=encoder.get_content_type())

@@ -176,6 +176,13 @@ def test_agui_streams_steps_state_and_a_successful_finish(server: str) -> None:
     assert snapshot.snapshot == {"outputs": ["CAT!"]}
     assert events[-1].outcome.type == "success"
     assert events[-1].result == ["CAT!"]
+    again = _agui(server, "echo", _input("t-echo"))  # a thread holds any number of runs
+    assert again[-1].result == ["CAT!"]
+    lost = _agui(
+        server, "echo", _input("t-new", resume=[{"interruptId": "x", "status": "resolved"}])
+    )
+    assert lost[-1].type == EventType.RUN_ERROR
+    assert "no run waits for answers on thread 't-new'" in lost[-1].message
 
 
 def test_agui_interrupts_for_a_person_and_resumes_on_the_same_thread(server: str) -> None:
