@@ -94,7 +94,8 @@ def _parse(text: str, where: str, *, json_only: bool) -> dict[str, Any]:
         import yaml  # lazily: only specs need it
 
         try:
-            data = yaml.safe_load(text)  # safe: plain data only, no tags that build objects
+            # safe: plain data only, no tags that build objects (libyaml's loader when built)
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             detail = " ".join(str(exc).split())  # one line, for the CLI
             raise SpecError("", f"{where} is not valid YAML: {detail}") from None

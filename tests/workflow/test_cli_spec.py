@@ -83,6 +83,19 @@ def test_spec_schema_is_a_json_schema_of_every_kind(tmp_path: Path) -> None:
     assert "api_key_env" in openai
     assert "api_key" not in openai
     assert schema["$defs"]["EdgeSpec"]["required"] == ["from"]
+    # an editor's validator accepts every example spec and catches a typo
+    jsonschema = pytest.importorskip("jsonschema")  # comes with the mcp extra
+    import yaml
+
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    examples = sorted(EXAMPLES.glob("*.yaml"))
+    assert len(examples) >= 5
+    for path in examples:
+        assert not list(validator.iter_errors(yaml.safe_load(path.read_text()))), path.name
+    bad = yaml.safe_load((EXAMPLES / "group_chat.yaml").read_text())
+    bad["selektor"] = "round_robin"
+    assert list(validator.iter_errors(bad))
 
 
 def test_spec_dump_writes_a_python_team_as_a_spec_that_runs(tmp_path: Path) -> None:
