@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from ._adapters import WorkflowAgent, WorkflowTool
-from ._errors import CheckpointError, UnknownRequestError
+from ._errors import CheckpointError, GraphValidationError, UnknownRequestError
 from ._executor import Executor
 from ._graph import WorkflowGraph
 from ._observer import Observer
@@ -73,6 +73,19 @@ class Workflow:
         self._paused = PausedRuns(max_paused_runs, max_failed_runs)
         self.description = ""  # what it is for, for people and services (a spec sets it)
         self._registry: Any = None  # the checkpoint type allowlist, built on first use
+        if checkpoint_store is not None:
+            self._check_checkpointable()
+
+    def _check_checkpointable(self) -> None:
+        """With a store, a type that cannot be checkpointed fails the build, not a run."""
+        from ._checkable import checkpoint_problems
+
+        problems = checkpoint_problems(self)
+        if problems:
+            raise GraphValidationError(
+                f"workflow {self.name!r} has a checkpoint_store, but:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+            )
 
     # -- the definition ----------------------------------------------------------------------
     @property
