@@ -134,6 +134,7 @@ def _with_handoffs(agent: ChatAgent, targets: dict[str, str]) -> ChatAgent:
         tools=[*agent.tools, *tools],
         # The handoff round must not be the one that trips the agent's tool-loop limit.
         max_tool_iterations=agent.max_tool_iterations + 1,
+        max_tokens=agent.max_tokens,
     )
 
 

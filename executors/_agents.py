@@ -266,6 +266,8 @@ class ChatAgent:
         chat_client: The model to talk to (any ``ChatClient``).
         tools: ``Tool`` objects or plain typed functions (wrapped with ``@tool``).
         max_tool_iterations: Rounds of tool calls allowed per turn.
+        max_tokens: Output token limit of each model request of a turn (``None``: the
+            client's default); a reply cut there is reported as truncated.
 
     Raises:
         ValueError: An empty name, duplicate tool names or a negative limit.
@@ -280,6 +282,7 @@ class ChatAgent:
         *,
         tools: Iterable[Tool[Any, Any] | WorkflowTool | Callable[..., Any]] = (),
         max_tool_iterations: int = 10,
+        max_tokens: int | None = None,
     ) -> None:
         self.name = _check_name(name, "ChatAgent")
         self.description = description
@@ -292,6 +295,9 @@ class ChatAgent:
                 f"ChatAgent {name!r}: max_tool_iterations must be >= 0, got {max_tool_iterations!r}"
             )
         self.max_tool_iterations = max_tool_iterations
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"ChatAgent {name!r}: max_tokens must be >= 1, got {max_tokens!r}")
+        self.max_tokens = max_tokens
         self._tools: dict[str, Tool[Any, Any]] = {}
         for item in tools:
             if isinstance(item, WorkflowTool):
@@ -425,7 +431,7 @@ class ChatAgent:
                 if stream:
                     acc = ChatStreamAccumulator()
                     deltas = self.chat_client.get_streaming_response(
-                        self._prompt(turn), tools=self._specs or None
+                        self._prompt(turn), tools=self._specs or None, max_tokens=self.max_tokens
                     )
                     async with _closing(deltas):
                         async for delta in deltas:
@@ -435,7 +441,7 @@ class ChatAgent:
                     reply = acc.response()
                 else:
                     reply = await self.chat_client.get_response(
-                        self._prompt(turn), tools=self._specs or None
+                        self._prompt(turn), tools=self._specs or None, max_tokens=self.max_tokens
                     )
                 span.record_tokens(reply.usage.input_tokens, reply.usage.output_tokens)
             self._take(turn, reply)

@@ -308,3 +308,31 @@ def test_agent_protocol_and_response_text() -> None:
     assert derived.text == "a"
     assert AgentResponse(messages=[ChatMessage("assistant", "a")], text="b").text == "b"
     assert AgentResponse.model_validate_json(derived.model_dump_json()) == derived
+
+
+async def test_max_tokens_goes_with_every_request_of_a_turn() -> None:
+    call = ToolCall(id="c1", name="add", arguments='{"a": 1, "b": 2}')
+    client = ScriptedChatClient([ChatResponse("", tool_calls=(call,)), "3"])
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add.
+
+        Args:
+            a: One.
+            b: Two.
+        """
+        return a + b
+
+    brief = ChatAgent("brief", "adds", "Add.", client, tools=[add], max_tokens=32)
+    await brief.run([ChatMessage("user", "1 + 2?")])
+    assert client.limits == [32, 32]
+    streamed = ScriptedChatClient(["ok"])
+    async for _ in ChatAgent("s", "", "", streamed, max_tokens=8).run_stream(
+        [ChatMessage("user", "hi")]
+    ):
+        pass
+    assert streamed.limits == [8]
+    assert ChatAgent("d", "", "", streamed).max_tokens is None
+    with pytest.raises(ValueError, match="max_tokens must be >= 1"):
+        ChatAgent("bad", "", "", streamed, max_tokens=0)
