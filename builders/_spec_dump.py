@@ -112,7 +112,8 @@ class _Dumper(Parts):
             if manager.max_ledger_retries != 3:
                 spec["max_ledger_retries"] = manager.max_ledger_retries
         else:
-            spec = {"function": self.function(type(manager), "manager.function")}
+            given = manager if self.spec_name(manager) else type(manager)
+            spec = {"function": self.function(given, "manager.function")}
         body: dict[str, Any] = {"kind": "magentic", "participants": participants, "manager": spec}
         for key in ("max_round_count", "max_stall_count", "max_reset_count"):
             body[key] = getattr(orchestrator, key)

@@ -12,7 +12,7 @@ from typing import Any
 
 from workflow import Executor, FunctionExecutor, Workflow
 
-from ._spec_refs import CLIENT_NAMES, KEY_ENV, UnsetKeyClient
+from ._spec_refs import CLIENT_NAMES, KEY_ENV, SPEC_NAMES, UnsetKeyClient
 from ._spec_schema import SpecError
 
 __all__ = ("Parts",)
@@ -33,11 +33,20 @@ class Parts(abc.ABC):
         self.agent_objects: dict[str, Any] = {}
         self.executors: dict[str, dict[str, Any]] = {}
         self._held: list[Any] = []  # keeps id() keys unique while dumping
+        self.spec_names = SPEC_NAMES.get(wf, {})
+
+    def spec_name(self, *candidates: Any) -> str | None:
+        """The name the spec ``wf`` came from gave one of ``candidates``, if any."""
+        for obj in candidates:
+            entry = self.spec_names.get(id(obj))
+            if entry is not None and entry[1] is obj:
+                return entry[0]
+        return None
 
     def function(self, fn: Any, path: str, name: str | None = None) -> str:
         """The name ``fn`` is written as (recording its import path when it has one)."""
         if name is None:
-            name = getattr(fn, "__name__", None)
+            name = self.spec_name(fn) or getattr(fn, "__name__", None)
         if not isinstance(name, str) or not name or name == "<lambda>":
             raise SpecError(
                 path,
@@ -52,16 +61,19 @@ class Parts(abc.ABC):
                 "name, so rename one",
             )
         self.functions[name] = fn
-        module = getattr(fn, "__module__", None)
-        qualname = getattr(fn, "__qualname__", None)
-        if (
-            isinstance(module, str)
-            and isinstance(qualname, str)
-            and module != "__main__"
-            and "<" not in qualname
-            and _resolves(module, qualname, fn)
-        ):
-            self.imports[name] = f"{module}:{qualname}"
+        # a wrapper (a Tool, an @executor) made from a module's function imports as that function
+        for target in (fn, getattr(fn, "__wrapped__", None)):
+            module = getattr(target, "__module__", None)
+            qualname = getattr(target, "__qualname__", None)
+            if (
+                isinstance(module, str)
+                and isinstance(qualname, str)
+                and module != "__main__"
+                and "<" not in qualname
+                and _resolves(module, qualname, target)
+            ):
+                self.imports[name] = f"{module}:{qualname}"
+                break
         return name
 
     def client(self, client: Any, path: str, hint: str) -> str:
@@ -194,7 +206,7 @@ class Parts(abc.ABC):
             module, qualname = getattr(node, "__module__", ""), getattr(node, "__qualname__", "")
             # an @executor at module level: the module's attribute is the executor itself
             target = node if _resolves(str(module), str(qualname), node) else node.func
-            fn_name = getattr(node.func, "__name__", None)
+            fn_name = self.spec_name(node, node.func) or getattr(node.func, "__name__", None)
             body = {"function": self.function(target, f"executors.{node.id}.function", fn_name)}
         elif isinstance(node, CodeExecutor):
             body = {"code": _code_options(node.config)}

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from workflow import Executor, Workflow
 
 from ._spec_build import build_workflow
+from ._spec_refs import SPEC_NAMES
 from ._spec_schema import KINDS, SpecError, SpecModel
 
 __all__ = ("load_spec",)
@@ -57,8 +58,10 @@ def load_spec(
     """
     data = _read(source)
     model = _validate(data)
-    wf = build_workflow(model, _Names(model.imports, functions or {}, allow_imports))
+    names = _Names(model.imports, functions or {}, allow_imports)
+    wf = build_workflow(model, names)
     wf.description = model.description
+    SPEC_NAMES[wf] = names.used
     return wf
 
 
@@ -262,13 +265,22 @@ class _Names:
         self.functions = dict(functions)
         self.allow_imports = allow_imports
         self._loaded: dict[str, Any] = {}
+        # id -> (name, object) of every name resolved, so dump_spec writes the same names
+        self.used: dict[int, tuple[str, Any]] = {}
 
     def nested(self, imports: Mapping[str, str]) -> _Names:
         """The names a nested spec sees: the caller's functions, both specs' imports."""
-        return _Names({**self.imports, **imports}, self.functions, self.allow_imports)
+        child = _Names({**self.imports, **imports}, self.functions, self.allow_imports)
+        child.used = self.used
+        return child
 
     def get(self, name: str, path: str) -> Any:
         """The object ``name`` stands for; ``path`` is where the spec uses it."""
+        value = self._get(name, path)
+        self.used[id(value)] = (name, value)
+        return value
+
+    def _get(self, name: str, path: str) -> Any:
         if name in self.functions:
             return self.functions[name]
         target = self.imports.get(name)

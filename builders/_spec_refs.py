@@ -20,13 +20,15 @@ from ._spec_schema import SpecError
 if TYPE_CHECKING:
     from ._spec_load import _Names
 
-__all__ = ("CLIENT_NAMES", "KEY_ENV", "References", "UnsetKeyClient")
+__all__ = ("CLIENT_NAMES", "KEY_ENV", "SPEC_NAMES", "References", "UnsetKeyClient")
 
 # The environment variable each client built from a spec read its key from (``None``: the
 # default, OPENAI_API_KEY or no key for a local server). ``dump_spec`` writes it back.
 KEY_ENV: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
 # The name each client had in its spec, so that dumping a loaded spec keeps it.
 CLIENT_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# The names a spec gave the functions it used (id -> (name, function)), per loaded workflow.
+SPEC_NAMES: weakref.WeakKeyDictionary[Any, dict[int, tuple[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 class UnsetKeyClient:
@@ -224,7 +226,9 @@ class References:
             try:
                 from ._spec_build import build_workflow  # the kinds; they import this module
 
-                inner = build_workflow(child, self.names.nested(child.imports))
+                child_names = self.names.nested(child.imports)
+                inner = build_workflow(child, child_names)
+                SPEC_NAMES[inner] = child_names.used
             except SpecError as exc:
                 inner_path = f"{where}.workflow" + (f".{exc.path}" if exc.path else "")
                 message = str(exc).removeprefix(f"{exc.path}: ") if exc.path else str(exc)

@@ -480,3 +480,19 @@ def test_a_nested_workflow_and_a_retry_policy_are_written_inline() -> None:
     with pytest.raises(SpecError) as caught:
         load_spec(data, allow_imports=True)
     assert caught.value.path == "executors.inner.workflow.executors.shout.function"
+
+
+def test_dumping_a_loaded_spec_keeps_the_names_it_gave_functions() -> None:
+    spec = {
+        "kind": "graph",
+        "name": "named",
+        "executors": {"first": {"function": "make_loud"}, "second": {"function": "finish"}},
+        "start": "first",
+        "edges": [{"from": "first", "to": "second", "when": "worth_it"}],
+    }
+    functions = {"make_loud": shout, "finish": short_path, "worth_it": lambda text: True}
+    data = dump_spec(load_spec(spec, functions=functions))
+    assert data["executors"] == spec["executors"]
+    assert data["edges"] == spec["edges"]
+    again = load_spec(data, functions=functions)
+    assert again.run_sync("hi").outputs == ["short:HI"]

@@ -1,10 +1,12 @@
 """``ledgerflow``: run, resume, list and draw workflows from the command line.
 
 The one part of ``workflow`` that wires the layers together (it imports ``visualize`` and
-``builders``). Commands: ``run``, ``resume``, ``runs``, ``checkpoints``, ``viz``; every one that
-reads runs takes ``--store URL`` (default ``sqlite:///.ledgerflow/runs.db``). A workflow loaded
-from a file runs with the CLI's store: ``--store`` when given, else the workflow's own store,
-else the default.
+``builders``). Commands: ``run``, ``resume``, ``runs``, ``checkpoints``, ``viz``, ``spec``
+(and one per module added below); every one that reads runs takes ``--store URL`` (default
+``sqlite:///.ledgerflow/runs.db``). A target is ``FILE.py[:ATTR]`` or a spec file
+(``.yaml``/``.yml``/``.json``, see ``builders.load_spec``); ``_load.load_workflow`` loads
+either. A workflow loaded from a file runs with the CLI's store: ``--store`` when given, else
+the workflow's own store, else the default.
 
 Exit codes: 0 completed, 3 awaiting input, 1 failed (or cancelled, or out of supersteps, or
 an environment problem such as a missing ``dot``), 2 usage errors. Errors are one line on

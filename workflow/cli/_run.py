@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     run = sub.add_parser("run", help="start a run")
     add_store_option(run)
     add_streaming_options(run)
-    run.add_argument("target", metavar="FILE.py[:ATTR]")
+    run.add_argument("target", metavar="FILE.py[:ATTR]|SPEC.yaml")
     run.add_argument("--input", metavar="TEXT|@file.json", help="the run's input")
     run.add_argument("--run-id", metavar="ID", help="id for the new run (default: random)")
     run.set_defaults(handler=cmd_run)
@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     resume = sub.add_parser("resume", help="continue a run")
     add_store_option(resume)
     add_streaming_options(resume)
-    resume.add_argument("target", metavar="FILE.py[:ATTR]")
+    resume.add_argument("target", metavar="FILE.py[:ATTR]|SPEC.yaml")
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument(
         "--respond", action="append", metavar="REQUEST_ID=JSON", help="answer a pending request"

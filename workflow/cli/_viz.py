@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
     """Add ``viz`` to the ``ledgerflow`` subcommands."""
     viz = sub.add_parser("viz", help="draw a workflow (and a run's overlay)")
     add_store_option(viz)
-    viz.add_argument("target", metavar="FILE.py[:ATTR]")
+    viz.add_argument("target", metavar="FILE.py[:ATTR]|SPEC.yaml")
     viz.add_argument(
         "-o", "--output", required=True, metavar="OUT", help=".svg .png .pdf .dot .mmd"
     )
