@@ -83,3 +83,11 @@ calculator = WorkflowBuilder(
     start=AgentExecutor(ChatAgent("calc", "adds", "", ScriptedChatClient(_model), tools=[add])),
     name="calculator",
 ).build()
+
+
+@executor(id="explode")
+def explode(text: str) -> str:
+    raise RuntimeError(f"cannot handle {text!r}")
+
+
+broken = WorkflowBuilder(start=explode, name="broken").build()

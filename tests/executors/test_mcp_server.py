@@ -118,6 +118,27 @@ async def test_with_elicitation_the_client_is_asked_and_the_run_finishes(tmp_pat
     assert schema["properties"]["answer"]["type"] == "string"
 
 
+async def test_a_declined_elicitation_answers_with_the_pending_request(tmp_path: Path) -> None:
+    async def decline(context: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult:
+        return mt.ElicitResult(action="decline")
+
+    async with stdio_session(
+        tmp_path, f"{WORKFLOWS}:naming", elicitation_callback=decline
+    ) as session:
+        result = await session.call_tool("naming", {"input": "cat"})
+    waiting = json.loads(text_of(result))
+    assert waiting["status"] == "awaiting_input"
+    assert waiting["pending_requests"][0]["question"] == {"text": "what should the cat be called?"}
+
+
+async def test_a_failed_run_is_a_tool_error_naming_the_run(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path, f"{WORKFLOWS}:broken") as session:
+        result = await session.call_tool("broken", {"input": "x"})
+    assert result.isError
+    assert "of 'broken' ended failed" in text_of(result)
+    assert "cannot handle 'x'" in text_of(result)
+
+
 def test_a_public_http_host_is_refused() -> None:
     out = subprocess.run(
         cli(f"{WORKFLOWS}:echo", "--http", "1", "--host", "0.0.0.0"),

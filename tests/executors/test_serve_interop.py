@@ -141,6 +141,17 @@ async def test_a_human_request_is_input_required_and_the_next_message_answers(
     assert _states(second)[-1] == TaskState.TASK_STATE_COMPLETED
 
 
+def test_a_single_workflow_also_has_its_card_at_the_root(tmp_path: Path) -> None:
+    url, proc = _start(tmp_path, f"{WORKFLOWS}:echo")
+    try:
+        card = httpx.get(f"{url}/.well-known/agent-card.json").json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert card["name"] == "echo"
+    assert card["supportedInterfaces"][0]["url"] == f"{url}/a2a/echo/"
+
+
 # --------------------------------------------------------------------------- AG-UI
 
 
