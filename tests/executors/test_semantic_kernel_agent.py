@@ -49,3 +49,26 @@ async def test_a_workflow_as_agent_is_an_sk_agent_too() -> None:
 def test_a_non_agent_is_refused() -> None:
     with pytest.raises(TypeError, match="not a Ledgerflow agent"):
         SemanticKernelAgent(object())
+
+
+async def test_ledgerflow_agents_take_part_in_sks_own_sequential_orchestration() -> None:
+    from semantic_kernel.agents import SequentialOrchestration
+    from semantic_kernel.agents.runtime import InProcessRuntime
+
+    upper = SemanticKernelAgent(
+        FunctionAgent("upper", "uppercases", lambda msgs: msgs[-1].text.upper())
+    )
+    exclaim = SemanticKernelAgent(
+        FunctionAgent("exclaim", "exclaims", lambda msgs: msgs[-1].text + "!")
+    )
+    runtime = InProcessRuntime()
+    runtime.start()
+    try:
+        result = await SequentialOrchestration(members=[upper, exclaim]).invoke(
+            task="hello there", runtime=runtime
+        )
+        final = await result.get(timeout=60)
+    finally:
+        await runtime.stop_when_idle()
+    assert str(final.content) == "HELLO THERE!"
+    assert final.name == "exclaim"
