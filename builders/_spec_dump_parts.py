@@ -185,6 +185,8 @@ class Parts(abc.ABC):
             ]
         if iterations != 10:
             body["max_tool_iterations"] = iterations
+        if getattr(agent, "max_tokens", None) is not None:
+            body["max_tokens"] = agent.max_tokens
         self.agents[agent.name] = body
         self.agent_objects[agent.name] = agent
         return str(agent.name)

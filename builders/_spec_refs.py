@@ -185,6 +185,7 @@ class References:
                     client,
                     tools=tools,
                     max_tool_iterations=spec.max_tool_iterations,
+                    **({} if spec.max_tokens is None else {"max_tokens": spec.max_tokens}),
                 )
             except ValueError as exc:
                 raise SpecError(where, str(exc)) from None

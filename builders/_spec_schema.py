@@ -124,6 +124,7 @@ class AgentSpec(_Strict):
     function: Name | None = None
     tools: list[Name] = Field(default_factory=list)
     max_tool_iterations: int = Field(10, ge=0)
+    max_tokens: int | None = Field(None, ge=1, description="Output tokens per model request.")
 
     @model_validator(mode="after")
     def _client_or_function(self) -> AgentSpec:

@@ -208,7 +208,7 @@ def group_chat_function() -> Workflow:
 
 def sequential() -> Workflow:
     return SequentialBuilder(
-        [agent("writer", ["draft"]), agent("editor", ["final"])], name="pipeline"
+        [agent("writer", ["draft"], max_tokens=200), agent("editor", ["final"])], name="pipeline"
     ).build()
 
 
