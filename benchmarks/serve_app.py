@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from builders import WorkflowBuilder
 from workflow import Executor, Workflow, WorkflowContext, executor, handler, response_handler
+from workflow.events import AgentDelta
 
 
 @executor
@@ -36,7 +37,8 @@ class Burst:
 
 
 class Emitter(Executor):
-    """Emits ``n`` outputs, ``per_step`` per superstep, each carrying its emit time."""
+    """Streams ``n`` model-token events (``AgentDelta``), ``per_step`` per superstep, each
+    carrying its emit time; outputs the count at the end."""
 
     @handler
     async def start(self, n: int, ctx: WorkflowContext) -> None:
@@ -45,9 +47,17 @@ class Emitter(Executor):
     @handler
     async def burst(self, b: Burst, ctx: WorkflowContext) -> None:
         for _ in range(min(b.left, b.per_step)):
-            await ctx.yield_output(time.time())
+            delta = AgentDelta(
+                run_id=ctx.run_id,
+                superstep=ctx.superstep,
+                executor_id=self.id,
+                text=repr(time.time()),
+            )
+            await ctx.add_event(delta)
         if b.left > b.per_step:
             await ctx.send_message(Burst(b.left - b.per_step, b.per_step))
+        else:
+            await ctx.yield_output("done")
 
 
 def emitter() -> Workflow:

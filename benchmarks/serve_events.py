@@ -1,10 +1,11 @@
 """serve_events: one run emitting 10,000 events, read by 10 SSE subscribers at once.
 
 Usage: python benchmarks/serve_events.py [EVENTS [SUBSCRIBERS [STORE_URL]]]
-The run emits outputs 100 per superstep, each carrying its emit time; every subscriber reads
+The run streams model-token events (AgentDelta) 100 per superstep, each carrying its emit
+time (what a chat agent streams; nothing accumulates in the checkpoints); every subscriber reads
 the whole stream (reconnecting with Last-Event-ID if the server cuts it off). Prints one JSON
 line: events/s delivered (all subscribers together) and the p50/p99 delay from an output's
-emission to its receipt.
+emission to its receipt (the engine hands a superstep's events over when the superstep ends).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import httpx2
 from _serve_common import p99, server
 
-PER_STEP_EVENTS = 105  # 100 outputs + superstep, invoked, completed, checkpoint events
+PER_STEP_EVENTS = 105  # 100 deltas + superstep, invoked, completed, checkpoint events
 
 
 async def subscriber(client: httpx2.AsyncClient, run_id: str) -> dict[str, object]:
@@ -34,8 +35,8 @@ async def subscriber(client: httpx2.AsyncClient, run_id: str) -> dict[str, objec
                     now = time.time()
                     event = json.loads(line[6:])
                     last, count = seq, count + 1
-                    if event["type"] == "OutputEmitted":
-                        delays.append(now - event["data"])
+                    if event["type"] == "AgentDelta":
+                        delays.append(now - float(event["text"]))
                     elif event["type"] == "RunFinished":
                         done = True
     return {"count": count, "reconnects": reconnects, "delays": delays, "at": time.perf_counter()}
@@ -59,7 +60,7 @@ async def measure(url: str, events: int, subscribers: int) -> dict[str, object]:
         "delay_p50_ms": round(sorted(delays)[len(delays) // 2] * 1000, 1),
         "delay_p99_ms": round(p99(delays) * 1000, 1),
         "reconnects": sum(int(x["reconnects"]) for x in results),  # type: ignore[call-overload]
-        "ok": run["status"] == "completed" and len(run["outputs"]) == outputs,
+        "ok": run["status"] == "completed" and run["outputs"] == ["done"],
     }
 
 

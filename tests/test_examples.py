@@ -26,6 +26,7 @@ EXPECTED = {
     "mcp_tools.py": "The MCP tool says: 6 words; most common: the=2, cat=2",
     "workflow_as_agent.py": "Via the research tool: Summary: ledgers date to Mesopotamia.",
     "semantic_kernel.py": "Tomorrow: sunny and 21 C in Paris.",
+    "review.py": "published: Ledgers (ship it)",
 }
 
 

@@ -30,7 +30,13 @@ from workflow._result import PendingRequest
 from workflow._telemetry import redact
 from workflow._types import RunStatus
 from workflow._workflow import Workflow
-from workflow.events import OutputEmitted, RunFinished, RunStarted, WorkflowEvent
+from workflow.events import (
+    CheckpointSaved,
+    OutputEmitted,
+    RunFinished,
+    RunStarted,
+    WorkflowEvent,
+)
 
 from ._encode import adapter, event_json, input_adapter, pending_json, plain
 from ._errors import ApiError
@@ -61,6 +67,7 @@ class RunHandle:
     scope: anyio.CancelScope | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
     started: anyio.Event = field(default_factory=anyio.Event)
+    saved: anyio.Event = field(default_factory=anyio.Event)  # its first checkpoint is stored
     failure: BaseException | None = None  # raised before the run started (lock, bad checkpoint)
     cancelled_by_user: bool = False
 
@@ -201,6 +208,9 @@ class RunManager:
         handle = RunHandle(run_id=run_id, workflow=wf, outputs=[])
         self.handles[run_id] = handle
         self._spawn(handle, lambda: wf.run_stream(value, run_id=run_id))
+        # accepted means stored: its first checkpoint (input accepted, nothing run yet) is
+        # committed before the caller hears of it, so a crash right after cannot lose it
+        await _first_of(handle.saved, handle.done)
         return handle
 
     async def resume(
@@ -330,6 +340,8 @@ class RunManager:
                 self.unsubscribe(sub)
         if isinstance(event, RunStarted):
             handle.started.set()
+        elif isinstance(event, CheckpointSaved):
+            handle.saved.set()
         if len(self._unflushed) >= 512:
             self._wake.set()
 

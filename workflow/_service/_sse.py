@@ -20,6 +20,7 @@ __all__ = ("event_stream",)
 
 KEEPALIVE = 15.0
 POLL = 0.5
+BATCH = 512
 
 
 def _frame(seq: int, body: str) -> bytes:
@@ -32,46 +33,62 @@ def _ends(body: str) -> bool:
     return json.loads(body).get("status") in TERMINAL
 
 
+def _batch(rows: list[tuple[int, str]], last: int) -> tuple[bytes, int, bool]:
+    """Frames for ``rows`` after ``last``, as one chunk (one socket write for many events)."""
+    frames = []
+    for seq, body in rows:
+        if seq > last:
+            last = seq
+            frames.append(_frame(seq, body))
+            if _ends(body):
+                return b"".join(frames), last, True
+    return b"".join(frames), last, False
+
+
 async def event_stream(manager: RunManager, run_id: str, after: int) -> AsyncIterator[bytes]:
     """Yield SSE frames of run ``run_id`` with ``seq > after`` until the run ends."""
     sub, recent, _ = manager.subscribe(run_id)
     last = after
     try:
         yield b"retry: 1000\n\n"
-        for seq, body in [*await manager.events.read(run_id, after), *recent]:
-            if seq > last:
-                last = seq
-                yield _frame(seq, body)
-                if _ends(body):
-                    return
+        chunk, last, ended = _batch([*await manager.events.read(run_id, after), *recent], last)
+        if chunk:
+            yield chunk
+        if ended:
+            return
         idle = 0.0
         while not manager.closing.is_set():
-            item = None
+            rows: list[tuple[int, str]] = []
             with anyio.move_on_after(POLL):
                 try:
-                    item = await sub.receive.receive()
+                    rows.append(await sub.receive.receive())
                 except anyio.EndOfStream:
                     if sub.cut_off:
                         return  # fell behind: the client reconnects with Last-Event-ID
                     # the run ended and its events are logged: send what is left, then stop
-                    for seq, body in await manager.events.read(run_id, last):
-                        yield _frame(seq, body)
+                    chunk, last, _ = _batch(await manager.events.read(run_id, last), last)
+                    if chunk:
+                        yield chunk
                     return
-            if item is not None:
+            if rows:
                 idle = 0.0
-                seq, body = item
-                if seq > last:
-                    last = seq
-                    yield _frame(seq, body)
-                    if _ends(body):
-                        return
+                while len(rows) < BATCH:  # whatever else is already queued goes in one write
+                    try:
+                        rows.append(sub.receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                chunk, last, ended = _batch(rows, last)
+                if chunk:
+                    yield chunk
+                if ended:
+                    return
                 continue
             if run_id not in manager.handles:  # not executing here: follow the log
-                for seq, body in await manager.events.read(run_id, last):
-                    last = seq
-                    yield _frame(seq, body)
-                    if _ends(body):
-                        return
+                chunk, last, ended = _batch(await manager.events.read(run_id, last), last)
+                if chunk:
+                    yield chunk
+                if ended:
+                    return
             idle += POLL
             if idle >= KEEPALIVE:
                 idle = 0.0
