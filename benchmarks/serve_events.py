@@ -16,7 +16,7 @@ import sys
 import time
 
 import httpx2
-from _serve_common import p99, server
+from _serve_common import cpu_seconds, p99, server
 
 PER_STEP_EVENTS = 105  # 100 deltas + superstep, invoked, completed, checkpoint events
 
@@ -42,7 +42,8 @@ async def subscriber(client: httpx2.AsyncClient, run_id: str) -> dict[str, objec
     return {"count": count, "reconnects": reconnects, "delays": delays, "at": time.perf_counter()}
 
 
-async def measure(url: str, events: int, subscribers: int) -> dict[str, object]:
+async def measure(url: str, pid: int, events: int, subscribers: int) -> dict[str, object]:
+    cpu0, mine0 = cpu_seconds(pid), time.process_time()
     outputs = max(1, events * 100 // PER_STEP_EVENTS)
     async with httpx2.AsyncClient(base_url=url, timeout=300) as client:
         t0 = time.perf_counter()
@@ -60,6 +61,8 @@ async def measure(url: str, events: int, subscribers: int) -> dict[str, object]:
         "delay_p50_ms": round(sorted(delays)[len(delays) // 2] * 1000, 1),
         "delay_p99_ms": round(p99(delays) * 1000, 1),
         "reconnects": sum(int(x["reconnects"]) for x in results),  # type: ignore[call-overload]
+        "server_cpu_s": round(cpu_seconds(pid) - cpu0, 2),
+        "client_cpu_s": round(time.process_time() - mine0, 2),
         "ok": run["status"] == "completed" and run["outputs"] == ["done"],
     }
 
@@ -68,8 +71,8 @@ def main() -> None:
     events = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     subscribers = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     store = sys.argv[3] if len(sys.argv) > 3 else None
-    with server(store, "emitter") as (url, _):
-        out = asyncio.run(measure(url, events, subscribers))
+    with server(store, "emitter") as (url, pid):
+        out = asyncio.run(measure(url, pid, events, subscribers))
     line = {"engine": "ledgerflow", "workload": "serve_events", "n": events}
     line.update(subscribers=subscribers, store=(store or "sqlite").split(":")[0])
     print(json.dumps({**line, **out}), flush=True)

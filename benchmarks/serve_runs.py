@@ -12,10 +12,11 @@ import sys
 import time
 
 import httpx2
-from _serve_common import p99, server
+from _serve_common import cpu_seconds, p99, server
 
 
-async def measure(url: str, n: int) -> dict[str, object]:
+async def measure(url: str, pid: int, n: int) -> dict[str, object]:
+    cpu0, mine0 = cpu_seconds(pid), time.process_time()
     limits = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx2.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
         latencies: list[float] = []
@@ -44,6 +45,8 @@ async def measure(url: str, n: int) -> dict[str, object]:
         "post_seconds": round(posted, 3),
         "post_p50_ms": round(sorted(latencies)[len(latencies) // 2] * 1000, 1),
         "post_p99_ms": round(p99(latencies) * 1000, 1),
+        "server_cpu_ms_per_run": round((cpu_seconds(pid) - cpu0) * 1000 / n, 2),
+        "client_cpu_ms_per_run": round((time.process_time() - mine0) * 1000 / n, 2),
         "ok": sample["outputs"] == [f"RUN {n - 1} -- ledgerflow"],
     }
 
@@ -51,8 +54,8 @@ async def measure(url: str, n: int) -> dict[str, object]:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     store = sys.argv[2] if len(sys.argv) > 2 else None
-    with server(store, "pipeline") as (url, _):
-        out = asyncio.run(measure(url, n))
+    with server(store, "pipeline") as (url, pid):
+        out = asyncio.run(measure(url, pid, n))
     line = {"engine": "ledgerflow", "workload": "serve_runs", "n": n}
     line["store"] = (store or "sqlite").split(":")[0]
     print(json.dumps({**line, **out}), flush=True)
