@@ -504,6 +504,7 @@ class RunManager:
     async def answer(self, run_id: str, answers: Mapping[str, Any]) -> RunHandle:
         """Validate answers against the pending requests' types and resume the run."""
         async with self._lock(run_id):
+            await self._settle(run_id)
             if run_id in self.handles:
                 raise ApiError(
                     409, "run_busy", f"run {run_id!r} is running; answer once it waits for input"
@@ -533,8 +534,16 @@ class RunManager:
                 raise _api_error(handle.failure)
             return handle
 
+    async def _settle(self, run_id: str) -> None:
+        """Wait out an execution that already finished (its last event is out, its task is
+        still logging it), so callers see the stored outcome, not a busy run."""
+        handle = self.handles.get(run_id)
+        if handle is not None and handle.status != "running" and handle.started.is_set():
+            await handle.done.wait()
+
     async def cancel(self, run_id: str) -> str:
         """Cancel a run executing here, or a run waiting for input; returns the new status."""
+        await self._settle(run_id)
         handle = self.handles.get(run_id)
         if handle is not None:
             handle.cancelled_by_user = True
