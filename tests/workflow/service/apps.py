@@ -128,9 +128,18 @@ def chatty() -> Workflow:
     return WorkflowBuilder(start=Chatter("chatter"), name="chatty").build()
 
 
+@executor
+async def echo(value: dict[str, object]) -> dict[str, object]:
+    return value
+
+
+def echoes() -> Workflow:
+    return WorkflowBuilder(start=echo, name="echo").build()
+
+
 def leaky() -> Workflow:
     return WorkflowBuilder(start=leak, name="leaky").build()
 
 
 def all_workflows() -> list[Workflow]:
-    return [pipeline(), approval(), slow(), orders(), chatty(), leaky()]
+    return [pipeline(), approval(), slow(), orders(), chatty(), leaky(), echoes()]

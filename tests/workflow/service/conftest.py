@@ -44,7 +44,9 @@ class Server:
         token: str | None = None,
         tick: float = 0.05,
         cli_targets: list[str] | None = None,
+        extra: list[str] | None = None,
     ) -> None:
+        self.extra = extra or []
         self.store = store
         self.cli_targets = cli_targets
         self.token = token
@@ -61,6 +63,7 @@ class Server:
             cmd += ["--store", self.store, "--port", str(self.port)]
         if self.token:
             cmd += ["--token", self.token]
+        cmd += self.extra
         env = {**os.environ, "SERVICE_TEST_TICK": str(self.tick), "PYTHONPATH": str(ROOT)}
         self.log = tempfile.TemporaryFile()  # not a pipe: a full pipe would block the server
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)

@@ -15,6 +15,7 @@ def main() -> None:
     parser.add_argument("--token")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--adopt-interval", type=float, default=0.5)
+    parser.add_argument("--cors", action="append", default=[])
     args = parser.parse_args()
 
     def svg(wf: object) -> bytes:  # the CLI passes visualize's renderer; any bytes do here
@@ -28,6 +29,7 @@ def main() -> None:
         token=args.token,
         render_svg=svg,
         adopt_interval=args.adopt_interval,
+        cors_origins=args.cors,
         max_body_bytes=100_000,
         log_level="warning",
     )

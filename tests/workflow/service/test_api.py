@@ -257,6 +257,44 @@ def test_a_token_is_required_when_set(make_server: Any, tmp_path: Any) -> None:
         assert "access-control-allow-origin" not in c.get("/api/workflows").headers
 
 
+def test_cors_only_for_the_origins_given(make_server: Any) -> None:
+    srv = make_server("memory://", extra=["--cors", "http://studio.example"])
+    import httpx2
+
+    preflight = {"Access-Control-Request-Method": "POST"}
+    ok = httpx2.options(
+        srv.url + "/api/workflows/pipeline/runs",
+        headers={"Origin": "http://studio.example", **preflight},
+    )
+    assert ok.headers.get("access-control-allow-origin") == "http://studio.example"
+    other = httpx2.options(
+        srv.url + "/api/workflows/pipeline/runs",
+        headers={"Origin": "http://evil.example", **preflight},
+    )
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_request_cannot_make_the_server_import_or_run_anything(
+    server: Server, tmp_path: Any
+) -> None:
+    marker = tmp_path / "pwned"
+    sneaky = {"$type": "subprocess:Popen", "args": ["touch", str(marker)], "shell": False}
+    with server.client() as c:
+        r = c.post("/api/workflows/echo/runs", json={"input": sneaky})
+        assert r.status_code == 201
+        run = wait_status(c, r.json()["run_id"], TERMINAL)
+        assert run["status"] == "completed"
+        assert run["outputs"] == [sneaky]  # data, kept as data through the checkpoints
+        fork = c.post(
+            f"/api/runs/{run['run_id']}/fork",
+            json={"checkpoint_id": "subprocess:Popen", "state_updates": None},
+        )
+        assert fork.status_code == 404
+        named = c.post("/api/workflows/os.system/runs", json={"input": "x"})
+        assert named.status_code == 404
+    assert not marker.exists()
+
+
 def test_serving_beyond_loopback_needs_a_token() -> None:
     from workflow._service._server import check_bind
 
