@@ -113,7 +113,9 @@ class WorkflowMCPServer:
 
     async def _call_tool(self, name: str, arguments: dict[str, Any]) -> list[mt.ContentBlock]:
         if name == RESPOND_TOOL:
-            tool = self._runs.get(str(arguments.get("run_id")))
+            tool = self._runs.get(str(arguments.get("run_id"))) or await self._stored(
+                str(arguments.get("run_id"))
+            )
             if tool is None:
                 raise WorkflowError(
                     f"no run {arguments.get('run_id')!r} of this server is waiting for input; "
@@ -139,6 +141,21 @@ class WorkflowMCPServer:
             outcome = await self._drive(entry, entry.workflow.run_stream(value))
         outcome = await self._elicit(entry, outcome)
         return [mt.TextContent(type="text", text=self._answer(name, outcome))]
+
+    async def _stored(self, run_id: str) -> str | None:
+        """The tool of a run this process does not know (say, from before a restart), found
+        through its workflow's checkpoint store."""
+        for name, entry in self.entries.items():
+            store = entry.workflow.checkpoint_store
+            if store is None:
+                continue
+            try:
+                latest = await store.latest(run_id)
+            except Exception:  # a store that cannot answer: the run is not found there
+                continue
+            if latest is not None and latest.workflow_name == entry.workflow.name:
+                return name
+        return None
 
     # -- running ---------------------------------------------------------------------------
     async def _drive(self, entry: _Entry, stream: AsyncIterator[events.WorkflowEvent]) -> _Outcome:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -35,7 +36,10 @@ async def stdio_session(
     tmp_path: Path, *targets: str, **session_options: Any
 ) -> AsyncIterator[ClientSession]:
     command = cli(*targets, "--store", f"sqlite:///{tmp_path / 'runs.db'}")
-    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path))
+    # The SDK gives the server a minimal environment; keep PYTHONPATH so that the server runs
+    # the same code as the tests when they run against a checkout.
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else None
+    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path), env=env)
     with anyio.fail_after(60):
         async with (
             stdio_client(params) as (read, write),
@@ -98,6 +102,18 @@ async def test_without_elicitation_a_waiting_run_answers_how_to_respond(tmp_path
         )
         assert unknown.isError
         assert "'nope'" in text_of(unknown)
+
+
+async def test_a_waiting_run_can_be_answered_after_the_server_restarts(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path, f"{WORKFLOWS}:naming") as session:
+        waiting = json.loads(text_of(await session.call_tool("naming", {"input": "owl"})))
+    (request,) = waiting["pending_requests"]
+    async with stdio_session(tmp_path, f"{WORKFLOWS}:naming") as session:  # a new process
+        done = await session.call_tool(
+            "respond_to_run",
+            {"run_id": waiting["run_id"], "request_id": request["request_id"], "answer": "Hoot"},
+        )
+    assert text_of(done) == "named: Hoot"
 
 
 async def test_with_elicitation_the_client_is_asked_and_the_run_finishes(tmp_path: Path) -> None:
