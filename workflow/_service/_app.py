@@ -264,7 +264,7 @@ class _Api:
             )
         value = self.manager.convert_input(wf, body["input"])
         handle = await self.manager.start(wf, value, run_id)
-        return JSONResponse({"run_id": handle.run_id, "status": "running"}, status_code=201)
+        return JSONResponse({"run_id": handle.run_id, "status": handle.status}, status_code=201)
 
     async def list_runs(self, request: Request) -> Response:
         wanted_wf = request.query_params.get("workflow")

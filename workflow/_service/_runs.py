@@ -125,7 +125,7 @@ class RunManager:
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
-        self._locks: dict[str, anyio.Lock] = {}
+        self._locks: dict[str, list[Any]] = {}  # run id -> [lock, users]
 
     # -- lifespan ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -160,11 +160,20 @@ class RunManager:
                 with contextlib.suppress(Exception):
                     await self.store.set_status(handle.run_id, handle.workflow.name, "running")
 
-    def _lock(self, run_id: str) -> anyio.Lock:
-        lock = self._locks.get(run_id)
-        if lock is None:
-            lock = self._locks[run_id] = anyio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _lock(self, run_id: str) -> AsyncIterator[None]:
+        """Serialize this server's changes to one run (answers, cancels, adoption)."""
+        entry = self._locks.get(run_id)
+        if entry is None:
+            entry = self._locks[run_id] = [anyio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:  # nobody else waits: forget it (one entry per busy run only)
+                del self._locks[run_id]
 
     # -- starting executions -----------------------------------------------------------------
     def workflow(self, name: str) -> Workflow:
