@@ -269,7 +269,13 @@ class _Api:
     async def list_runs(self, request: Request) -> Response:
         wanted_wf = request.query_params.get("workflow")
         wanted_status = request.query_params.get("status")
-        rows = []
+        raw_limit = request.query_params.get("limit")
+        if raw_limit is not None and (not raw_limit.isdigit() or int(raw_limit) < 1):
+            raise ApiError(
+                422, "invalid_request", f"limit must be a positive integer, not {raw_limit!r}"
+            )
+        limit = int(raw_limit) if raw_limit is not None else None
+        rows: list[dict[str, Any]] = []
         for info in await self.manager.store.list_runs():
             handle = self.manager.handles.get(info.run_id)
             status = handle.status if handle is not None else info.status
@@ -285,6 +291,8 @@ class _Api:
                     "updated_at": info.updated_at.isoformat(),
                 }
             )
+            if limit is not None and len(rows) >= limit:
+                break
         return JSONResponse(rows)
 
     async def get_run(self, request: Request) -> Response:

@@ -126,6 +126,7 @@ class RunManager:
         self._tg: TaskGroup | None = None
         self._closing = anyio.Event()
         self._locks: dict[str, list[Any]] = {}  # run id -> [lock, users]
+        self._unadoptable: set[str] = set()
 
     # -- lifespan ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -405,19 +406,33 @@ class RunManager:
             await anyio.sleep(self.adopt_interval)
 
     async def adopt(self) -> list[str]:
-        """Resume runs the store says are running but no one executes (lock free)."""
+        """Resume runs the store says are running but no one executes (lock free).
+
+        A run that cannot be resumed for another reason than its lock (its graph changed, a
+        checkpoint is corrupt) is logged once and left alone until the next start.
+        """
         resumed = []
         for info in await self.store.list_runs():
             wf = self.workflows.get(info.workflow_name)
             if info.status != "running" or wf is None or info.run_id in self.handles:
                 continue
+            if info.run_id in self._unadoptable:
+                continue
             if self._closing.is_set():
                 break
-            async with self._lock(info.run_id):
-                handle = await self.resume(wf, info.run_id)
+            try:
+                async with self._lock(info.run_id):
+                    handle = await self.resume(wf, info.run_id)
+            except ApiError:  # deleted meanwhile
+                continue
             if handle.started.is_set():
                 log.info("resumed run %s of %s", info.run_id, wf.name)
                 resumed.append(info.run_id)
+            elif handle.failure is not None and not _locked(handle.failure):
+                self._unadoptable.add(info.run_id)
+                log.warning(
+                    "run %s cannot be resumed: %s", info.run_id, redact(str(handle.failure))
+                )
         return resumed
 
     # -- reading -------------------------------------------------------------------------------
@@ -588,6 +603,11 @@ class RunManager:
             return "cancelled"
 
 
+def _locked(exc: BaseException) -> bool:
+    """Whether ``exc`` says another process holds the run (the only reason to try again)."""
+    return type(exc).__name__ == "RunLockedError" or "being executed" in str(exc)
+
+
 def _redacted(text: str | None) -> str | None:
     return None if text is None else redact(text)
 
@@ -635,7 +655,7 @@ def _first_error(exc: ValidationError) -> str:
 def _api_error(exc: BaseException) -> ApiError:
     text = str(exc)
     if isinstance(exc, CheckpointError):
-        if "another process" in text or "being executed" in text:
+        if _locked(exc):
             return ApiError(409, "run_elsewhere", text)
         if "unknown" in text:
             return ApiError(404, "unknown_run", text)

@@ -60,6 +60,10 @@ def test_a_run_goes_on_in_the_server_and_its_stream_replays(server: Server) -> N
         listed = c.get("/api/runs", params={"workflow": "pipeline"}).json()
         assert run_id in {r["run_id"] for r in listed}
         assert all(r["workflow"] == "pipeline" for r in listed)
+        newest = c.get("/api/runs", params={"limit": 1}).json()
+        assert len(newest) == 1
+        assert newest[0]["run_id"] == c.get("/api/runs").json()[0]["run_id"]
+        assert c.get("/api/runs", params={"limit": "0"}).status_code == 422
         done = c.get("/api/runs", params={"status": "completed"}).json()
         assert run_id in {r["run_id"] for r in done}
         assert c.get("/api/runs", params={"status": "failed"}).json() == [
