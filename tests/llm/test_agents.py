@@ -122,11 +122,11 @@ async def test_a_real_tool_call_is_executed_and_fed_back(llm_server: LocalLLMSer
 async def test_the_two_agent_chat_alternates_within_its_turns(client: OpenAIChatClient) -> None:
     a = agent("planner", "who plans picnics", client)
     b = agent("critic", "who points out what a plan forgot", client)
-    result = await two_agent_chat(a, b, "Plan a picnic.", max_turns=2)
+    result = await two_agent_chat(a, b, "Plan a picnic.", max_turns=1)
     assert result.status is RunStatus.COMPLETED, result.error
     (conversation,) = result.outputs
     speakers = [m.author for m in conversation if m.role == "assistant"]
-    assert speakers == ["planner", "critic", "planner", "critic"]
+    assert speakers == ["planner", "critic"]  # a answers first, then b; one turn each
     assert all(m.text.strip() for m in conversation if m.role == "assistant")
 
 
