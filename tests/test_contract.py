@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import pathlib
 
@@ -85,23 +86,30 @@ OUTSIDE_CORE = ("builders", "executors", "visualize", "examples", "benchmarks")
 PRIVATE_ALLOWED: set[str] = set()
 
 
+@functools.cache
+def _absolute_imports(path: pathlib.Path) -> tuple[tuple[int, str], ...]:
+    """``(line, module)`` for each absolute import in ``path``; ``from pkg import n`` also gives
+    ``pkg.n`` (``n`` may be a module). Parsed once per file for every check."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            if "." not in node.module:
+                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return tuple(found)
+
+
 def _private_core_imports(
     path: pathlib.Path, root: pathlib.Path = ROOT, package: str = "workflow"
 ) -> list[str]:
     """Every ``package._*`` module (or ``_name`` from ``package``) that ``path`` imports."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        modules: list[str] = []
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-            if node.module == package:
-                modules += [f"{package}.{alias.name}" for alias in node.names]
-        for module in modules:
-            parts = module.split(".")
-            if parts[0] == package and any(part.startswith("_") for part in parts[1:]):
-                found.append(f"{path.relative_to(root)}:{node.lineno} imports {module}")
+    for line, module in _absolute_imports(path):
+        parts = module.split(".")
+        if parts[0] == package and any(part.startswith("_") for part in parts[1:]):
+            found.append(f"{path.relative_to(root)}:{line} imports {module}")
     return found
 
 
