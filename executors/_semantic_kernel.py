@@ -161,9 +161,10 @@ class SemanticKernelChatClient:
         *,
         tools: Sequence[ToolSpec] | None = None,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
         """The service's complete answer, with its tool calls and token usage."""
-        settings = self._settings(tools, response_format)
+        settings = self._settings(tools, response_format, max_tokens)
         try:
             content = await self.service.get_chat_message_content(_history(messages), settings)
         except Exception as exc:
@@ -190,9 +191,10 @@ class SemanticKernelChatClient:
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[ToolSpec] | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[ChatDelta]:
         """The answer as the service streams it: text pieces, tool-call fragments, usage."""
-        settings = self._settings(tools, None)
+        settings = self._settings(tools, None, max_tokens)
         stream = self.service.get_streaming_chat_message_contents(_history(messages), settings)
         try:
             async for chunk in stream:
@@ -209,6 +211,7 @@ class SemanticKernelChatClient:
         self,
         tools: Sequence[ToolSpec] | None,
         response_format: type[BaseModel] | dict[str, Any] | None,
+        max_tokens: int | None = None,
     ) -> PromptExecutionSettings:
         cls = self.service.get_prompt_execution_settings_class()
         base = self.settings.model_dump(exclude_none=True) if self.settings is not None else {}
@@ -224,6 +227,11 @@ class SemanticKernelChatClient:
                 )
             settings.tools = [t.to_openai() for t in tools]  # type: ignore[attr-defined]
             settings.tool_choice = "auto"  # type: ignore[attr-defined]
+        if max_tokens is not None:
+            if "max_tokens" in fields:  # OpenAI-style settings; others keep their own limit
+                settings.max_tokens = max_tokens  # type: ignore[attr-defined]
+            elif "max_completion_tokens" in fields:
+                settings.max_completion_tokens = max_tokens  # type: ignore[attr-defined]
         if response_format is not None:
             if "response_format" not in fields:
                 raise ChatConfigError(

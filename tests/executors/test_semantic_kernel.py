@@ -137,13 +137,16 @@ async def test_sk_openai_connector_drives_a_chat_agent_with_sk_tools(
         Reply(None, tool_calls=(("call_1", "Maths-add", '{"a": 4, "b": 5}'),)),
         Reply("the sum is 9", prompt_tokens=11, completion_tokens=4),
     )
-    agent = ChatAgent("calc", "", "Be brief.", sk_client(server), tools=sk_tools(Maths()))
+    agent = ChatAgent(
+        "calc", "", "Be brief.", sk_client(server), tools=sk_tools(Maths()), max_tokens=64
+    )
     reply = await agent.run([ChatMessage("user", "4+5?")])
     assert reply.text == "the sum is 9"
     assert tool_text(reply.messages) == "9"
     assert reply.usage.input_tokens == 7 + 11
     first, second = (r.body for r in server.requests)
     assert [t["function"]["name"] for t in first["tools"]] == ["Maths-add", "Maths-divide"]
+    assert first["max_tokens"] == 64  # the agent's per-request limit reaches the service
     assert first["messages"][0] == {"role": "system", "content": "Be brief."}
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "Maths-add"
     assert second["messages"][-1]["role"] == "tool"
