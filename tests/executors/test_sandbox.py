@@ -230,6 +230,32 @@ async def test_default_code_executor_runs_our_interpreter_without_bubblewrap(
         sandbox_available.cache_clear()
 
 
+def test_reveal_plan_covers_each_hiding_directory_and_binds_only_the_prefixes(
+    work_parent: str,
+) -> None:
+    """What unshare mounts: a tmpfs over the outermost closed directory, the prefixes bound."""
+    from executors._sandbox_reveal import plan_reveal, reveal_prefix
+
+    base = Path(work_parent)  # world-traversable, like / on the way to /root
+    hidden = base / "home"  # like /root
+    prefix = hidden / ".pyenv" / "versions" / "3.x"
+    (prefix / "bin").mkdir(parents=True)
+    (base / "open" / "venv" / "bin").mkdir(parents=True)
+    os.chmod(hidden, 0o700)
+    venv = str(base / "open" / "venv")
+    plan = plan_reveal([venv, str(prefix), str(prefix)], f"{venv}/bin/python", 65534, 65534)
+    assert plan.cover == (str(hidden),)
+    assert plan.binds == ((str(prefix), str(prefix)),)  # the venv is reachable as it is
+    nested = plan_reveal([str(prefix), str(prefix / "lib")], str(prefix / "bin/py"), 1, 1)
+    assert nested.binds == ((str(prefix), str(prefix)),)  # one bind covers what is inside
+    assert not plan_reveal([venv], f"{venv}/bin/python", 65534, 65534)  # nothing to do
+    assert reveal_prefix(plan_reveal([venv], venv, 65534, 65534), "/stage") == []
+    script = reveal_prefix(plan, "/stage")[2]
+    assert script.startswith("set -e; umask 022; ")
+    assert script.endswith('exec "$@"')
+    assert script.index("--bind -o ro") < script.index("-t tmpfs") < script.index("--move")
+
+
 @pytest.mark.anyio
 async def test_empty_blocks_are_rejected() -> None:
     with pytest.raises(ValueError, match="no code blocks"):
