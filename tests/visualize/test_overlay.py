@@ -187,6 +187,9 @@ def test_overlay_from_a_checkpoint_delta() -> None:
     assert overlay.messages == {"merge->score": 1}
     assert overlay.note is not None
     assert "this superstep only" in overlay.note
+    # a pending request recorded as a mapping reads the same
+    keyed = {**data, "run": {"pending": [{"request_id": "r1", "executor_id": "approve"}]}}
+    assert overlay_from(FakeCheckpoint("c4", "run-9", 4, keyed)).status == overlay.status
 
 
 def durable_pipeline() -> tuple[Any, Any]:
@@ -231,6 +234,10 @@ async def test_store_tuple_inside_event_loop_says_what_to_do() -> None:
     early = await load_overlay("w", store, checkpoint_id=first)
     assert early.status == {"parse": "completed"}
     assert early.note == f"up to checkpoint {first}"
+    from workflow import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"checkpoint 'f@1' is not part of run 'w'"):
+        await load_overlay("w", store, checkpoint_id="f@1")
 
 
 def test_bad_overlays() -> None:
