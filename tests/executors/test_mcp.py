@@ -82,6 +82,16 @@ async def test_stdio_tools_keep_their_schemas_and_results_and_errors_reach_the_m
     assert reply.text == "done"
 
 
+async def test_prefix_keeps_two_servers_tools_apart_and_the_original_names_are_called() -> None:
+    async with MCPTools(STDIO, prefix="one_") as one, MCPTools(STDIO, prefix="two_") as two:
+        tools = [*one, *two]
+        names = {t.name for t in tools}
+        assert {"one_add", "two_add", "one_tell_time", "two_tell_time"} <= names
+        agent = ChatAgent("calc", "", "", calls(("two_add", {"a": 1, "b": 2})), tools=tools)
+        reply = await agent.run([ChatMessage("user", "go")])
+    assert tool_texts(reply.messages) == ["3"]
+
+
 async def test_the_server_gets_only_the_env_given_never_our_secrets() -> None:
     os.environ["LEDGERFLOW_TEST_SECRET"] = "s3cret"
     try:
