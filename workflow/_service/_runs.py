@@ -221,6 +221,8 @@ class RunManager:
         # accepted means stored: its first checkpoint (input accepted, nothing run yet) is
         # committed before the caller hears of it, so a crash right after cannot lose it
         await _first_of(handle.saved, handle.done)
+        if handle.failure is not None and not handle.saved.is_set():
+            raise _api_error(handle.failure)  # never stored: the caller must not think it ran
         return handle
 
     async def resume(
