@@ -323,6 +323,7 @@ class GroupChatManager(Executor):
     """
 
     kind: ClassVar[str] = "orchestrator"
+    warm: ClassVar[bool] = True  # holds agents/clients: one long-lived copy on a cluster
 
     def __init__(
         self,

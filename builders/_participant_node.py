@@ -185,6 +185,7 @@ class Participant(Executor):
     """
 
     kind: ClassVar[str] = "agent"
+    warm: ClassVar[bool] = True  # holds agents/clients: one long-lived copy on a cluster
 
     def __init__(self, inner: Executor, name: str, policy: TurnPolicy) -> None:
         super().__init__(name)

@@ -122,6 +122,7 @@ class AgentExecutor(Executor):
     """
 
     kind: ClassVar[str] = "agent"
+    warm: ClassVar[bool] = True  # keeps its client/sandbox warm on a cluster backend
 
     def __init__(self, agent: Agent, id: str | None = None, *, stream: bool = True) -> None:
         name = getattr(agent, "name", None)

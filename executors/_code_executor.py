@@ -58,6 +58,7 @@ class CodeExecutor(Executor):
     """
 
     kind: ClassVar[str] = "code"
+    warm: ClassVar[bool] = True  # keeps its client/sandbox warm on a cluster backend
 
     def __init__(self, id: str = "code", timeout: float = 60, **sandbox_options: Any) -> None:
         super().__init__(id)

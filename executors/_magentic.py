@@ -121,6 +121,7 @@ class MagenticOrchestrator(Executor):
     """
 
     kind: ClassVar[str] = "orchestrator"
+    warm: ClassVar[bool] = True  # holds agents/clients: one long-lived copy on a cluster
 
     def __init__(
         self,

@@ -151,6 +151,7 @@ class WorkflowAgentExecutor(Executor):
     """
 
     kind: ClassVar[str] = "workflow"
+    warm: ClassVar[bool] = True  # holds agents/clients: one long-lived copy on a cluster
 
     def __init__(self, agent: WorkflowAgent, id: str | None = None) -> None:
         super().__init__(id if id is not None else agent.name)

@@ -27,6 +27,7 @@ from ._workflow import Workflow
 
 if TYPE_CHECKING:
     from ._checkpoint import Checkpoint, CheckpointStore, RunInfo
+    from ._ray import RayBackend
     from ._serde import SerializationError
     from ._stores import (
         FileCheckpointStore,
@@ -49,6 +50,7 @@ _LAZY = {
     "PostgresCheckpointStore": "._stores",
     "SQLiteCheckpointStore": "._stores",
     "store_from_url": "._stores",
+    "RayBackend": "._ray",
     "OpenTelemetryObserver": "._telemetry",
     "model_call_span": "._telemetry",
     "tool_call_span": "._telemetry",
@@ -75,6 +77,7 @@ __all__ = (
     "OpenTelemetryObserver",
     "PendingRequest",
     "PostgresCheckpointStore",
+    "RayBackend",
     "Resources",
     "RetryPolicy",
     "RunInfo",

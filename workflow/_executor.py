@@ -216,6 +216,10 @@ class Executor:
     """
 
     kind: ClassVar[str] = "executor"
+    # True for executors that keep warm resources between invocations (an HTTP client, a
+    # sandbox, a loaded model): a cluster backend keeps such an executor in a long-lived
+    # worker (a Ray actor) instead of shipping it to a fresh task per invocation.
+    warm: ClassVar[bool] = False
 
     def __init__(self, id: str | None = None) -> None:
         self.id: str = id if id is not None else type(self).__name__

@@ -1,0 +1,229 @@
+"""RayBackend on a real multi-node cluster: same events as LocalBackend, placement,
+failures, retries, timeouts and human input."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from builders import WorkflowBuilder
+from workflow import (
+    ExecutorFailedError,
+    LocalBackend,
+    RayBackend,
+    Resources,
+    RetryPolicy,
+    RunResult,
+    RunStatus,
+    executor,
+)
+from workflow.events import AgentDelta, RunFinished, WorkflowEvent
+
+from .conftest import RayCluster
+from .scenarios import SCENARIOS, Asker, bump, retries, shout
+
+pytestmark = pytest.mark.anyio
+
+
+def write(path: str, text: str) -> None:
+    pathlib.Path(path).write_text(text)
+
+
+async def eventually(check: Any, what: str, seconds: float = 30, detail: Any = None) -> None:
+    """Poll ``check`` until it holds, failing with ``what`` after ``seconds``."""
+    for _ in range(int(seconds / 0.1)):
+        if check():
+            return
+        await anyio.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {what} ({detail() if detail else ''})")
+
+
+def signature(events: list[WorkflowEvent]) -> list[tuple[Any, ...]]:
+    """What must not depend on the backend: types, executor ids, supersteps, data, ids."""
+    out = []
+    for e in events:
+        out.append(
+            (
+                type(e).__name__,
+                e.superstep,
+                getattr(e, "executor_id", None),
+                repr(getattr(e, "data", None)),
+                getattr(e, "request_id", None),
+                getattr(e, "status", None),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_same_events_as_local(ray_cluster: RayCluster, name: str) -> None:
+    build, value = SCENARIOS[name]
+    local = await build().run(value, run_id=f"local-{name}", backend=LocalBackend())
+    remote = await build().run(value, run_id=f"local-{name}", backend=RayBackend())
+    assert remote.status is local.status
+    assert remote.outputs == local.outputs
+    assert signature(remote.events) == signature(local.events)
+    if name == "failing":
+        assert isinstance(remote.error, ExecutorFailedError)
+        assert isinstance(remote.error.__cause__, ValueError)  # the handler's own error
+        assert "cannot handle 7" in str(remote.error)
+
+
+async def test_human_input_answered_on_ray(ray_cluster: RayCluster) -> None:
+    build, _ = SCENARIOS["human"]
+    wf = build()
+    backend = RayBackend()
+    first = await wf.run("deploy", backend=backend)
+    assert first.status is RunStatus.AWAITING_INPUT
+    (req,) = first.pending_requests
+    done = await wf.resume(first.run_id, responses={req.request_id: True}, backend=backend)
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs == ["APPROVE DEPLOY? -> YES"]
+
+
+async def test_retries_run_again_on_the_cluster(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    marker = tmp_path / "tries"
+    result = await retries(str(marker)).run(5, backend=RayBackend())
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs == ["value 5"]
+    assert marker.read_text() == "xxx"
+
+
+@executor(id="where")
+async def where(x: int) -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+@pytest.mark.parametrize("node", ["node_a", "node_b"])
+async def test_resources_place_the_invocation(ray_cluster: RayCluster, node: str) -> None:
+    wf = (
+        WorkflowBuilder(start=where)
+        .add_executor(where, resources=Resources(custom={node: 1}))
+        .build()
+    )
+    for _ in range(3):
+        result = await wf.run(1, backend=RayBackend())
+        assert result.outputs == [ray_cluster.node_id(node)]
+
+
+async def test_resources_no_node_has_are_refused_at_run_start(ray_cluster: RayCluster) -> None:
+    wf = (
+        WorkflowBuilder(start=where)
+        .add_executor(where, resources=Resources(num_gpus=1, custom={"node_a": 1}))
+        .build()
+    )
+    started = time.monotonic()
+    with anyio.fail_after(60):
+        result = await _run_or_error(wf, 1)
+    text = str(result)
+    assert "'where'" in text
+    assert "GPU" in text
+    assert time.monotonic() - started < 60  # refused, not queued forever
+
+
+async def _run_or_error(wf: Any, value: Any) -> Any:
+    try:
+        result: RunResult = await wf.run(value, backend=RayBackend())
+    except Exception as exc:
+        return exc
+    assert result.status is RunStatus.FAILED
+    return result.error
+
+
+@executor(id="sleepy")
+async def sleepy(path: str) -> str:
+    write(path, str(os.getpid()))
+    await anyio.sleep(120)
+    return "woke"
+
+
+async def test_timeout_cancels_the_remote_invocation(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    import psutil
+
+    marker = tmp_path / "pid"
+    wf = WorkflowBuilder(start=sleepy).add_executor(sleepy, timeout=3).build()
+    result = await wf.run(str(marker), backend=RayBackend())
+    assert result.status is RunStatus.FAILED
+    assert "timeout" in str(result.error.__cause__)
+    pid = int(marker.read_text())
+
+    def gone() -> bool:
+        return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    await eventually(gone, "the worker running the timed-out invocation is killed")
+
+
+@executor(id="crashy")
+async def crashy(path: str) -> str:
+    tries = bump(path)
+    if tries == 1:
+        os._exit(1)  # the worker process dies mid-invocation
+    return f"survived after {tries} attempts"
+
+
+async def test_a_dead_worker_is_retried_under_the_retry_policy(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    wf = (
+        WorkflowBuilder(start=crashy)
+        .add_executor(crashy, retry=RetryPolicy(max_attempts=2, initial_delay=0.01))
+        .build()
+    )
+    result = await wf.run(str(tmp_path / "m"), backend=RayBackend())
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs == ["survived after 2 attempts"]
+    # without a retry policy the lost worker fails the run, naming the executor
+    wf = WorkflowBuilder(start=crashy).build()
+    failed = await wf.run(str(tmp_path / "n"), backend=RayBackend())
+    assert failed.status is RunStatus.FAILED
+    assert "'crashy'" in str(failed.error)
+
+
+async def test_a_paused_run_holds_no_cluster_resources(ray_cluster: RayCluster) -> None:
+    import ray
+
+    asker = Asker("asker")
+    wf = WorkflowBuilder(start=asker).add_edge(asker, shout).build()
+    result = await wf.run("x", backend=RayBackend())
+    assert result.status is RunStatus.AWAITING_INPUT
+
+    def reservable(resources: dict[str, float]) -> dict[str, float]:
+        # what a task or actor reserves (objects in the store are not reservations)
+        return {k: v for k, v in resources.items() if k != "object_store_memory"}
+
+    total = reservable(ray.cluster_resources())
+    await eventually(
+        lambda: reservable(ray.available_resources()) == total,
+        "every CPU and custom resource is free again: nothing reserved for the paused run",
+        detail=lambda: f"available {ray.available_resources()} of {total}",
+    )
+
+
+async def test_agent_deltas_stream_in_order_from_a_warm_actor(ray_cluster: RayCluster) -> None:
+    from executors import ChatAgent, ScriptedChatClient
+
+    def build() -> Any:
+        agent = ChatAgent("poet", "writes", "Be brief.", ScriptedChatClient(["roses are red"]))
+        return WorkflowBuilder(start=agent).build()
+
+    local = await build().run("a poem", run_id="p", backend=LocalBackend())
+    events: list[WorkflowEvent] = []
+    async with build().run_stream("a poem", run_id="p", backend=RayBackend()) as stream:
+        async for event in stream:
+            events.append(event)
+    deltas = [e.text for e in events if isinstance(e, AgentDelta)]
+    assert len(deltas) > 1
+    assert "".join(deltas) == "roses are red"
+    assert signature(events) == signature(local.events)
+    assert isinstance(events[-1], RunFinished)

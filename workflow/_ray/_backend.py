@@ -1,0 +1,301 @@
+"""``RayBackend``: where an invocation runs is Ray's business; everything else stays ours.
+
+Placement and execution come from Ray; routing, retries, timeouts, commit order, events and
+checkpoints stay in the runner (see ``workflow._backend``), so a run gives the same events on
+Ray as in-process, and a run checkpointed on one backend resumes on the other.
+
+How an invocation travels:
+
+- A stateless executor (the default) runs as a Ray **task**: the executor object is put in
+  the object store once per run and each invocation is one task call. Its events travel back
+  with its outcome and are passed to the run's stream, in order, before ``invoke`` returns.
+- An executor whose class sets ``warm = True`` (agents, the code executor: things that keep
+  an HTTP client, a sandbox or a loaded model between calls) runs in a Ray **actor** that this
+  backend keeps for that executor and reuses across invocations and runs, until
+  :meth:`RayBackend.shutdown`. Its events stream back live (a streaming generator), so agent
+  tokens reach the caller while the model is still answering.
+- ``Resources`` declared for an executor become the task's or actor's Ray resource request;
+  a request that no node of the cluster could ever satisfy is refused when the run opens the
+  backend, naming the executor.
+- Ray's own retries are off (``max_retries=0``): the executor's ``RetryPolicy`` is the one
+  retry layer, also for a worker or node that dies mid-invocation. A timeout (or any
+  cancellation of the run) cancels the remote invocation with ``ray.cancel(force=True)``.
+- Large values stay out of the driver only as far as Ray allows: a message a task returns
+  passes through the driver, which routes it (see docs/ray.md for the measured limits).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from workflow._backend import (
+    Backend,
+    BackendRun,
+    LocalBackend,
+    Resources,
+    resources_for,
+    run_invocation,
+)
+from workflow._errors import WorkflowError
+from workflow._invocation import EmitEvent, InvocationOutcome, InvocationRequest
+
+if TYPE_CHECKING:
+    from workflow._executor import Executor
+    from workflow._workflow import Workflow
+
+__all__ = ("RayBackend", "RayUnavailableError")
+
+# Keep every node of a cluster this process starts on loopback (see docs/ray.md).
+_LOOPBACK_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+
+
+class RayUnavailableError(WorkflowError, RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached or cannot place an executor."""
+
+
+class RayBackend:
+    """Run invocations on a Ray cluster.
+
+    Args:
+        address: ``None`` starts (or reuses) a local Ray instance; ``"auto"`` joins the
+            cluster this machine belongs to; ``"ray://host:port"`` joins through Ray Client.
+            When this process is already connected to Ray, that connection is used.
+        runtime_env: Ray's runtime environment for the workers (packages, working dir, env).
+        namespace: Ray namespace for the warm actors this backend keeps.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        runtime_env: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"RayBackend address must be None or a string, got {address!r}")
+        self.address = address
+        self.runtime_env = dict(runtime_env) if runtime_env is not None else None
+        self.namespace = namespace
+        self._actors: dict[tuple[int, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RayBackend(address={self.address!r}, namespace={self.namespace!r})"
+
+    # -- connection -------------------------------------------------------------------------
+    def _ray(self) -> Any:
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise RayUnavailableError(
+                "RayBackend needs Ray: pip install 'ledgerflow[ray]'"
+            ) from exc
+        with self._lock:
+            if not ray.is_initialized():
+                for key, value in _LOOPBACK_ENV.items():
+                    os.environ.setdefault(key, value)
+                kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
+                if self.address is None:
+                    kwargs["include_dashboard"] = False
+                else:
+                    kwargs["address"] = self.address
+                if self.runtime_env is not None:
+                    kwargs["runtime_env"] = self.runtime_env
+                if self.namespace is not None:
+                    kwargs["namespace"] = self.namespace
+                try:
+                    ray.init(**kwargs)
+                except Exception as exc:
+                    raise RayUnavailableError(
+                        f"cannot connect to Ray at {self.address or 'a new local instance'}: {exc}"
+                    ) from exc
+        return ray
+
+    def open(self, workflow: Workflow) -> BackendRun:
+        ray = self._ray()
+        _check_placeable(ray, workflow)
+        return _RayRun(self, ray, workflow)
+
+    def shutdown(self) -> None:
+        """Kill the warm actors this backend started (runs using them must have ended)."""
+        if not self._actors:
+            return
+        import ray
+
+        for actor in self._actors.values():
+            ray.kill(actor)
+        self._actors.clear()
+
+    def _actor(self, ray: Any, node: Executor, options: dict[str, Any]) -> Any:
+        key = (id(node), node.id)
+        with self._lock:
+            actor = self._actors.get(key)
+            if actor is None:
+                actor = (
+                    ray.remote(_WarmExecutor)
+                    .options(max_restarts=0, max_concurrency=64, **options)
+                    .remote(node)
+                )
+                self._actors[key] = actor
+        return actor
+
+
+def _ray_options(resources: Resources) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if resources.num_cpus is not None:
+        options["num_cpus"] = resources.num_cpus
+    if resources.num_gpus is not None:
+        options["num_gpus"] = resources.num_gpus
+    if resources.memory is not None:
+        options["memory"] = resources.memory
+    if resources.custom:
+        options["resources"] = dict(resources.custom)
+    return options
+
+
+def _wanted(resources: Resources) -> dict[str, float]:
+    wanted: dict[str, float] = {}
+    if resources.num_cpus:
+        wanted["CPU"] = resources.num_cpus
+    if resources.num_gpus:
+        wanted["GPU"] = resources.num_gpus
+    if resources.memory:
+        wanted["memory"] = float(resources.memory)
+    for key, amount in (resources.custom or {}).items():
+        if amount:
+            wanted[key] = amount
+    return wanted
+
+
+def _check_placeable(ray: Any, workflow: Workflow) -> None:
+    """Refuse, at run start, an executor whose resources no live node could ever provide."""
+    requests = {eid: _wanted(resources_for(workflow, eid)) for eid in workflow.executors}
+    requests = {eid: w for eid, w in requests.items() if w}
+    if not requests:
+        return
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for eid, wanted in sorted(requests.items()):
+        if not any(all(have.get(k, 0) >= v for k, v in wanted.items()) for have in nodes):
+            offered = [
+                {k: v for k, v in have.items() if not k.startswith("node:")} for have in nodes
+            ]
+            raise RayUnavailableError(
+                f"executor {eid!r} needs {wanted!r}, which no node of the Ray cluster has "
+                f"(nodes offer {offered!r}); add a node with those resources or lower the "
+                f"executor's Resources"
+            )
+
+
+class _RayRun:
+    """One run's use of the cluster: the executors' object refs and warm actors."""
+
+    def __init__(self, backend: RayBackend, ray: Any, workflow: Workflow) -> None:
+        self.backend = backend
+        self.ray = ray
+        self.workflow = workflow
+        self.refs: dict[str, Any] = {}
+        self.options: dict[str, dict[str, Any]] = {}
+        self.task = ray.remote(_invoke_task)
+
+    def _options(self, eid: str) -> dict[str, Any]:
+        found = self.options.get(eid)
+        if found is None:
+            found = self.options[eid] = _ray_options(resources_for(self.workflow, eid))
+        return found
+
+    def invoke(self, request: InvocationRequest, emit: EmitEvent) -> Awaitable[InvocationOutcome]:
+        return self._invoke(request, emit)
+
+    async def _invoke(self, request: InvocationRequest, emit: EmitEvent) -> InvocationOutcome:
+        node = self.workflow.executors[request.executor_id]
+        options = self._options(request.executor_id)
+        if getattr(node, "warm", False):
+            return await self._invoke_warm(node, request, emit, options)
+        ref = self.refs.get(request.executor_id)
+        if ref is None:
+            ref = self.refs[request.executor_id] = self.ray.put(node)
+        pending = self.task.options(max_retries=0, **options).remote(ref, request)
+        try:
+            outcome: InvocationOutcome = await pending
+        except anyio.get_cancelled_exc_class():
+            self.ray.cancel(pending, force=True)
+            raise
+        except self.ray.exceptions.RayTaskError as exc:
+            raise _cause(exc) from None
+        for event in outcome.events:
+            await emit(event)
+        return outcome
+
+    async def _invoke_warm(
+        self, node: Executor, request: InvocationRequest, emit: EmitEvent, options: dict[str, Any]
+    ) -> InvocationOutcome:
+        actor = self.backend._actor(self.ray, node, options)
+        stream = actor.invoke.options(num_returns="streaming").remote(request)
+        outcome: InvocationOutcome | None = None
+        try:
+            async for ref in stream:
+                item = await ref
+                if isinstance(item, InvocationOutcome):
+                    outcome = item
+                else:
+                    await emit(item)
+        except anyio.get_cancelled_exc_class():
+            self.ray.cancel(stream, force=True)
+            raise
+        except self.ray.exceptions.RayTaskError as exc:
+            raise _cause(exc) from None
+        if outcome is None:  # pragma: no cover - the actor always ends with the outcome
+            raise WorkflowError(f"executor {node.id!r} returned no outcome from its Ray actor")
+        return outcome
+
+    async def aclose(self) -> None:
+        self.refs.clear()
+
+
+def _cause(exc: Any) -> BaseException:
+    """The handler's own exception, not Ray's wrapper (so errors read as they do locally)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def _invoke_task(node: Executor, request: InvocationRequest) -> InvocationOutcome:
+    """A Ray task: handle one invocation in a worker process (a fresh event loop)."""
+
+    async def collect(event: Any) -> None:
+        return None  # events travel back inside the outcome
+
+    async def main() -> InvocationOutcome:
+        return await run_invocation(node, request, collect, LocalBackend())
+
+    return anyio.run(main)
+
+
+class _WarmExecutor:
+    """A Ray actor holding one executor between invocations (and runs)."""
+
+    def __init__(self, node: Executor) -> None:
+        self.node = node
+        self.local: Backend = LocalBackend()
+
+    async def invoke(self, request: InvocationRequest) -> Any:
+        send, receive = anyio.create_memory_object_stream[Any](64)
+        result: list[InvocationOutcome] = []
+
+        async def run() -> None:
+            async with send:
+                result.append(await run_invocation(self.node, request, send.send, self.local))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            async with receive:
+                async for event in receive:
+                    yield event
+        yield result[0]
