@@ -1,5 +1,6 @@
 """Builders assemble graphs and return ordinary ``workflow.Workflow`` objects: explicit graphs
-(``WorkflowBuilder``), Magentic teams and conversation patterns."""
+(``WorkflowBuilder``), Magentic teams and conversation patterns, in code or from a declarative
+spec (``load_spec``; ``dump_spec`` writes any of them back as one)."""
 
 from __future__ import annotations
 
