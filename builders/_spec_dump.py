@@ -56,7 +56,12 @@ class _Dumper(Parts):
             elif policies == {_Handoff}:
                 body = self._handoff()
             else:
-                raise SpecError("kind", f"workflow {wf.name!r} is a conversation of no known kind")
+                raise SpecError(
+                    "kind",
+                    f"workflow {wf.name!r} is a conversation of no spec kind (a two-agent chat?); "
+                    "a group_chat with the round_robin selector and max_rounds describes the "
+                    "same exchange",
+                )
         else:
             body = self._graph()
         doc: dict[str, Any] = {"kind": body.pop("kind"), "name": wf.name}

@@ -255,3 +255,14 @@ def test_dump_refuses_what_has_no_spec_form() -> None:
         dump_spec(SequentialBuilder([agent]).build())
     ok = ChatAgent("solo", "", "", ScriptedChatClient(["x"]))
     assert dump_spec(SequentialBuilder([ok]).build())["kind"] == "sequential"
+
+
+def test_dump_names_a_replacement_for_a_two_agent_chat() -> None:
+    from builders import two_agent_workflow
+
+    a = ChatAgent("a", "", "", ScriptedChatClient(["x"]))
+    b = ChatAgent("b", "", "", ScriptedChatClient(["y"]))
+    with pytest.raises(SpecError) as caught:
+        dump_spec(two_agent_workflow(a, b, max_turns=2))
+    assert caught.value.path == "kind"
+    assert "group_chat with the round_robin selector" in str(caught.value)
