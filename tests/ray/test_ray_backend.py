@@ -227,3 +227,76 @@ async def test_agent_deltas_stream_in_order_from_a_warm_actor(ray_cluster: RayCl
     assert "".join(deltas) == "roses are red"
     assert signature(events) == signature(local.events)
     assert isinstance(events[-1], RunFinished)
+
+
+def driver(mode: str, cluster: RayCluster, tmp: pathlib.Path) -> list[str]:
+    """The command line of a driver process (tests/ray/driver.py) over ``tmp``'s store."""
+    import sys
+
+    store, log = str(tmp / "runs.db"), str(tmp / "effects.log")
+    return [sys.executable, "-m", "tests.ray.driver", mode, store, cluster.address, log, "lost"]
+
+
+def driver_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])}
+
+
+def start_driver(argv: list[str]) -> Any:
+    import subprocess
+
+    return subprocess.Popen(
+        argv, env=driver_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def run_driver(argv: list[str]) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        argv, env=driver_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def read_lines(path: pathlib.Path) -> list[str]:
+    return path.read_text().split()
+
+
+async def test_a_lost_driver_is_resumed_by_a_new_one(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    """SIGKILL the driver mid-run; a new driver process resumes from the store: the outputs
+    equal an uninterrupted run's and no committed step ran twice."""
+    import signal
+
+    from workflow import SQLiteCheckpointStore
+
+    from .driver import STEPS
+
+    first = start_driver(driver("run", ray_cluster, tmp_path))
+    store = SQLiteCheckpointStore(str(tmp_path / "runs.db"))
+    try:
+
+        async def committed() -> int:
+            try:
+                return len(await store.list_checkpoints("lost"))
+            except Exception:  # the file may not exist yet
+                return 0
+
+        for _ in range(600):  # kill once steps 1-2 are committed (checkpoint 0 is the input)
+            if await committed() >= 3 or first.poll() is not None:
+                break
+            await anyio.sleep(0.1)
+        assert first.poll() is None, "the driver finished before it could be killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        done_before = await committed() - 1
+    finally:
+        await store.aclose()
+    second = run_driver(driver("resume", ray_cluster, tmp_path))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.strip().splitlines()[-1] == f"completed [{STEPS * 10}]"
+    effects = read_lines(tmp_path / "effects.log")
+    assert sorted(set(effects)) == [f"step{i}" for i in range(1, STEPS + 1)]
+    assert done_before >= 2
+    for i in range(1, done_before + 1):
+        assert effects.count(f"step{i}") == 1, (f"step{i} committed, then ran again", effects)

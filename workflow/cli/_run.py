@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from workflow._backend import Backend, LocalBackend
 from workflow._errors import CheckpointError
 from workflow._workflow import Workflow
 from workflow.events import RequestInfo, RunFinished, RunStarted, WorkflowEvent
@@ -47,6 +48,7 @@ def register(sub: Any) -> None:
     run.add_argument("target", metavar="FILE.py[:ATTR]|SPEC.yaml")
     run.add_argument("--input", metavar="TEXT|@file.json", help="the run's input")
     run.add_argument("--run-id", metavar="ID", help="id for the new run (default: random)")
+    add_backend_option(run)
     run.set_defaults(handler=cmd_run)
 
     resume = sub.add_parser("resume", help="continue a run")
@@ -58,7 +60,35 @@ def register(sub: Any) -> None:
         "--respond", action="append", metavar="REQUEST_ID=JSON", help="answer a pending request"
     )
     resume.add_argument("--checkpoint", metavar="ID", help="fork from this checkpoint")
+    add_backend_option(resume)
     resume.set_defaults(handler=cmd_resume)
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend local|ray[:ADDRESS]``: where the run's invocations execute."""
+    parser.add_argument(
+        "--backend",
+        default="local",
+        metavar="local|ray[:ADDRESS]",
+        help="where invocations run: in this process (default), or on Ray (a new local "
+        "instance, or ray:auto, ray:ray://host:port)",
+    )
+
+
+def parse_backend(raw: str) -> Backend:
+    """``local`` -> ``LocalBackend()``; ``ray`` or ``ray:ADDRESS`` -> ``RayBackend(...)``."""
+    name, sep, address = raw.partition(":")
+    if name == "local" and not sep:
+        return LocalBackend()
+    if name == "ray":
+        if sep and not address:
+            raise UsageError(
+                f"--backend {raw!r}: give an address after 'ray:' (ray:ADDRESS) or use 'ray'"
+            )
+        from workflow import RayBackend
+
+        return RayBackend(address=address or None)
+    raise UsageError(f"--backend {raw!r}: expected 'local', 'ray' or 'ray:ADDRESS' (e.g. ray:auto)")
 
 
 def read_input(raw: str | None, wf: Workflow) -> Any:
@@ -185,19 +215,43 @@ async def _bind(wf: Workflow, url: str | None) -> tuple[Workflow, Any]:
     return wf.with_store(store), store
 
 
+def _ship_target(backend: Backend, target: str) -> None:
+    """Let Ray workers unpickle a target file's executors: send its module by value.
+
+    The CLI imports ``FILE.py`` from its folder, which workers do not have on their path; a
+    target made of several modules needs them installed on the workers (docs/ray.md).
+    """
+    if type(backend).__name__ != "RayBackend":
+        return
+    path = Path(target.partition(":")[0]).resolve()
+    if path.suffix != ".py":
+        return  # a spec: its executors come from installed packages
+    import ray.cloudpickle
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
+            ray.cloudpickle.register_pickle_by_value(module)
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
+    backend = parse_backend(args.backend)
     wf, store = await _bind(await load_workflow(args.target), args.store)
+    _ship_target(backend, args.target)
     try:
         value = read_input(args.input, wf)
         session = Session(args)
-        summary = await _stream(session, lambda: wf.run_stream(value, run_id=args.run_id))
+        summary = await _stream(
+            session, lambda: wf.run_stream(value, run_id=args.run_id, backend=backend)
+        )
         while summary.status == "awaiting_input" and session.interactive:
             responses = await _ask(summary)
             if not responses:
                 break
             run_id = summary.run_id
             assert run_id is not None
-            again = functools.partial(wf.resume_stream, run_id, responses=responses)
+            again = functools.partial(
+                wf.resume_stream, run_id, responses=responses, backend=backend
+            )
             summary = await _stream(session, again)
         return _report(session, summary)
     finally:
@@ -205,14 +259,16 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_resume(args: argparse.Namespace) -> int:
+    backend = parse_backend(args.backend)
     responses = parse_responses(args.respond or [])
     wf, store = await _bind(await load_workflow(args.target), args.store)
+    _ship_target(backend, args.target)
     try:
         session = Session(args)
         summary = await _stream(
             session,
             lambda: wf.resume_stream(
-                args.run_id, checkpoint_id=args.checkpoint, responses=responses
+                args.run_id, checkpoint_id=args.checkpoint, responses=responses, backend=backend
             ),
         )
         if summary.status is None or (summary.status == "completed" and not summary.outputs):
