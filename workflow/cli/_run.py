@@ -229,8 +229,9 @@ def _ship_target(backend: Backend, target: str) -> None:
     import ray.cloudpickle
 
     for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
-            ray.cloudpickle.register_pickle_by_value(module)
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve() == path:
+            ray.cloudpickle.register_pickle_by_value(module)  # type: ignore[no-untyped-call]
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
