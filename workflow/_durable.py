@@ -313,9 +313,13 @@ class StoreDurability(Durability):
 
 
 async def load_state(
-    wf: Workflow, run_id: str, checkpoint_id: str | None
+    wf: Workflow, run_id: str, checkpoint_id: str | None, *, fork: bool = False
 ) -> tuple[RunState, RunResult | None, StoreDurability]:
-    """Load a run's state from the store: the latest checkpoint, or a fork of an earlier one."""
+    """Load a run's state from the store: the latest checkpoint, or a fork of an earlier one.
+
+    ``fork`` forks even from the latest checkpoint (time travel with edited state): the new
+    run re-runs what had finished after it instead of carrying its pending writes.
+    """
     store = wf.checkpoint_store
     try:
         with store_call(store, "load the latest checkpoint", run_id):
@@ -365,7 +369,7 @@ async def load_state(
         ) from None
     state.checkpoint_id = checkpoint.id
     link = checkpoint.trace
-    if checkpoint is not latest:  # time travel: a new run whose first parent is that checkpoint
+    if fork or checkpoint is not latest:  # time travel: a new run, its first parent that one
         state.run_id = f"{run_id}.fork-{uuid.uuid4().hex[:8]}"
         state.checkpoint_count = 0
         durability = StoreDurability(

@@ -181,9 +181,21 @@ class Workflow:
         checkpoint_id: str | None = None,
         responses: Mapping[str, Any] | None = None,
         backend: Backend | None = None,
+        state_updates: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Continue a run from its latest checkpoint (or fork from ``checkpoint_id``)."""
-        return await self._resume(run_id, checkpoint_id, responses, EventSink(), backend)
+        """Continue a run from its latest checkpoint (or fork from ``checkpoint_id``).
+
+        ``state_updates`` (time travel) replaces those run-wide state keys and always forks:
+        a new run, whose first checkpoint's parent is ``checkpoint_id`` (or, without one, the
+        run's latest checkpoint), starts from the edited state; the original run's history is
+        untouched. Values are validated like any checkpointed state (a value that cannot be
+        checkpointed raises ``StateUpdateError`` naming the key, before anything is stored);
+        a key the workflow never wrote is allowed. Without a checkpoint store there is no
+        history to fork: the updates apply to the run kept in this process, which continues.
+        """
+        return await self._resume(
+            run_id, checkpoint_id, responses, EventSink(), backend, state_updates
+        )
 
     def resume_stream(
         self,
@@ -192,11 +204,14 @@ class Workflow:
         checkpoint_id: str | None = None,
         responses: Mapping[str, Any] | None = None,
         backend: Backend | None = None,
+        state_updates: Mapping[str, Any] | None = None,
     ) -> EventStream:
         """Like ``resume``, streaming the events of the continuation (also ``async with``)."""
 
         async def start(send: Any) -> None:
-            await self._resume(run_id, checkpoint_id, responses, EventSink(send), backend)
+            await self._resume(
+                run_id, checkpoint_id, responses, EventSink(send), backend, state_updates
+            )
 
         return EventStream(start)
 
@@ -265,22 +280,37 @@ class Workflow:
         responses: Mapping[str, Any] | None,
         sink: EventSink,
         backend: Backend | None = None,
+        state_updates: Mapping[str, Any] | None = None,
     ) -> RunResult:
+        from ._history import apply_state_updates, check_state_updates
+
         # Load under the run's lock: a second process resuming the same run fails at once
         # instead of continuing from a state the first one is about to move on from.
         async with self._lock(run_id):
             if self.checkpoint_store is None:
+                updates = (
+                    check_state_updates(state_updates, None) if state_updates is not None else {}
+                )
                 state = self._take_paused(run_id, checkpoint_id)
                 try:
                     apply_responses(state, responses or {})
+                    apply_state_updates(state, updates)
                 except BaseException:
                     self._paused.keep(state)
                     raise
                 runner = self._runner(state, sink, backend=backend)
             else:
-                from ._durable import load_state
+                from ._durable import load_state, registry_for
 
-                state, recorded, durability = await load_state(self, run_id, checkpoint_id)
+                fork = state_updates is not None
+                updates = (
+                    check_state_updates(state_updates, registry_for(self))
+                    if state_updates is not None
+                    else {}
+                )
+                state, recorded, durability = await load_state(
+                    self, run_id, checkpoint_id, fork=fork
+                )
                 if recorded is not None:
                     if responses:
                         raise CheckpointError(
@@ -288,6 +318,7 @@ class Workflow:
                         )
                     return await _replay_finished(recorded, self.name, state.superstep, sink)
                 apply_responses(state, responses or {})
+                apply_state_updates(state, updates)
                 if responses:
                     durability.save_on_start = True  # the answers are stored before anything runs
                 runner = self._runner(state, sink, durability, backend)

@@ -61,6 +61,12 @@ def register(sub: Any) -> None:
     )
     resume.add_argument("--checkpoint", metavar="ID", help="fork from this checkpoint")
     add_backend_option(resume)
+    resume.add_argument(
+        "--state",
+        action="append",
+        metavar="KEY=JSON",
+        help="fork with this run-wide state key replaced (from --checkpoint, else the latest)",
+    )
     resume.set_defaults(handler=cmd_resume)
 
 
@@ -117,18 +123,19 @@ def read_input(raw: str | None, wf: Workflow) -> Any:
     return value
 
 
-def parse_responses(items: Sequence[str]) -> dict[str, Any]:
+def parse_responses(items: Sequence[str], option: str = "--respond") -> dict[str, Any]:
     """``["approve:1:1=\"yes\"", ...]`` -> ``{"approve:1:1": "yes"}``; values are JSON."""
+    what = "REQUEST_ID" if option == "--respond" else "KEY"
     responses: dict[str, Any] = {}
     for item in items:
         request_id, sep, raw = item.partition("=")
         if not sep or not request_id:
-            raise UsageError(f"--respond {item!r}: expected REQUEST_ID=JSON")
+            raise UsageError(f"{option} {item!r}: expected {what}=JSON")
         try:
             responses[request_id] = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise UsageError(
-                f"--respond {item!r}: {raw!r} is not valid JSON ({exc.msg}); quote text as "
+                f"{option} {item!r}: {raw!r} is not valid JSON ({exc.msg}); quote text as "
                 f"JSON, e.g. {request_id}='\"yes\"'"
             ) from None
     return responses
@@ -262,6 +269,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_resume(args: argparse.Namespace) -> int:
     backend = parse_backend(args.backend)
     responses = parse_responses(args.respond or [])
+    updates = parse_responses(args.state, "--state") if args.state else None
     wf, store = await _bind(await load_workflow(args.target), args.store)
     _ship_target(backend, args.target)
     try:
@@ -269,10 +277,16 @@ async def cmd_resume(args: argparse.Namespace) -> int:
         summary = await _stream(
             session,
             lambda: wf.resume_stream(
-                args.run_id, checkpoint_id=args.checkpoint, responses=responses, backend=backend
+                args.run_id,
+                checkpoint_id=args.checkpoint,
+                responses=responses,
+                state_updates=updates,
+                backend=backend,
             ),
         )
-        if summary.status is None or (summary.status == "completed" and not summary.outputs):
+        if updates is None and (
+            summary.status is None or (summary.status == "completed" and not summary.outputs)
+        ):
             # a completed run runs nothing: its stream has no outputs, its record does
             result = await wf.resume(args.run_id, checkpoint_id=args.checkpoint)
             summary = RunSummary(

@@ -1,0 +1,59 @@
+"""Time travel: forking a run with edited run-wide state.
+
+``resume(run_id, checkpoint_id=..., state_updates={...})`` starts a new run (its own id, its
+first checkpoint's parent the one forked from) whose run-wide state has those keys replaced.
+The values go through the checkpoint serializer exactly like a handler's ``set_state``: a
+value that cannot be checkpointed is refused before anything is stored, naming the key, and
+the fork holds a decoded copy, so the caller's object is never shared with the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import WorkflowError
+from ._runstate import RunState
+from ._serde import SerializationError, TypeRegistry, decode, encode
+
+__all__ = ("StateUpdateError", "apply_state_updates", "check_state_updates")
+
+
+class StateUpdateError(WorkflowError, TypeError):
+    """A ``state_updates`` entry is not a string key or its value cannot be checkpointed."""
+
+
+def check_state_updates(
+    updates: Mapping[str, Any], registry: TypeRegistry | None
+) -> dict[str, Any]:
+    """Validate every entry first (a bad one changes nothing); return the values to apply.
+
+    With a ``registry`` (the workflow has a store) each value is encoded and decoded as a
+    checkpoint would; without one the values are kept as given (nothing is serialized then).
+    """
+    if not isinstance(updates, Mapping):
+        raise StateUpdateError(
+            f"state_updates must be a mapping {{key: value}}, got {type(updates).__name__}"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in updates.items():
+        if not isinstance(key, str):
+            raise StateUpdateError(
+                f"state_updates key {key!r} is a {type(key).__name__}; state keys are strings"
+            )
+        if registry is None:
+            checked[key] = value
+            continue
+        try:
+            checked[key] = decode(encode(value, registry, path=f"state[{key!r}]"), registry)
+        except SerializationError as exc:
+            raise StateUpdateError(
+                f"state_updates[{key!r}] cannot be checkpointed: {exc}; pass a JSON value, a "
+                "dataclass or pydantic model the workflow declares (types=...)"
+            ) from None
+    return checked
+
+
+def apply_state_updates(state: RunState, checked: Mapping[str, Any]) -> None:
+    """Replace those run-wide keys (a key the workflow never wrote is simply added)."""
+    state.state.update(checked)
