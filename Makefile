@@ -31,7 +31,8 @@ demo-local: venv llm-deps
 llm-deps:
 	@bash .ci/llm-venv.sh
 
-# System packages the tests need: dot (graphviz), bubblewrap (code sandbox), PostgreSQL.
+# System packages the tests need: dot (graphviz), bubblewrap (code sandbox), PostgreSQL,
+# Chromium (the Studio's browser tests).
 # Installed only when missing and only as root; elsewhere the tests that need them skip
 # (and fail when CI=true).
 system-deps:

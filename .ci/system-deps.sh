@@ -5,6 +5,8 @@ need=()
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
+# the Studio's browser tests drive it through Playwright (never Playwright's own download)
+test -x /usr/bin/chromium || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != "0" ]; then
   echo "note: not root, so not installing ${need[*]}; tests needing them will skip" >&2

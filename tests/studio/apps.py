@@ -1,0 +1,95 @@
+"""Workflows the Studio's browser tests run (loaded by ``ledgerflow studio`` as a target)."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+
+from builders import WorkflowBuilder
+from executors import ChatAgent, ChatMessage, ChatResponse, ScriptedChatClient, ToolCall, tool
+from workflow import Executor, WorkflowContext, executor, handler, response_handler
+
+
+@executor
+async def first(text: str, ctx: WorkflowContext) -> None:
+    await anyio.sleep(0.8)
+    await ctx.send_message(text + " a")
+
+
+@executor
+async def second(text: str, ctx: WorkflowContext) -> None:
+    await anyio.sleep(0.8)
+    await ctx.send_message(text + " b")
+
+
+@executor
+async def third(text: str, ctx: WorkflowContext) -> None:
+    await anyio.sleep(0.8)
+    await ctx.send_message(text + " c")
+
+
+@executor
+async def last(text: str, ctx: WorkflowContext) -> None:
+    await anyio.sleep(0.8)
+    await ctx.yield_output(text.upper())
+
+
+slow = WorkflowBuilder(start=first, name="slow").add_chain([first, second, third, last]).build()
+slow.description = "Four steps of 0.8 s each."
+
+
+@executor
+async def greet(name: str, ctx: WorkflowContext) -> None:
+    await ctx.send_message(name)
+
+
+class Ask(Executor):
+    """Asks a person a question in words; the answer is the output."""
+
+    @handler
+    async def on_name(self, name: str, ctx: WorkflowContext) -> None:
+        await ctx.request_info(f"What is {name}'s favourite colour?", response_type=str)
+
+    @response_handler
+    async def on_answer(self, question: str, answer: str, ctx: WorkflowContext) -> None:
+        await ctx.yield_output(f"colour: {answer}")
+
+
+ask = WorkflowBuilder(start=greet, name="ask").add_edge(greet, Ask("ask")).build()
+ask.description = "Asks a person one question."
+
+
+def _treasurer_model(messages: list[ChatMessage]) -> str | ChatResponse:
+    """Scripted: ask to transfer, then report what the tool said (or that it was refused)."""
+    last = messages[-1]
+    if last.role == "tool":
+        return f"Done: {last.text}." if not last.text.startswith("Error") else "Nothing sent."
+    call = ToolCall(
+        id="call_1", name="transfer", arguments=json.dumps({"to": "alice", "amount": 250})
+    )
+    return ChatResponse(tool_calls=(call,), finish_reason="tool_calls")
+
+
+@tool(approval_mode="always_require")
+def transfer(to: str, amount: int) -> str:
+    """Transfer money from the company account.
+
+    Args:
+        to: The recipient.
+        amount: Euros to send.
+    """
+    return f"sent {amount} EUR to {to}"
+
+
+payer = WorkflowBuilder(
+    start=ChatAgent(
+        "treasurer",
+        "moves money",
+        "You pay people when asked.",
+        ScriptedChatClient(_treasurer_model),
+        tools=[transfer],
+    ),
+    name="payer",
+).build()
+payer.description = "A treasurer agent whose transfers a person approves."

@@ -1,0 +1,77 @@
+// The service's API, as the page uses it. Every URL is relative: the page talks only to the
+// origin that served it (the studio), never to anything else.
+
+/**
+ * @typedef {{name: string, description: string, input_schema: Record<string, any>}} WorkflowInfo
+ * @typedef {{id: string, kind: string, start: boolean}} GraphNode
+ * @typedef {{source: string, target: string}} GraphEdge
+ * @typedef {{name: string, start: string, nodes: GraphNode[], edges: GraphEdge[]}} Graph
+ * @typedef {{request_id: string, executor_id: string, payload: any, response_schema: Record<string, any>}} Pending
+ * @typedef {{run_id: string, workflow: string, status: string, outputs: any[], pending_requests: Pending[], error: string | null}} RunRecord
+ * @typedef {{run_id: string, workflow: string, status: string, updated_at: string}} RunRow
+ * @typedef {{checkpoint_id: string, run_id: string, superstep: number, parent_id: string | null, status: string, created_at: string}} CheckpointRow
+ */
+
+/** An error the API answered with, carrying its message for people. */
+export class ApiError extends Error {
+  /** @param {number} status @param {string} type @param {string} message */
+  constructor(status, type, message) {
+    super(message);
+    this.status = status;
+    this.type = type;
+  }
+}
+
+/**
+ * @param {string} path
+ * @param {any} [body] sent as JSON with POST when given
+ * @returns {Promise<any>}
+ */
+export async function call(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  };
+  const response = await fetch(path, init);
+  const data = await response.json();
+  if (!response.ok) {
+    const error = data && data.error ? data.error : { type: "http_error", message: String(response.status) };
+    throw new ApiError(response.status, error.type, error.message);
+  }
+  return data;
+}
+
+const q = encodeURIComponent;
+
+/** @returns {Promise<WorkflowInfo[]>} */
+export const workflows = () => call("/api/workflows");
+/** @param {string} name @returns {Promise<Graph>} */
+export const graph = (name) => call(`/api/workflows/${q(name)}/graph`);
+/** @param {string} name */
+export const diagramUrl = (name) => `/api/workflows/${q(name)}/diagram.svg`;
+/** @param {string} name @param {any} input @returns {Promise<{run_id: string, status: string}>} */
+export const startRun = (name, input) => call(`/api/workflows/${q(name)}/runs`, { input });
+/** @param {{workflow?: string, status?: string, limit?: number}} filter @returns {Promise<RunRow[]>} */
+export function runs(filter) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(filter)) if (value) params.set(key, String(value));
+  return call(`/api/runs?${params}`);
+}
+/** @param {string} id @returns {Promise<RunRecord>} */
+export const run = (id) => call(`/api/runs/${q(id)}`);
+/** @param {string} id */
+export const eventsUrl = (id) => `/api/runs/${q(id)}/events`;
+/** @param {string} id @param {Record<string, any>} answers */
+export const respond = (id, answers) => call(`/api/runs/${q(id)}/responses`, answers);
+/** @param {string} id */
+export const cancel = (id) => call(`/api/runs/${q(id)}/cancel`, {});
+/** @param {string} id @returns {Promise<CheckpointRow[]>} */
+export const checkpoints = (id) => call(`/api/runs/${q(id)}/checkpoints`);
+/** @param {string} id @param {string} checkpointId @param {Record<string, any>} [stateUpdates] */
+export function fork(id, checkpointId, stateUpdates) {
+  /** @type {Record<string, any>} */
+  const body = { checkpoint_id: checkpointId };
+  if (stateUpdates) body.state_updates = stateUpdates;
+  return call(`/api/runs/${q(id)}/fork`, body);
+}

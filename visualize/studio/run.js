@@ -1,0 +1,224 @@
+// A run's page, live: its graph colours and edge counts, the agents' messages as tokens
+// arrive, Magentic's ledgers, each pending request as a form, the outputs, its checkpoints and
+// forks. Everything comes from the run's event stream, which replays from the first event, so
+// a reload (or a second tab) rebuilds the same view and then carries on live.
+import * as api from "./api.js";
+import { h, show } from "./dom.js";
+import { LiveGraph } from "./graph.js";
+
+const FINAL = new Set(["completed", "failed", "cancelled", "max_supersteps"]);
+
+/**
+ * @param {string} runId
+ * @param {(title: string, ...content: (Node | string | null | false)[]) => void} page
+ * @returns {Promise<() => void>} closes the event stream when the page leaves the run
+ */
+export async function runView(runId, page) {
+  const record = await api.run(runId);
+  const live = new LiveGraph(await api.graph(record.workflow));
+  const status = h("span", { class: "status", "data-status": record.status }, record.status);
+  const cancelButton = h("button", { type: "button" }, "Cancel");
+  const requests = h("section", { "aria-label": "Pending requests", class: "requests" });
+  const outputs = h("section", { "aria-label": "Outputs", class: "outputs", "aria-live": "polite" }, h("h2", null, "Outputs"));
+  const outputList = h("ol", { class: "output-list" });
+  outputs.append(outputList);
+  const messages = h("section", { "aria-label": "Messages", class: "messages" }, h("h2", null, "Messages"));
+  const ledger = h("section", { "aria-label": "Ledger", class: "ledger", hidden: true }, h("h2", null, "Plan and progress"));
+  const timeline = h("ol", { class: "timeline", "aria-label": "Timeline" });
+  const checkpointsBox = h("section", { "aria-label": "Checkpoints", class: "checkpoints" }, h("h2", null, "Checkpoints"));
+  const errorBox = h("div");
+  /** @type {Map<string, HTMLElement>} */
+  const bubbles = new Map();
+  /** @type {Set<string>} executors with a request not answered yet */
+  const waiting = new Set();
+  /** @type {Record<string, any>} */
+  const perf = { received: 0, lastId: 0 };
+  /** @type {any} */ (window).studioRun = perf;
+
+  cancelButton.addEventListener("click", async () => {
+    try { await api.cancel(runId); } catch (error) { errorBox.replaceChildren(alert(error)); }
+  });
+
+  page(`Run ${runId}`,
+    h("p", null, "Workflow ", h("a", { href: `#/w/${encodeURIComponent(record.workflow)}` }, record.workflow), " · status ", status, " ", cancelButton),
+    errorBox,
+    h("div", { class: "run-grid" },
+      h("div", null, live.el, requests, outputs),
+      h("div", null, messages, ledger, h("section", { "aria-label": "Events", class: "events" }, h("h2", null, "Timeline"), timeline), checkpointsBox)));
+
+  /** @param {string} value */
+  const setStatus = (value) => {
+    status.textContent = value;
+    status.dataset.status = value;
+    cancelButton.toggleAttribute("disabled", FINAL.has(value));
+  };
+  setStatus(record.status);
+
+  /** @param {any} event */
+  function apply(event) {
+    switch (event.type) {
+      case "RunStarted": setStatus("running"); clearRequests(); waiting.clear(); break;
+      case "SuperstepStarted":
+        timeline.append(h("li", null, `superstep ${event.superstep}: ${event.executor_ids.join(", ")}`));
+        break;
+      case "ExecutorInvoked": live.setStatus(event.executor_id, "running"); break;
+      case "ExecutorCompleted":
+        // a handler that asked a person completes at once; it still waits for the answer
+        if (!waiting.has(event.executor_id)) live.setStatus(event.executor_id, "completed");
+        live.countMessages(event.executor_id, event.messages);
+        break;
+      case "ExecutorFailed":
+        live.setStatus(event.executor_id, "failed");
+        timeline.append(h("li", { class: "error" }, `${event.executor_id} failed: ${event.error}`));
+        break;
+      case "RequestInfo":
+        waiting.add(event.executor_id);
+        live.setStatus(event.executor_id, "waiting");
+        break;
+      case "OutputEmitted": outputList.append(h("li", null, h("pre", null, show(event.data)))); break;
+      case "CheckpointSaved":
+        timeline.append(h("li", { class: "checkpoint" }, `checkpoint ${event.checkpoint_id} (superstep ${event.superstep})`));
+        break;
+      case "AgentDelta": bubble(event.executor_id, event.agent_name).append(event.text); break;
+      case "AgentResponded": {
+        const el = bubble(event.executor_id, event.agent_name);
+        el.dataset.done = "true";
+        bubbles.delete(event.executor_id);
+        const text = messageText(event.response);
+        if (!el.textContent && text) el.append(text);
+        break;
+      }
+      case "PlanCreated": case "Replanned":
+        ledger.hidden = false;
+        ledger.append(h("article", { class: "plan" }, h("h3", null, event.type === "PlanCreated" ? "Facts and plan" : `Replanned (reset ${event.reset_count})`),
+          h("pre", null, show(event.ledger))));
+        break;
+      case "ProgressLedgerUpdated":
+        ledger.hidden = false;
+        ledger.append(h("article", { class: "round" }, h("h3", null, `Round ${event.round_count} (stalls ${event.stall_count})`), h("pre", null, show(event.ledger))));
+        break;
+      case "StallDetected":
+        ledger.hidden = false;
+        ledger.append(h("p", { class: "error" }, `Stall at round ${event.round_count} (reset ${event.reset_count})`));
+        break;
+      case "RunFinished":
+        setStatus(event.status);
+        for (const id of live.nodes.keys()) if (live.nodes.get(id)?.dataset.status === "running") live.setStatus(id, "idle");
+        if (event.error) errorBox.replaceChildren(h("p", { class: "error", role: "alert" }, event.error));
+        clearRequests();
+        for (const request of event.pending_requests || []) {
+          requests.append(requestForm(request));
+          live.setStatus(request.executor_id, "waiting");
+        }
+        loadCheckpoints();
+        break;
+      default:
+        timeline.append(h("li", { class: "muted" }, event.type));
+    }
+  }
+
+  /** @param {string} executorId @param {string | null} agentName */
+  function bubble(executorId, agentName) {
+    let el = bubbles.get(executorId);
+    if (!el) {
+      el = h("p", { class: "bubble-text" });
+      messages.append(h("article", { class: "bubble", "data-executor-id": executorId }, h("h3", null, agentName || executorId), el));
+      bubbles.set(executorId, el);
+    }
+    return el;
+  }
+
+  function clearRequests() { requests.replaceChildren(); }
+
+  /** @param {import("./api.js").Pending} request */
+  function requestForm(request) {
+    const schema = request.response_schema || {};
+    const props = schema.properties || {};
+    const approval = props.approved && props.approved.type === "boolean";
+    const note = h("p", { role: "status" });
+    /** @param {any} answer */
+    const send = async (answer) => {
+      try {
+        await api.respond(runId, { [request.request_id]: answer });
+        form.remove();
+      } catch (error) { note.replaceChildren(alert(error)); }
+    };
+    const title = h("h2", null, `${request.executor_id} asks`);
+    const payload = h("pre", null, show(request.payload));
+    /** @type {HTMLElement} */
+    let form;
+    if (approval) {
+      const reasonKey = "reason" in props ? "reason" : "note" in props ? "note" : null;
+      const fieldId = `reason-${request.request_id}`;
+      const reason = h("input", { id: fieldId, type: "text" });
+      const decide = (/** @type {boolean} */ ok) => () => {
+        /** @type {Record<string, any>} */
+        const answer = { approved: ok };
+        if (reasonKey) answer[reasonKey] = /** @type {HTMLInputElement} */ (reason).value;
+        send(answer);
+      };
+      form = h("form", { class: "request", "aria-label": `Request ${request.request_id}` }, title, payload,
+        reasonKey ? h("label", { for: fieldId }, "Reason (optional)") : null, reasonKey ? reason : null,
+        h("div", { class: "buttons" },
+          h("button", { type: "button", onclick: decide(true) }, "Approve"),
+          h("button", { type: "button", onclick: decide(false) }, "Reject")),
+        note);
+    } else {
+      const text = schema.type === "string";
+      const fieldId = `answer-${request.request_id}`;
+      const field = text ? h("input", { id: fieldId, type: "text" }) : h("textarea", { id: fieldId, rows: "4" });
+      form = h("form", { class: "request", "aria-label": `Request ${request.request_id}` }, title, payload,
+        h("label", { for: fieldId }, "Answer"), field,
+        text ? null : h("details", null, h("summary", null, "Answer schema"), h("pre", null, show(schema))),
+        h("button", { type: "submit" }, "Send"), note);
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const raw = /** @type {HTMLInputElement} */ (field).value;
+        try { send(text ? raw : JSON.parse(raw)); } catch (error) { note.replaceChildren(alert(error)); }
+      });
+    }
+    return form;
+  }
+
+  async function loadCheckpoints() {
+    const list = await api.checkpoints(runId).catch(() => []);
+    const rows = list.map((c) => {
+      const forkButton = h("button", { type: "button" }, "Fork");
+      const note = h("span", { role: "status" });
+      forkButton.addEventListener("click", async () => {
+        try {
+          const forked = await api.fork(runId, c.checkpoint_id);
+          location.hash = `#/runs/${encodeURIComponent(forked.run_id)}`;
+        } catch (error) { note.replaceChildren(alert(error)); }
+      });
+      return h("li", { "data-checkpoint-id": c.checkpoint_id },
+        `superstep ${c.superstep} · ${c.status}${c.parent_id ? ` · parent ${c.parent_id}` : ""} `, forkButton, note);
+    });
+    checkpointsBox.replaceChildren(h("h2", null, "Checkpoints"), h("ol", null, ...rows));
+  }
+
+  const source = new EventSource(api.eventsUrl(runId));
+  source.onmessage = (message) => {
+    perf.received += 1;
+    perf.lastId = Number(message.lastEventId);
+    perf.lastAt = performance.now();
+    const event = JSON.parse(message.data);
+    apply(event);
+    if (event.type === "RunFinished" && FINAL.has(event.status)) source.close();
+  };
+  loadCheckpoints();
+  return () => source.close();
+}
+
+/** @param {unknown} error */
+function alert(error) {
+  return h("span", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error));
+}
+
+/** The text of an agent's response (its last message's text). @param {any} response */
+function messageText(response) {
+  const list = response && response.messages;
+  if (!Array.isArray(list) || !list.length) return "";
+  const last = list[list.length - 1];
+  return typeof last.text === "string" ? last.text : typeof last.content === "string" ? last.content : "";
+}

@@ -1,0 +1,85 @@
+"""The Studio's extra routes: its page (static files) and each workflow's graph as JSON.
+
+Core-only like the rest of the service: the page's files live in ``visualize/studio/`` and the
+CLI passes their directory in; nothing here imports ``visualize``. The page only speaks the
+service's own API (these routes and ``/api/...``), so a request never leaves the studio's origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from workflow._workflow import Workflow
+
+from ._errors import ApiError
+
+__all__ = ("graph_json", "studio_routes")
+
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+# The page may load nothing from elsewhere: the browser enforces it too.
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; font-src 'none'; object-src 'none'; base-uri 'none'"
+)
+
+
+def graph_json(wf: Workflow) -> dict[str, Any]:
+    """``wf``'s executors and edges, in graph order: what the page draws and colours live."""
+    graph = wf.graph
+    nodes = [
+        {"id": eid, "kind": type(ex).__name__, "start": eid == graph.start}
+        for eid, ex in graph.executors.items()
+    ]
+    edges: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for group in graph.groups:
+        for source, target in group.pairs():
+            if (source, target) not in seen:
+                seen.add((source, target))
+                edges.append({"source": source, "target": target})
+    return {"name": wf.name, "start": graph.start, "nodes": nodes, "edges": edges}
+
+
+def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
+    """A route factory for ``create_app``: the page at ``/``, its files, the graphs."""
+    files = {p.name: p for p in static_dir.iterdir() if p.is_file() and p.suffix in _TYPES}
+
+    def factory(workflows: Mapping[str, Workflow]) -> Sequence[BaseRoute]:
+        def asset(name: str) -> Response:
+            path = files.get(name)
+            if path is None:
+                raise ApiError(404, "not_found", f"no studio file {name!r}")
+            return FileResponse(
+                path,
+                media_type=_TYPES[path.suffix],
+                headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
+            )
+
+        async def index(request: Request) -> Response:
+            return asset("index.html")
+
+        async def static(request: Request) -> Response:
+            return asset(request.path_params["file"])
+
+        async def graph(request: Request) -> Response:
+            name = request.path_params["name"]
+            wf = workflows.get(name)
+            if wf is None:
+                raise ApiError(
+                    404, "unknown_workflow", f"no workflow {name!r}; known: {sorted(workflows)}"
+                )
+            return JSONResponse(graph_json(wf))
+
+        return [
+            Route("/", index, methods=["GET"]),
+            Route("/studio/{file}", static, methods=["GET"]),
+            Route("/api/workflows/{name}/graph", graph, methods=["GET"]),
+        ]
+
+    return factory
