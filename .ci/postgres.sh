@@ -35,7 +35,7 @@ as_pg() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_port() {
-    local port=$PREFERRED_PORT
+    local port=${1:-$PREFERRED_PORT}
     while port_in_use "$port"; do
         port=$((port + 1))
         if ((port > PREFERRED_PORT + 100)); then
@@ -79,16 +79,30 @@ start() {
     fi
     [[ -f "$STATE_FILE" ]] && stop
     install
-    local bin port data
+    local bin port=$((PREFERRED_PORT - 1)) data attempt
     bin=$(pg_bin)
-    port=$(free_port)
     data=$(mktemp -d /tmp/ledgerflow-pg.XXXXXX)
     [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$data"
-    printf 'PGDATA=%q\nPORT=%q\n' "$data" "$port" >"$STATE_FILE"
+    printf 'PGDATA=%q\nPORT=\n' "$data" >"$STATE_FILE"
     as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
-    as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c max_connections=200" \
-        start >/dev/null
+    # The free port can be taken between the check and the bind (another suite starting its
+    # own server): then the start fails with "Address already in use" and we try the next one.
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port $((port + 1)))
+        printf 'PGDATA=%q\nPORT=%q\n' "$data" "$port" >"$STATE_FILE"
+        if as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -t 120 \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c max_connections=200" \
+            start >/dev/null; then
+            break
+        fi
+        if ((attempt == 5)) || ! grep -q "Address already in use" "$data/log"; then
+            log "could not start PostgreSQL (log: $data/log)"
+            tail -n 5 "$data/log" >&2
+            exit 1
+        fi
+        log "port $port was taken meanwhile; trying another"
+        : >"$data/log"
+    done
     as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres test
     PGDATA=$data PORT=$port
     log "started on 127.0.0.1:$port (data $data)"
