@@ -201,9 +201,13 @@ class _RayRun:
         self.backend = backend
         self.ray = ray
         self.workflow = workflow
-        self.refs: dict[str, Any] = {}
         self.options: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, Any] = {}
         self.task = ray.remote(_invoke_task)
+        # Every stateless executor of the run, shipped once: in a list, so that Ray hands the
+        # worker the reference (the worker caches the executors under it) instead of
+        # deserializing them for each invocation.
+        self.nodes: list[Any] | None = None
 
     def _options(self, eid: str) -> dict[str, Any]:
         found = self.options.get(eid)
@@ -219,10 +223,18 @@ class _RayRun:
         options = self._options(request.executor_id)
         if getattr(node, "warm", False):
             return await self._invoke_warm(node, request, emit, options)
-        ref = self.refs.get(request.executor_id)
-        if ref is None:
-            ref = self.refs[request.executor_id] = self.ray.put(node)
-        pending = self.task.options(max_retries=0, **options).remote(ref, request)
+        if self.nodes is None:
+            stateless = {
+                eid: n
+                for eid, n in self.workflow.executors.items()
+                if not getattr(n, "warm", False)
+            }
+            self.nodes = [self.ray.put(stateless)]
+        key = repr(sorted(options.items()))
+        task = self.tasks.get(key)
+        if task is None:
+            task = self.tasks[key] = self.task.options(max_retries=0, **options)
+        pending = task.remote(self.nodes, request)
         try:
             outcome: InvocationOutcome = await pending
         except anyio.get_cancelled_exc_class():
@@ -257,7 +269,8 @@ class _RayRun:
         return outcome
 
     async def aclose(self) -> None:
-        self.refs.clear()
+        self.nodes = None
+        self.tasks.clear()
 
 
 def _cause(exc: Any) -> BaseException:
@@ -266,16 +279,47 @@ def _cause(exc: Any) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
-def _invoke_task(node: Executor, request: InvocationRequest) -> InvocationOutcome:
-    """A Ray task: handle one invocation in a worker process (a fresh event loop)."""
+# Per worker process: executors already deserialized (by object id), and one event loop kept
+# running in a thread for every task this worker runs (a new loop per task costs more than
+# the invocation itself).
+_WORKER_NODES: dict[str, Mapping[str, Executor]] = {}
+_WORKER_PORTAL: list[Any] = []
+_WORKER_LOCK = threading.Lock()
 
-    async def collect(event: Any) -> None:
-        return None  # events travel back inside the outcome
 
-    async def main() -> InvocationOutcome:
-        return await run_invocation(node, request, collect, LocalBackend())
+def _worker_node(ref: list[Any], executor_id: str) -> Executor:
+    key = ref[0].hex()
+    nodes = _WORKER_NODES.get(key)
+    if nodes is None:
+        import ray
 
-    return anyio.run(main)
+        nodes = _WORKER_NODES[key] = ray.get(ref[0])
+        if len(_WORKER_NODES) > 64:  # executors of finished runs: keep the cache bounded
+            _WORKER_NODES.pop(next(iter(_WORKER_NODES)))
+    return nodes[executor_id]
+
+
+def _portal() -> Any:
+    with _WORKER_LOCK:
+        if not _WORKER_PORTAL:
+            from anyio.from_thread import start_blocking_portal
+
+            manager = start_blocking_portal()
+            _WORKER_PORTAL.append((manager, manager.__enter__()))
+        return _WORKER_PORTAL[0][1]
+
+
+async def _collect(event: Any) -> None:
+    return None  # a task's events travel back inside its outcome
+
+
+def _invoke_task(ref: list[Any], request: InvocationRequest) -> InvocationOutcome:
+    """A Ray task: handle one invocation in a worker process."""
+    node = _worker_node(ref, request.executor_id)
+    outcome: InvocationOutcome = _portal().call(
+        run_invocation, node, request, _collect, LocalBackend()
+    )
+    return outcome
 
 
 class _WarmExecutor:

@@ -1,0 +1,177 @@
+"""Ray backend benchmarks: one JSON line per workload.
+
+Usage: python benchmarks/ray_bench.py [ray_overhead [N]] [ray_fanout [N]]
+
+Both start a cluster in this box like the tests do (a head that runs nothing and two 1-CPU
+worker nodes, all on 127.0.0.1) and measure after a warm-up run:
+
+- ``ray_overhead``: an N-invocation chain on ``RayBackend`` against N bare
+  ``ray.get(f.remote(x))`` round trips on the same cluster (the floor any Ray user pays).
+- ``ray_fanout``: N CPU-bound 50 ms executors fanned out over the two 1-CPU nodes, against
+  the same workflow on ``LocalBackend`` (one process, so one core at a time for Python code);
+  the driver's peak RSS for both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+for _key, _value in {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+import anyio  # noqa: E402
+
+from builders import WorkflowBuilder  # noqa: E402
+from workflow import LocalBackend, RayBackend, executor  # noqa: E402
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+async def add_one(x: int) -> int:
+    return x + 1
+
+
+def chain(n: int) -> Any:
+    nodes = [executor(id=f"n{i}")(add_one) for i in range(n)]
+    b = WorkflowBuilder(start=nodes[0], name=f"chain{n}", max_supersteps=n + 10)
+    for a, c in itertools.pairwise(nodes):
+        b.add_edge(a, c)
+    return b.build()
+
+
+def burn(x: int) -> int:
+    """50 ms of pure-Python CPU work (holds the GIL, so threads cannot overlap it)."""
+    deadline = time.thread_time() + 0.05
+    while time.thread_time() < deadline:
+        x = (x * 31 + 7) % 1_000_003
+    return x
+
+
+def fanout(n: int) -> Any:
+    @executor(id="spread")
+    async def spread(x: int) -> int:
+        return x
+
+    @executor(id="total")
+    async def total(xs: list[int]) -> int:
+        return len(xs)
+
+    workers = [executor(id=f"w{i}")(burn) for i in range(n)]
+    return (
+        WorkflowBuilder(start=spread, name=f"fanout{n}")
+        .add_fan_out_edges(spread, workers)
+        .add_fan_in_edges(workers, total)
+        .build()
+    )
+
+
+def emit(workload: str, n: int, **fields: Any) -> None:
+    line = {"workload": workload, "n": n, "python": platform.python_version(), **fields}
+    print(json.dumps(line), flush=True)
+
+
+def ray_overhead(n: int) -> None:
+    import ray
+
+    @ray.remote
+    def f(x: int) -> int:
+        return x + 1
+
+    ray.get(f.remote(0))
+    start = time.perf_counter()
+    x = 0
+    for _ in range(n):
+        x = ray.get(f.remote(x))
+    bare = time.perf_counter() - start
+    wf = chain(n)
+    backend = RayBackend()
+    anyio.run(lambda: wf.run(0, backend=backend))  # warm-up: workers started, code shipped
+    start = time.perf_counter()
+    result = anyio.run(lambda: wf.run(0, backend=backend))
+    ours = time.perf_counter() - start
+    assert result.outputs == [n], result.outputs
+    emit(
+        "ray_overhead",
+        n,
+        ray_backend_s=round(ours, 3),
+        bare_ray_get_s=round(bare, 3),
+        ratio=round(ours / bare, 2),
+        per_invocation_ms=round(ours / n * 1000, 2),
+        bare_per_call_ms=round(bare / n * 1000, 2),
+    )
+
+
+def ray_fanout(n: int) -> None:
+    wf = fanout(n)
+    backend = RayBackend()
+    anyio.run(lambda: wf.run(1, backend=backend))
+    _reset_peak()
+    start = time.perf_counter()
+    remote = anyio.run(lambda: wf.run(1, backend=backend))
+    on_ray = time.perf_counter() - start
+    ray_rss = _peak_rss_mb()
+    _reset_peak()
+    start = time.perf_counter()
+    local = anyio.run(lambda: wf.run(1, backend=LocalBackend()))
+    in_process = time.perf_counter() - start
+    local_rss = _peak_rss_mb()
+    assert remote.outputs == local.outputs == [n]
+    emit(
+        "ray_fanout",
+        n,
+        ray_s=round(on_ray, 3),
+        local_s=round(in_process, 3),
+        speedup=round(in_process / on_ray, 2),
+        driver_peak_rss_mb_ray=round(ray_rss, 1),
+        driver_peak_rss_mb_local=round(local_rss, 1),
+    )
+
+
+def main(argv: list[str]) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    for name in ("node_a", "node_b"):
+        cluster.add_node(num_cpus=1, resources={name: 1})
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        todo = {"ray_overhead": (ray_overhead, 1000), "ray_fanout": (ray_fanout, 200)}
+        names = [argv[0]] if argv else list(todo)
+        for name in names:
+            fn, default = todo[name]
+            fn(int(argv[1]) if len(argv) > 1 else default)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
