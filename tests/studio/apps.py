@@ -93,3 +93,19 @@ payer = WorkflowBuilder(
     name="payer",
 ).build()
 payer.description = "A treasurer agent whose transfers a person approves."
+
+
+@executor
+async def setup(n: int, ctx: WorkflowContext) -> None:
+    await ctx.set_state("threshold", 10)
+    await ctx.send_message(n)
+
+
+@executor
+async def decide(n: int, ctx: WorkflowContext) -> None:
+    threshold = await ctx.get_state("threshold")
+    await ctx.yield_output(f"{n} is {'big' if n > threshold else 'small'} (threshold {threshold})")
+
+
+judge = WorkflowBuilder(start=setup, name="judge").add_edge(setup, decide).build()
+judge.description = "Says whether a number is over the threshold kept in state."

@@ -41,6 +41,7 @@ TARGETS = [
     "examples/sequential.yaml",
     "tests/studio/apps.py:slow",
     "tests/studio/apps.py:ask",
+    "tests/studio/apps.py:judge",
 ]
 
 

@@ -95,7 +95,7 @@ def test_after_a_restart_the_run_is_in_the_history(page: Any, studio: Studio) ->
     shot(page, "runs")
     page.get_by_label("Status").select_option("completed")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_function("location.hash.includes('status=completed')")
+    page.wait_for_url(re.compile("status=completed"))
     page.get_by_text("0 runs").wait_for()
     page.get_by_label("Status").select_option("awaiting_input")
     page.get_by_role("button", name="Filter").click()
@@ -117,7 +117,7 @@ def test_fork_from_a_checkpoint_runs_again_from_there(page: Any, studio: Studio)
     # the checkpoint after the draft was written: the fork asks again, and this time we reject
     written = checkpoints.locator("li", has_text="superstep 1 ").first
     written.get_by_role("button", name="Fork").click()
-    page.wait_for_function(f"location.hash.includes({json.dumps(original + '.fork-')})")
+    page.wait_for_url(re.compile(re.escape(original + ".fork-")))
     page.get_by_role("button", name="Reject").click()
     page.get_by_role("region", name="Outputs").get_by_text("rejected: Forks").wait_for()
     with urllib.request.urlopen(f"{studio.url}/api/runs/{original}") as response:
@@ -159,3 +159,25 @@ def test_narrow_window_and_keyboard(browser: Any, studio: Studio) -> None:
         shot(page, "narrow-run")
     finally:
         context.close()
+
+
+def test_fork_with_an_edited_state_value_changes_the_outcome(page: Any, studio: Studio) -> None:
+    page.goto(studio.url + "/#/w/judge")
+    page.get_by_label("Input").fill("5")
+    page.get_by_role("button", name="Run").click()
+    outputs = page.get_by_role("region", name="Outputs")
+    outputs.get_by_text("5 is small (threshold 10)").wait_for()
+    original = page.url.split("#/runs/")[1]
+    checkpoints = page.get_by_role("region", name="Checkpoints")
+    after_setup = checkpoints.locator("li", has_text="superstep 1 ").first
+    after_setup.get_by_role("button", name="State").click()
+    threshold = page.get_by_label("threshold", exact=True)
+    assert threshold.input_value() == "10"
+    assert "setup → decide: 5" in checkpoints.inner_text()  # the message waiting there
+    shot(page, "checkpoint-state")
+    threshold.fill("1")
+    page.get_by_role("button", name="Fork with these values").click()
+    page.wait_for_url(re.compile(re.escape(original + ".fork-")))
+    page.get_by_role("region", name="Outputs").get_by_text("5 is big (threshold 1)").wait_for()
+    with urllib.request.urlopen(f"{studio.url}/api/runs/{original}") as response:
+        assert json.load(response)["outputs"] == ["5 is small (threshold 10)"]

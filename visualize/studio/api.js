@@ -75,3 +75,9 @@ export function fork(id, checkpointId, stateUpdates) {
   if (stateUpdates) body.state_updates = stateUpdates;
   return call(`/api/runs/${q(id)}/fork`, body);
 }
+/**
+ * A checkpoint's committed state and the messages waiting to be delivered from it.
+ * @param {string} id @param {string} checkpointId
+ * @returns {Promise<{checkpoint_id: string, superstep: number, status: string, state: Record<string, any>, messages: {source: string | null, target: string, data: any}[]}>}
+ */
+export const checkpoint = (id, checkpointId) => call(`/api/runs/${q(id)}/checkpoints/${q(checkpointId)}`);

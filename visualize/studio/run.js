@@ -191,10 +191,55 @@ export async function runView(runId, page) {
           location.hash = `#/runs/${encodeURIComponent(forked.run_id)}`;
         } catch (error) { note.replaceChildren(alert(error)); }
       });
+      const stateButton = h("button", { type: "button", "aria-expanded": "false" }, "State");
+      const panel = h("div", { class: "state-panel", hidden: true });
+      stateButton.addEventListener("click", async () => {
+        const open = panel.hidden;
+        panel.hidden = !open;
+        stateButton.setAttribute("aria-expanded", String(open));
+        if (open) {
+          try { panel.replaceChildren(await statePanel(c.checkpoint_id)); } catch (error) { panel.replaceChildren(alert(error)); }
+        }
+      });
       return h("li", { "data-checkpoint-id": c.checkpoint_id },
-        `superstep ${c.superstep} · ${c.status}${c.parent_id ? ` · parent ${c.parent_id}` : ""} `, forkButton, note);
+        `superstep ${c.superstep} · ${c.status}${c.parent_id ? ` · parent ${c.parent_id}` : ""} `, forkButton, " ", stateButton, note, panel);
     });
     checkpointsBox.replaceChildren(h("h2", null, "Checkpoints"), h("ol", null, ...rows));
+  }
+
+  /** The state at a checkpoint, each value editable, and a fork with the edits. @param {string} checkpointId */
+  async function statePanel(checkpointId) {
+    const view = await api.checkpoint(runId, checkpointId);
+    const note = h("p", { role: "status" });
+    /** @type {[string, HTMLTextAreaElement, string][]} */
+    const fields = [];
+    const rows = Object.entries(view.state).map(([key, value], i) => {
+      const id = `state-${checkpointId}-${i}`.replace(/[^A-Za-z0-9_-]/g, "_");
+      const text = JSON.stringify(value, null, 2);
+      const area = /** @type {HTMLTextAreaElement} */ (h("textarea", { id, rows: String(Math.min(8, text.split("\n").length)) }, text));
+      fields.push([key, area, text]);
+      return h("div", { class: "state-field" }, h("label", { for: id }, key), area);
+    });
+    const forkEdited = h("button", { type: "submit" }, "Fork with these values");
+    const form = h("form", { class: "state", "aria-label": `State at ${checkpointId}` },
+      h("h3", null, `State at superstep ${view.superstep}`),
+      rows.length ? h("div", null, ...rows) : h("p", { class: "muted" }, "(no state)"),
+      h("h3", null, "Messages to deliver"),
+      view.messages.length
+        ? h("ul", null, ...view.messages.map((m) => h("li", null, `${m.source || "input"} \u2192 ${m.target}: `, h("code", null, JSON.stringify(m.data)))))
+        : h("p", { class: "muted" }, "(none)"),
+      forkEdited, note);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      /** @type {Record<string, any>} */
+      const updates = {};
+      try {
+        for (const [key, area, before] of fields) if (area.value !== before) updates[key] = JSON.parse(area.value);
+        const forked = await api.fork(runId, checkpointId, Object.keys(updates).length ? updates : undefined);
+        location.hash = `#/runs/${encodeURIComponent(forked.run_id)}`;
+      } catch (error) { note.replaceChildren(alert(error)); }
+    });
+    return form;
   }
 
   const source = new EventSource(api.eventsUrl(runId));

@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from workflow._errors import CheckpointError
 from workflow._workflow import Workflow
 
+from ._encode import plain
 from ._errors import ApiError
 
 __all__ = ("graph_json", "studio_routes")
@@ -76,8 +78,49 @@ def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequen
                 )
             return JSONResponse(graph_json(wf))
 
+        async def checkpoint(request: Request) -> Response:
+            from workflow._durable import load_state
+
+            run_id, checkpoint_id = request.path_params["run_id"], request.path_params["cid"]
+            store = next(iter(workflows.values())).checkpoint_store if workflows else None
+            try:
+                found = await store.load(checkpoint_id) if store is not None else None
+            except CheckpointError:
+                found = None
+            if found is None or found.run_id != run_id:
+                raise ApiError(
+                    404,
+                    "unknown_checkpoint",
+                    f"run {run_id!r} has no checkpoint {checkpoint_id!r}; "
+                    f"see GET /api/runs/{run_id}/checkpoints",
+                )
+            wf = workflows.get(found.workflow_name)
+            if wf is None:
+                raise ApiError(404, "unknown_workflow", f"no workflow {found.workflow_name!r}")
+            try:
+                state, _, _ = await load_state(wf, run_id, checkpoint_id, fork=True)
+            except CheckpointError as exc:
+                raise ApiError(409, "checkpoint_error", str(exc)) from None
+            messages = [
+                {"source": d[2], "target": target, "data": plain(d[3])}
+                for target, box in state.inbox.items()
+                for d in box
+            ]
+            return JSONResponse(
+                {
+                    "checkpoint_id": found.id,
+                    "run_id": run_id,
+                    "superstep": found.superstep,
+                    "status": found.status,
+                    "parent_id": found.parent_id,
+                    "state": plain(state.state),
+                    "messages": messages,
+                }
+            )
+
         return [
             Route("/", index, methods=["GET"]),
+            Route("/api/runs/{run_id}/checkpoints/{cid}", checkpoint, methods=["GET"]),
             Route("/studio/{file}", static, methods=["GET"]),
             Route("/api/workflows/{name}/graph", graph, methods=["GET"]),
         ]
