@@ -300,3 +300,80 @@ async def test_a_lost_driver_is_resumed_by_a_new_one(
     assert done_before >= 2
     for i in range(1, done_before + 1):
         assert effects.count(f"step{i}") == 1, (f"step{i} committed, then ran again", effects)
+
+
+@executor(id="traced")
+async def traced(x: int) -> str:
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}/{context.span_id:016x}"
+
+
+async def test_worker_invocations_run_inside_the_runs_trace(ray_cluster: RayCluster) -> None:
+    from opentelemetry import trace  # noqa: F401 - OpenTelemetry in use, as with a real exporter
+
+    from tests.workflow.test_telemetry import Telemetry
+
+    telemetry = Telemetry()
+    wf = WorkflowBuilder(start=traced, observers=[telemetry.observer]).build()
+    result = await wf.run(1, backend=RayBackend())
+    assert result.status is RunStatus.COMPLETED, result.error
+    (seen,) = result.outputs
+    run_span = telemetry.one("workflow.run")
+    process = telemetry.one("executor.process")
+    trace_id, parent_id = seen.split("/")
+    assert trace_id == f"{run_span.context.trace_id:032x}"
+    assert parent_id == f"{process.context.span_id:016x}"  # worker spans nest under it
+
+
+async def test_an_approved_tool_runs_once_across_workers_and_a_restart(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    """Pause for approval on the cluster; approve from a freshly built workflow (as after a
+    restart), also on the cluster: the tool's side effect happens exactly once."""
+    from examples.tool_approval import RUN_ID, build
+    from executors import ApprovalResponse
+
+    db = tmp_path / "runs.db"
+    first = await build(db).run("Please pay alice 250 EUR.", run_id=RUN_ID, backend=RayBackend())
+    assert first.status is RunStatus.AWAITING_INPUT
+    (pending,) = first.pending_requests
+    answer = {pending.request_id: ApprovalResponse.approve()}
+    done = await build(db).resume(RUN_ID, responses=answer, backend=RayBackend())
+    assert done.status is RunStatus.COMPLETED, done.error
+    again = await build(db).resume(RUN_ID, backend=RayBackend())  # completed: runs nothing
+    assert again.status is RunStatus.COMPLETED
+    assert read_lines(db.with_suffix(".ledger")) == ["alice", "250"]
+
+
+def sandbox_leftovers(marker: str) -> list[int]:
+    import psutil
+
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(marker in part for part in (p.info["cmdline"] or []))
+    ]
+
+
+async def test_sandboxed_code_on_a_worker_kills_its_process_tree(ray_cluster: RayCluster) -> None:
+    from executors import CodeExecutor, CodeResult
+
+    code = (
+        "import subprocess, time\n"
+        "subprocess.Popen(['sleep', '600.4242'])\n"
+        "print('started', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    runner = CodeExecutor(id="code", timeout=3)
+    wf = WorkflowBuilder(start=runner).build()
+    result = await wf.run(code, backend=RayBackend())
+    assert result.status is RunStatus.COMPLETED, result.error
+    (out,) = result.outputs
+    assert isinstance(out, CodeResult)
+    assert out.timed_out
+    assert "started" in out.stdout
+    await eventually(
+        lambda: not sandbox_leftovers("600.4242"), "the sandbox's background sleep is gone"
+    )

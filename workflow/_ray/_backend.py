@@ -26,9 +26,11 @@ How an invocation travels:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -234,7 +236,7 @@ class _RayRun:
         task = self.tasks.get(key)
         if task is None:
             task = self.tasks[key] = self.task.options(max_retries=0, **options)
-        pending = task.remote(self.nodes, request)
+        pending = task.remote(self.nodes, request, _trace_carrier())
         try:
             outcome: InvocationOutcome = await pending
         except anyio.get_cancelled_exc_class():
@@ -250,7 +252,7 @@ class _RayRun:
         self, node: Executor, request: InvocationRequest, emit: EmitEvent, options: dict[str, Any]
     ) -> InvocationOutcome:
         actor = self.backend._actor(self.ray, node, options)
-        stream = actor.invoke.options(num_returns="streaming").remote(request)
+        stream = actor.invoke.options(num_returns="streaming").remote(request, _trace_carrier())
         outcome: InvocationOutcome | None = None
         try:
             async for ref in stream:
@@ -313,12 +315,45 @@ async def _collect(event: Any) -> None:
     return None  # a task's events travel back inside its outcome
 
 
-def _invoke_task(ref: list[Any], request: InvocationRequest) -> InvocationOutcome:
+def _trace_carrier() -> dict[str, str]:
+    """The caller's trace context (W3C headers), when OpenTelemetry is in use at all."""
+    if "opentelemetry.trace" not in sys.modules:
+        return {}  # never traced in this process: nothing to propagate, nothing to import
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextlib.contextmanager
+def _traced(carrier: dict[str, str]) -> Iterator[None]:
+    """Run a worker-side invocation inside the caller's span, so its spans are children."""
+    if not carrier:
+        yield
+        return
+    from opentelemetry import context, propagate
+
+    token = context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+async def _run_traced(
+    node: Executor, request: InvocationRequest, carrier: dict[str, str]
+) -> InvocationOutcome:
+    with _traced(carrier):
+        return await run_invocation(node, request, _collect, LocalBackend())
+
+
+def _invoke_task(
+    ref: list[Any], request: InvocationRequest, carrier: dict[str, str]
+) -> InvocationOutcome:
     """A Ray task: handle one invocation in a worker process."""
     node = _worker_node(ref, request.executor_id)
-    outcome: InvocationOutcome = _portal().call(
-        run_invocation, node, request, _collect, LocalBackend()
-    )
+    outcome: InvocationOutcome = _portal().call(_run_traced, node, request, carrier)
     return outcome
 
 
@@ -329,13 +364,15 @@ class _WarmExecutor:
         self.node = node
         self.local: Backend = LocalBackend()
 
-    async def invoke(self, request: InvocationRequest) -> Any:
+    async def invoke(self, request: InvocationRequest, carrier: dict[str, str]) -> Any:
         send, receive = anyio.create_memory_object_stream[Any](64)
         result: list[InvocationOutcome] = []
 
         async def run() -> None:
             async with send:
-                result.append(await run_invocation(self.node, request, send.send, self.local))
+                with _traced(carrier):
+                    outcome = await run_invocation(self.node, request, send.send, self.local)
+                result.append(outcome)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
