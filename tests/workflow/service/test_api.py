@@ -178,6 +178,9 @@ def test_fork_from_an_earlier_checkpoint(server: Server) -> None:
         )
         if "state_updates" in inspect.signature(Workflow.resume_stream).parameters:
             assert updated.status_code == 201, updated.text
+            updated_id = updated.json()["run_id"]
+            assert updated_id not in (run_id, fork_id)
+            assert wait_status(c, updated_id, TERMINAL)["outputs"] == [4]
         else:  # the engine cannot yet: refused clearly, nothing started
             assert updated.status_code == 422
             assert "state_updates" in updated.json()["error"]["message"]
