@@ -146,7 +146,8 @@ window.__delays = [];
 new MutationObserver((records) => {
   const now = performance.timeOrigin + performance.now();
   for (const r of records) for (const node of r.addedNodes) {
-    if (node.nodeType === 3 && node.data.startsWith("|")) window.__delays.push(now - parseFloat(node.data.slice(1)));
+    if (node.nodeType === 3 && node.data.startsWith("|"))
+      window.__delays.push(now - parseFloat(node.data.slice(1)));
   }
 }).observe(document, {subtree: true, childList: true});
 """
