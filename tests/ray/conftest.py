@@ -35,6 +35,12 @@ class RayCluster:
     def node_id(self, name: str) -> str:
         return str(self.nodes[name].node_id)
 
+    def replace_node(self, name: str) -> None:
+        """Kill the node ``name`` (its raylet and workers) and start a fresh one in its place."""
+        self.cluster.remove_node(self.nodes[name], allow_graceful=False)
+        self.nodes[name] = self.cluster.add_node(num_cpus=1, resources={name: 1})
+        self.cluster.wait_for_nodes()
+
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:

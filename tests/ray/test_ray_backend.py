@@ -377,3 +377,39 @@ async def test_sandboxed_code_on_a_worker_kills_its_process_tree(ray_cluster: Ra
     await eventually(
         lambda: not sandbox_leftovers("600.4242"), "the sandbox's background sleep is gone"
     )
+
+
+@executor(id="long_haul")
+async def long_haul(path: str) -> str:
+    import ray
+
+    tries = bump(path + ".tries")
+    if tries == 1:  # first attempt: say where it runs, then work until its node is killed
+        write(path, str(ray.get_runtime_context().get_node_id()))
+        await anyio.sleep(120)
+    return f"finished on attempt {tries}"
+
+
+async def test_a_killed_node_is_retried_on_another_node(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    marker = tmp_path / "where"
+    wf = (
+        WorkflowBuilder(start=long_haul)
+        .add_executor(long_haul, retry=RetryPolicy(max_attempts=2, initial_delay=0.01))
+        .build()
+    )
+    async with anyio.create_task_group() as tg:
+        outcome: list[RunResult] = []
+
+        async def run() -> None:
+            outcome.append(await wf.run(str(marker), backend=RayBackend()))
+
+        tg.start_soon(run)
+        await eventually(lambda: marker.exists() and marker.read_text(), "the first attempt runs")
+        node_id = marker.read_text()
+        (victim,) = [n for n, node in ray_cluster.nodes.items() if str(node.node_id) == node_id]
+        ray_cluster.replace_node(victim)  # the node dies mid-invocation (a fresh one joins)
+    (result,) = outcome
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs == ["finished on attempt 2"]
