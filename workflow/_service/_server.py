@@ -70,6 +70,8 @@ def serve(
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # longer than clients' pools keep idle connections: fewer reuse-after-close races
+        timeout_keep_alive=75,
         server_header=False,
     )
     uvicorn.Server(config).run()
