@@ -179,5 +179,9 @@ def test_fork_with_an_edited_state_value_changes_the_outcome(page: Any, studio: 
     page.get_by_role("button", name="Fork with these values").click()
     page.wait_for_url(re.compile(re.escape(original + ".fork-")))
     page.get_by_role("region", name="Outputs").get_by_text("5 is big (threshold 1)").wait_for()
+    compare = page.get_by_role("region", name="Compare with the original")
+    compare.get_by_text("5 is small (threshold 10)").wait_for()
+    assert compare.get_by_text("5 is big (threshold 1)").count() == 1
+    shot(page, "fork-compare")
     with urllib.request.urlopen(f"{studio.url}/api/runs/{original}") as response:
         assert json.load(response)["outputs"] == ["5 is small (threshold 10)"]

@@ -46,6 +46,25 @@ export async function runView(runId, page) {
       h("div", null, live.el, requests, outputs),
       h("div", null, messages, ledger, h("section", { "aria-label": "Events", class: "events" }, h("h2", null, "Timeline"), timeline), checkpointsBox)));
 
+  // a fork (its id is "<original>.fork-xxxxxxxx") is shown beside the run it came from
+  const cut = runId.lastIndexOf(".fork-");
+  const compare = cut > 0 ? h("section", { "aria-label": "Compare with the original", class: "compare" }) : null;
+  if (compare) errorBox.after(compare);
+
+  async function loadCompare() {
+    if (!compare) return;
+    const originalId = runId.slice(0, cut);
+    const original = await api.run(originalId).catch(() => null);
+    const mine = await api.run(runId).catch(() => null);
+    const column = (/** @type {string} */ title, /** @type {any} */ rec, /** @type {string} */ id) =>
+      h("div", { class: "compare-col" },
+        h("h3", null, title, " ", h("a", { href: `#/runs/${encodeURIComponent(id)}` }, id)),
+        h("p", null, `status ${rec ? rec.status : "?"}`),
+        h("ol", null, ...(rec ? rec.outputs : []).map((/** @type {any} */ o) => h("li", null, h("pre", null, show(o))))));
+    compare.replaceChildren(h("h2", null, "Fork and original"),
+      h("div", { class: "compare-grid" }, column("Original", original, originalId), column("This fork", mine, runId)));
+  }
+
   /** @param {string} value */
   const setStatus = (value) => {
     status.textContent = value;
@@ -111,6 +130,7 @@ export async function runView(runId, page) {
           live.setStatus(request.executor_id, "waiting");
         }
         loadCheckpoints();
+        loadCompare();
         break;
       default:
         timeline.append(h("li", { class: "muted" }, event.type));
