@@ -23,6 +23,7 @@ import anyio
 from ._checkpoint import Checkpoint
 from ._errors import CheckpointError, store_call
 from ._graph import describe_changes
+from ._history import Breakpoint
 from ._result import RunResult
 from ._runner import Durability, Invocation, Reply, Runner, RunState
 from ._serde import SerializationError, TypeRegistry, decode, encode
@@ -43,7 +44,7 @@ def registry_for(wf: Workflow) -> TypeRegistry:
     cached = getattr(wf, "_registry", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    registry = TypeRegistry([Reply])
+    registry = TypeRegistry([Reply, Breakpoint])
     seen: set[int] = set()
 
     def add(tp: Any) -> None:
@@ -226,6 +227,11 @@ class StoreDurability(Durability):
         # announced on hand-off (see ``CheckpointSaved``): where the write finishes among the
         # next superstep's events depends on timing, and the event order must not
         self._announce(runner, checkpoint)
+
+    async def paused(self, runner: Runner) -> None:
+        if self._previous is not None:
+            await self._previous.wait()  # async durability: its parent must exist first
+        await self._save(runner, RunStatus.AWAITING_INPUT)
 
     async def finished(self, runner: Runner, status: RunStatus) -> None:
         st = runner.state

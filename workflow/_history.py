@@ -1,4 +1,4 @@
-"""Time travel: forking a run with edited run-wide state.
+"""Time travel (forking a run with edited run-wide state) and breakpoints.
 
 ``resume(run_id, checkpoint_id=..., state_updates={...})`` starts a new run (its own id, its
 first checkpoint's parent the one forked from) whose run-wide state has those keys replaced.
@@ -9,14 +9,23 @@ the fork holds a decoded copy, so the caller's object is never shared with the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ._errors import WorkflowError
 from ._runstate import RunState
 from ._serde import SerializationError, TypeRegistry, decode, encode
 
-__all__ = ("StateUpdateError", "apply_state_updates", "check_state_updates")
+__all__ = (
+    "Breakpoint",
+    "BreakpointError",
+    "StateUpdateError",
+    "apply_state_updates",
+    "breakpoint_request",
+    "check_pause_before",
+    "check_state_updates",
+)
 
 
 class StateUpdateError(WorkflowError, TypeError):
@@ -57,3 +66,48 @@ def check_state_updates(
 def apply_state_updates(state: RunState, checked: Mapping[str, Any]) -> None:
     """Replace those run-wide keys (a key the workflow never wrote is simply added)."""
     state.state.update(checked)
+
+
+# -- breakpoints ------------------------------------------------------------------------------
+#
+# ``pause_before=[...]`` (on run, resume and their streams) stops the run before a superstep in
+# which a named executor would run: nothing of that superstep runs, the run ends
+# ``AWAITING_INPUT`` with a ``BreakpointHit`` event and a pending request whose payload is a
+# ``Breakpoint``. The request is stored like any other (so it survives a restart); while it is
+# pending the executor stays held, whether or not the resuming call passes ``pause_before``.
+# Answering it with ``None`` releases the executor for its next superstep.
+
+
+class BreakpointError(WorkflowError, ValueError):
+    """``pause_before`` names an executor the workflow does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class Breakpoint:
+    """The payload of a breakpoint request: the run stopped before ``executor_id`` ran."""
+
+    executor_id: str
+    superstep: int
+
+
+def check_pause_before(
+    pause_before: Iterable[str] | None, executors: Collection[str], workflow: str
+) -> frozenset[str]:
+    """The executor ids to pause before; an unknown id is refused, naming the known ones."""
+    if pause_before is None:
+        return frozenset()
+    if isinstance(pause_before, str):
+        pause_before = (pause_before,)  # a single id, not its characters
+    ids = frozenset(pause_before)
+    unknown = sorted(i for i in ids if i not in executors)
+    if unknown:
+        raise BreakpointError(
+            f"pause_before names {', '.join(map(repr, unknown))}, not an executor of workflow "
+            f"{workflow!r}; use one of {', '.join(map(repr, sorted(executors)))}"
+        )
+    return ids
+
+
+def breakpoint_request(executor_id: str, superstep: int) -> tuple[str, Breakpoint]:
+    """The (deterministic) request id and payload of a breakpoint before ``superstep``."""
+    return f"breakpoint:{executor_id}:{superstep}", Breakpoint(executor_id, superstep)

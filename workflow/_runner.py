@@ -31,6 +31,7 @@ import anyio.lowlevel
 from ._backend import Backend, BackendRun, default_backend
 from ._errors import CheckpointError, ExecutorFailedError
 from ._executor import Executor
+from ._history import Breakpoint, breakpoint_request
 from ._invocation import InvocationOutcome, InvocationRequest, new_request
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
@@ -38,6 +39,7 @@ from ._routing import route
 from ._runstate import Delivery, EventSink, Reply, RunState
 from ._types import RunStatus
 from .events import (
+    BreakpointHit,
     ExecutorCompleted,
     ExecutorFailed,
     ExecutorInvoked,
@@ -183,8 +185,10 @@ class Runner:
         observer: Observer | None = None,
         durability: Durability | None = None,
         backend: Backend | None = None,
+        pause_before: frozenset[str] = frozenset(),
     ) -> None:
         self.workflow = workflow
+        self.pause_before = pause_before
         self.graph = workflow.graph
         self.backend = backend if backend is not None else default_backend()
         self.state = state
@@ -271,6 +275,8 @@ class Runner:
             targets = (
                 tuple(inbox) if len(inbox) == 1 else tuple(sorted(inbox, key=order.__getitem__))
             )
+            if (self.pause_before or st.pending) and await self._held(targets, step):
+                return RunStatus.AWAITING_INPUT
             sink.emit(SuperstepStarted(run_id=st.run_id, superstep=step, executor_ids=targets))
             invs: list[Invocation] = []
             for eid in targets:
@@ -304,6 +310,8 @@ class Runner:
             if failed:
                 return self._fail(invs, failed, step)
             self.last_step = invs
+            if st.released:
+                st.released.difference_update(targets)
             self._commit(invs, step)
             sink.emit(SuperstepCompleted(run_id=st.run_id, superstep=step))
             if self.durability is not None:
@@ -311,6 +319,43 @@ class Runner:
             if sink.streaming:
                 await sink.flush()
         return RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
+
+    async def _held(self, targets: tuple[str, ...], step: int) -> bool:
+        """Stop before ``step`` if a target has a breakpoint (new, or pending and unanswered)."""
+        st = self.state
+        waiting = {
+            r.payload.executor_id for r in st.pending.values() if isinstance(r.payload, Breakpoint)
+        }
+        new = [
+            eid
+            for eid in targets
+            if eid in self.pause_before and eid not in st.released and eid not in waiting
+        ]
+        if not new and not any(eid in waiting for eid in targets):
+            return False
+        emit = self.sink.emit
+        for eid in new:
+            request_id, payload = breakpoint_request(eid, step)
+            request = PendingRequest(request_id, eid, payload, type(None))
+            st.pending[request_id] = request
+            emit(
+                BreakpointHit(
+                    run_id=st.run_id, superstep=step, executor_id=eid, request_id=request_id
+                )
+            )
+            emit(
+                RequestInfo(
+                    run_id=st.run_id,
+                    superstep=step,
+                    request_id=request_id,
+                    executor_id=eid,
+                    payload=payload,
+                    response_type=type(None),
+                )
+            )
+        if new and self.durability is not None:
+            await self.durability.paused(self)
+        return True
 
     async def _run_step(self, invs: list[Invocation]) -> None:
         if len(invs) == 1:  # the common case: no task group, no ordering of live events
@@ -627,6 +672,9 @@ class Durability:
 
     async def superstep_committed(self, runner: Runner) -> None:
         """Commit a checkpoint of ``runner.state``."""
+
+    async def paused(self, runner: Runner) -> None:
+        """Commit a checkpoint of a run stopped at a breakpoint (its request is pending)."""
 
     async def finished(self, runner: Runner, status: RunStatus) -> None:
         """Record the run's final status."""

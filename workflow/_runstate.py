@@ -51,6 +51,9 @@ class RunState:
     checkpoint_id: str | None = None
     checkpoint_count: int = 0
     error: BaseException | None = None
+    # executors whose breakpoint was just answered: not held again before they run (not
+    # checkpointed; an answer stored but not yet acted on holds them once more, harmlessly)
+    released: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain containers of the committed state (values as they are; encode to persist)."""

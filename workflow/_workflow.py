@@ -22,6 +22,7 @@ from ._adapters import WorkflowAgent, WorkflowTool
 from ._errors import CheckpointError, GraphValidationError, UnknownRequestError
 from ._executor import Executor
 from ._graph import WorkflowGraph
+from ._history import Breakpoint
 from ._observer import Observer
 from ._paused import DEFAULT_MAX_FAILED_RUNS, DEFAULT_MAX_PAUSED_RUNS, PausedRuns
 from ._result import PendingRequest, RunResult
@@ -145,17 +146,30 @@ class Workflow:
 
     # -- running -------------------------------------------------------------------------------
     async def run(
-        self, input: Any, *, run_id: str | None = None, backend: Backend | None = None
+        self,
+        input: Any,
+        *,
+        run_id: str | None = None,
+        backend: Backend | None = None,
+        pause_before: Iterable[str] | None = None,
     ) -> RunResult:
         """Run to completion, a pause for input, failure, cancellation or the superstep limit.
 
         ``backend`` decides where invocations run (default ``LocalBackend()``, in-process).
+        ``pause_before`` names executors to stop before (breakpoints, see ``_history``): the
+        run ends ``AWAITING_INPUT`` with a ``BreakpointHit`` event and a pending request;
+        ``resume(run_id, responses={request_id: None})`` goes on.
         """
-        runner = self._new_run(input, run_id, EventSink(), backend)
+        runner = self._new_run(input, run_id, EventSink(), backend, pause_before)
         return await self._execute(runner, resumed=False)
 
     def run_stream(
-        self, input: Any, *, run_id: str | None = None, backend: Backend | None = None
+        self,
+        input: Any,
+        *,
+        run_id: str | None = None,
+        backend: Backend | None = None,
+        pause_before: Iterable[str] | None = None,
     ) -> EventStream:
         """Stream a run's events, ending with ``RunFinished``; leaving early cancels the run.
 
@@ -164,8 +178,10 @@ class Workflow:
         a plain ``async for`` (see ``workflow._stream`` for what that form costs).
         """
 
+        held = self._pause_before(pause_before)
+
         async def start(send: Any) -> None:
-            runner = self._new_run(input, run_id, EventSink(send), backend)
+            runner = self._new_run(input, run_id, EventSink(send), backend, held)
             await self._execute(runner, resumed=False)
 
         return EventStream(start)
@@ -182,6 +198,7 @@ class Workflow:
         responses: Mapping[str, Any] | None = None,
         backend: Backend | None = None,
         state_updates: Mapping[str, Any] | None = None,
+        pause_before: Iterable[str] | None = None,
     ) -> RunResult:
         """Continue a run from its latest checkpoint (or fork from ``checkpoint_id``).
 
@@ -192,9 +209,16 @@ class Workflow:
         checkpointed raises ``StateUpdateError`` naming the key, before anything is stored);
         a key the workflow never wrote is allowed. Without a checkpoint store there is no
         history to fork: the updates apply to the run kept in this process, which continues.
+        ``pause_before`` sets breakpoints for the continuation, as on ``run``.
         """
         return await self._resume(
-            run_id, checkpoint_id, responses, EventSink(), backend, state_updates
+            run_id,
+            checkpoint_id,
+            responses,
+            EventSink(),
+            backend,
+            state_updates,
+            self._pause_before(pause_before),
         )
 
     def resume_stream(
@@ -205,19 +229,31 @@ class Workflow:
         responses: Mapping[str, Any] | None = None,
         backend: Backend | None = None,
         state_updates: Mapping[str, Any] | None = None,
+        pause_before: Iterable[str] | None = None,
     ) -> EventStream:
         """Like ``resume``, streaming the events of the continuation (also ``async with``)."""
+        held = self._pause_before(pause_before)
 
         async def start(send: Any) -> None:
             await self._resume(
-                run_id, checkpoint_id, responses, EventSink(send), backend, state_updates
+                run_id, checkpoint_id, responses, EventSink(send), backend, state_updates, held
             )
 
         return EventStream(start)
 
     # -- internals -----------------------------------------------------------------------------
+    def _pause_before(self, pause_before: Iterable[str] | None) -> frozenset[str]:
+        from ._history import check_pause_before
+
+        return check_pause_before(pause_before, self._graph.executors, self.name)
+
     def _new_run(
-        self, input: Any, run_id: str | None, sink: EventSink, backend: Backend | None = None
+        self,
+        input: Any,
+        run_id: str | None,
+        sink: EventSink,
+        backend: Backend | None = None,
+        pause_before: Iterable[str] | frozenset[str] | None = None,
     ) -> Runner:
         start = self._graph.executors[self._graph.start]
         if not start.can_handle(input):
@@ -226,8 +262,13 @@ class Workflow:
                 f"{type_name(start.input_types())}, not {type(input).__name__} ({input!r:.80})"
             )
         state = RunState(run_id=run_id if run_id is not None else uuid.uuid4().hex)
+        held = (
+            pause_before
+            if isinstance(pause_before, frozenset)
+            else self._pause_before(pause_before)
+        )
         state.deliver(start.id, input)
-        return self._runner(state, sink, backend=backend)
+        return self._runner(state, sink, backend=backend, pause_before=held)
 
     def _runner(
         self,
@@ -235,6 +276,7 @@ class Workflow:
         sink: EventSink,
         durability: Any = None,
         backend: Backend | None = None,
+        pause_before: frozenset[str] = frozenset(),
     ) -> Runner:
         observer = _combine(self.observers)
         return Runner(
@@ -247,6 +289,7 @@ class Workflow:
             observer=observer,
             durability=durability if durability is not None else self._durability_for(state),
             backend=backend,
+            pause_before=pause_before,
         )
 
     def _durability_for(self, state: RunState) -> Any:
@@ -281,6 +324,7 @@ class Workflow:
         sink: EventSink,
         backend: Backend | None = None,
         state_updates: Mapping[str, Any] | None = None,
+        pause_before: frozenset[str] = frozenset(),
     ) -> RunResult:
         from ._history import apply_state_updates, check_state_updates
 
@@ -298,7 +342,7 @@ class Workflow:
                 except BaseException:
                     self._paused.keep(state)
                     raise
-                runner = self._runner(state, sink, backend=backend)
+                runner = self._runner(state, sink, backend=backend, pause_before=pause_before)
             else:
                 from ._durable import load_state, registry_for
 
@@ -321,7 +365,7 @@ class Workflow:
                 apply_state_updates(state, updates)
                 if responses:
                     durability.save_on_start = True  # the answers are stored before anything runs
-                runner = self._runner(state, sink, durability, backend)
+                runner = self._runner(state, sink, durability, backend, pause_before)
             if state.run_id != run_id:  # a fork runs under its own id and lock
                 async with self._lock(state.run_id):
                     return await self._execute_locked(runner, resumed=True)
@@ -365,6 +409,9 @@ def apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
         checked.append((request, validate_response(request, value)))
     for request, value in checked:
         del state.pending[request.request_id]
+        if isinstance(request.payload, Breakpoint):  # answered: that executor may run now
+            state.released.add(request.executor_id)
+            continue
         state.deliver(
             request.executor_id, Reply(request.request_id, request.payload, value), reply=True
         )

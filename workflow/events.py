@@ -15,6 +15,7 @@ from ._types import RunStatus
 
 __all__ = (
     "AgentDelta",
+    "BreakpointHit",
     "CheckpointSaved",
     "ExecutorCompleted",
     "ExecutorFailed",
@@ -110,6 +111,15 @@ class RequestInfo(WorkflowEvent):
     executor_id: str
     payload: Any
     response_type: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakpointHit(WorkflowEvent):
+    """The run stopped before ``executor_id`` ran (``pause_before``); ``superstep`` is the one
+    about to start. Answer ``request_id`` with ``None`` (``resume(responses=...)``) to go on."""
+
+    executor_id: str
+    request_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

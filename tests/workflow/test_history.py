@@ -23,7 +23,10 @@ from workflow import (
     handler,
     response_handler,
 )
+from workflow._history import Breakpoint
 from workflow.cli import main
+from workflow.cli._common import EXIT_WAITING
+from workflow.events import BreakpointHit
 
 from .test_stores import Kit, kit  # noqa: F401  (the store fixture, parametrized over stores)
 
@@ -195,3 +198,110 @@ def test_cli_resume_state_forks_with_the_edit(
     assert "run: orig.fork-" in out
     assert main(["resume", "app.py:wf", "orig", "--store", store, "--state", "bonus"]) != 0
     assert "--state 'bonus': expected KEY=JSON" in capsys.readouterr().err
+
+
+# -- breakpoints ------------------------------------------------------------------------------
+
+
+def kinds(events: Any) -> list[tuple[str, str | None]]:
+    return [(type(e).__name__, getattr(e, "executor_id", None)) for e in events]
+
+
+async def test_pause_before_stops_the_run_and_answering_continues_after_a_restart(
+    kit: Kit,
+) -> None:
+    wf = chain(kit.store)
+    paused = await wf.run(10, run_id="bp", pause_before=["b"])
+    assert paused.status is RunStatus.AWAITING_INPUT
+    seen = kinds(paused.events)
+    assert ("ExecutorInvoked", "b") not in seen
+    hit = [e for e in paused.events if isinstance(e, BreakpointHit)]
+    assert [(e.executor_id, e.superstep) for e in hit] == [("b", 2)]
+    (request,) = paused.pending_requests
+    assert request.request_id == hit[0].request_id
+    assert (request.executor_id, request.payload) == ("b", Breakpoint("b", 2))
+    assert seen.index(("BreakpointHit", "b")) < seen.index(("RunFinished", None))
+
+    if kit.kind == "memory":  # one process's store: there is no other object over it
+        await answer_in_another_process(kit.store, request)
+    else:  # another process: only the storage is shared
+        async with kit.reopen() as other:
+            await answer_in_another_process(other, request)
+
+
+async def answer_in_another_process(store: Any, request: Any) -> None:
+    again = chain(store)
+    held = await again.resume("bp")  # not answered: still held, nothing runs
+    assert held.status is RunStatus.AWAITING_INPUT
+    assert ("ExecutorInvoked", "b") not in kinds(held.events)
+    assert [r.request_id for r in held.pending_requests] == [request.request_id]
+    with pytest.raises(TypeError, match="must be NoneType"):
+        await again.resume("bp", responses={request.request_id: "go"})
+    done = await again.resume("bp", responses={request.request_id: None})
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs == [12]  # the same as a run without the breakpoint
+    assert ("ExecutorInvoked", "b") in kinds(done.events)
+
+
+async def test_pause_before_on_resume_and_on_streams(kit: Kit) -> None:
+    wf = chain(kit.store)
+    async with wf.run_stream(1, run_id="bp2", pause_before=("a", "c")) as events:
+        first = [e async for e in events]
+    assert [k for k in kinds(first) if k[0] != "CheckpointSaved"][-3:] == [
+        ("BreakpointHit", "a"),
+        ("RequestInfo", "a"),
+        ("RunFinished", None),
+    ]
+    stop_a = next(e for e in first if isinstance(e, BreakpointHit)).request_id
+    # answered, and c is held by this call's own pause_before (the run's first is not kept)
+    async with wf.resume_stream("bp2", responses={stop_a: None}, pause_before=["c"]) as events:
+        second = [e async for e in events]
+    assert ("ExecutorInvoked", "b") in kinds(second)
+    assert ("ExecutorInvoked", "c") not in kinds(second)
+    stop_c = next(e for e in second if isinstance(e, BreakpointHit)).request_id
+    done = await wf.resume("bp2", responses={stop_c: None})
+    assert done.outputs == [3]
+
+
+async def test_unknown_executor_ids_are_refused_before_anything_runs(kit: Kit) -> None:
+    wf = chain(kit.store)
+    with pytest.raises(WorkflowError, match=r"pause_before names 'nope', not an executor.*'a'"):
+        await wf.run(1, run_id="x", pause_before=["b", "nope"])
+    with pytest.raises(ValueError, match="'zz'"):
+        wf.run_stream(1, pause_before=["zz"])
+    assert await kit.store.list_runs() == []
+    await wf.run(1, run_id="y")
+    with pytest.raises(WorkflowError, match="'nope'"):
+        await wf.resume("y", pause_before=["nope"])
+
+
+async def test_breakpoints_without_a_store() -> None:
+    wf = chain(None)
+    paused = await wf.run(5, run_id="mem-bp", pause_before="c")  # a single id is accepted
+    (request,) = paused.pending_requests
+    assert request.executor_id == "c"
+    done = await wf.resume("mem-bp", responses={request.request_id: None})
+    assert done.outputs == [7]
+    assert [e.executor_id for e in done.events if type(e).__name__ == "ExecutorInvoked"] == ["c"]
+
+
+def test_cli_pause_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text(APP)
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    run = ["run", "app.py:wf", "--input", "10", "--run-id", "r", "--store", store]
+    assert main([*run, "--pause-before", "b"]) == EXIT_WAITING
+    out = capsys.readouterr().out
+    assert "status: awaiting_input" in out
+    assert "breakpoint:b:2" in out
+    resume = ["resume", "app.py:wf", "r", "--store", store]
+    assert (
+        main([*resume, "--respond", "breakpoint:b:2=null", "--pause-before", "c"]) == EXIT_WAITING
+    )
+    assert "breakpoint:c:3" in capsys.readouterr().out
+    assert main([*resume, "--respond", "breakpoint:c:3=null"]) == 0
+    assert "output: 12" in capsys.readouterr().out
+    assert main([*run[:-4], "--pause-before", "nope"]) != 0
+    assert "pause_before names 'nope'" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import anyio.to_thread
 
 from workflow._backend import Backend, LocalBackend
 from workflow._errors import CheckpointError
+from workflow._history import BreakpointError
 from workflow._workflow import Workflow
 from workflow.events import RequestInfo, RunFinished, RunStarted, WorkflowEvent
 
@@ -48,6 +49,7 @@ def register(sub: Any) -> None:
     run.add_argument("target", metavar="FILE.py[:ATTR]|SPEC.yaml")
     run.add_argument("--input", metavar="TEXT|@file.json", help="the run's input")
     run.add_argument("--run-id", metavar="ID", help="id for the new run (default: random)")
+    _add_pause_before(run)
     add_backend_option(run)
     run.set_defaults(handler=cmd_run)
 
@@ -67,6 +69,7 @@ def register(sub: Any) -> None:
         metavar="KEY=JSON",
         help="fork with this run-wide state key replaced (from --checkpoint, else the latest)",
     )
+    _add_pause_before(resume)
     resume.set_defaults(handler=cmd_resume)
 
 
@@ -95,6 +98,15 @@ def parse_backend(raw: str) -> Backend:
 
         return RayBackend(address=address or None)
     raise UsageError(f"--backend {raw!r}: expected 'local', 'ray' or 'ray:ADDRESS' (e.g. ray:auto)")
+
+
+def _add_pause_before(parser: Any) -> None:
+    parser.add_argument(
+        "--pause-before",
+        action="append",
+        metavar="ID",
+        help="stop before this executor runs (a breakpoint; answer it with --respond ID=null)",
+    )
 
 
 def read_input(raw: str | None, wf: Workflow) -> Any:
@@ -249,7 +261,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
         value = read_input(args.input, wf)
         session = Session(args)
         summary = await _stream(
-            session, lambda: wf.run_stream(value, run_id=args.run_id, backend=backend)
+            session,
+            lambda: wf.run_stream(
+                value, run_id=args.run_id, pause_before=args.pause_before, backend=backend
+            ),
         )
         while summary.status == "awaiting_input" and session.interactive:
             responses = await _ask(summary)
@@ -282,6 +297,7 @@ async def cmd_resume(args: argparse.Namespace) -> int:
                 responses=responses,
                 state_updates=updates,
                 backend=backend,
+                pause_before=args.pause_before,
             ),
         )
         if updates is None and (
@@ -312,6 +328,8 @@ async def _stream(
     except KeyError as exc:  # a response to a request the run does not have
         raise UsageError(str(exc.args[0]) if exc.args else repr(exc)) from None
     except TypeError as exc:  # the input or a response has the wrong type
+        raise UsageError(str(exc)) from None
+    except BreakpointError as exc:  # --pause-before names no executor of the workflow
         raise UsageError(str(exc)) from None
 
 
