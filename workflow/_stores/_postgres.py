@@ -18,13 +18,10 @@ The pool is bound to the event loop that first used the store.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -51,53 +48,20 @@ from ._common import (
     unknown_checkpoint,
     unknown_run,
 )
+from ._postgres_db import (
+    IDENT,
+    LAYOUT,
+    RUNS_PER_TX,
+    ddl,
+    load_asyncpg,
+    lock_holder,
+    lock_key,
+    redact,
+)
 
 __all__ = ("PostgresCheckpointStore",)
 
 T = TypeVar("T")
-_LAYOUT = "1"
-_RUNS_PER_TX = 200  # prune_runs: advisory locks one transaction holds (the lock table is shared)
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-def _asyncpg() -> Any:
-    try:
-        import asyncpg
-    except ImportError as exc:
-        raise ImportError(
-            "PostgresCheckpointStore needs asyncpg: pip install ledgerflow[postgres]"
-        ) from exc
-    return asyncpg
-
-
-def _key(*parts: str) -> int:
-    """A signed 64-bit advisory-lock key for ``parts``."""
-    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-async def _holder(conn: Any, key: int) -> str:
-    """The pid of the ``lock_run`` owner holding advisory lock ``key`` (from its app name)."""
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
-    name = await conn.fetchval(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-        "AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid "
-        "AND l.objsubid = 1",
-        unsigned >> 32,
-        unsigned & 0xFFFFFFFF,
-    )
-    found = re.search(r"pid=(\d+)", name or "")
-    return found.group(1) if found else "unknown"
-
-
-def redact(dsn: str) -> str:
-    """``dsn`` without its password, for error messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresCheckpointStore(StoreBase):
@@ -119,8 +83,8 @@ class PostgresCheckpointStore(StoreBase):
         pool_size: int = 4,
     ) -> None:
         super().__init__()
-        _asyncpg()  # fail at construction, with the install hint, not mid-run
-        if not _IDENT.fullmatch(schema):
+        load_asyncpg()  # fail at construction, with the install hint, not mid-run
+        if not IDENT.fullmatch(schema):
             raise ValueError(f"schema must be a plain SQL identifier, not {schema!r}")
         self.dsn = dsn
         self.schema = schema
@@ -129,7 +93,7 @@ class PostgresCheckpointStore(StoreBase):
         self._pool: Any = None
         self._pool_lock = anyio.Lock()
         self._closed = False
-        self._gc_key = _key("ledgerflow-gc", schema)
+        self._gc_key = lock_key("ledgerflow-gc", schema)
         s = f'"{schema}"'
         self._runs, self._ckpts, self._writes = f"{s}.runs", f"{s}.checkpoints", f"{s}.writes"
         self._blobs, self._refs = f"{s}.blobs", f"{s}.refs"
@@ -139,35 +103,6 @@ class PostgresCheckpointStore(StoreBase):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _ddl(self) -> list[str]:
-        s = f'"{self.schema}"'
-        return [
-            f"CREATE SCHEMA IF NOT EXISTS {s}",
-            f"CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
-            f"""CREATE TABLE IF NOT EXISTS {self._runs} (run_id text PRIMARY KEY,
-                workflow_name text NOT NULL, status text NOT NULL,
-                updated_at timestamptz NOT NULL, latest_checkpoint_id text)""",
-            f"CREATE INDEX IF NOT EXISTS runs_updated ON {self._runs} (updated_at)",
-            f"""CREATE TABLE IF NOT EXISTS {self._ckpts} (
-                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id text NOT NULL UNIQUE,
-                run_id text NOT NULL, superstep integer NOT NULL, parent_id text,
-                created_at timestamptz NOT NULL, checksum text NOT NULL, payload bytea NOT NULL)""",
-            f"CREATE INDEX IF NOT EXISTS checkpoints_run ON {self._ckpts} (run_id, seq)",
-            f"""CREATE TABLE IF NOT EXISTS {self._writes} (
-                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                checkpoint_id text NOT NULL, run_id text NOT NULL, executor_id text NOT NULL,
-                checksum text NOT NULL, payload bytea NOT NULL,
-                UNIQUE (checkpoint_id, executor_id))""",
-            f"CREATE INDEX IF NOT EXISTS writes_run ON {self._writes} (run_id)",
-            f"""CREATE TABLE IF NOT EXISTS {self._blobs} (
-                hash text PRIMARY KEY, data bytea NOT NULL)""",
-            f"""CREATE TABLE IF NOT EXISTS {self._refs} (checkpoint_id text NOT NULL,
-                executor_id text NOT NULL, hash text NOT NULL,
-                PRIMARY KEY (checkpoint_id, executor_id, hash))""",
-            f"CREATE INDEX IF NOT EXISTS refs_hash ON {self._refs} (hash)",
-            f"INSERT INTO {s}.meta VALUES ('layout', '{_LAYOUT}') ON CONFLICT DO NOTHING",
-        ]
-
     async def _ready(self) -> Any:
         if self._pool is not None:
             return self._pool
@@ -175,7 +110,7 @@ class PostgresCheckpointStore(StoreBase):
             if self._closed:
                 raise CheckpointError(f"{self!r} is closed")
             if self._pool is None:
-                asyncpg = _asyncpg()
+                asyncpg = load_asyncpg()
                 try:
                     pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._pool_size)
                 except (OSError, asyncpg.PostgresError) as exc:
@@ -185,17 +120,18 @@ class PostgresCheckpointStore(StoreBase):
                 try:
                     async with pool.acquire() as conn, conn.transaction():
                         await conn.execute(
-                            "SELECT pg_advisory_xact_lock($1)", _key("ledgerflow-ddl", self.schema)
+                            "SELECT pg_advisory_xact_lock($1)",
+                            lock_key("ledgerflow-ddl", self.schema),
                         )
-                        for statement in self._ddl():
+                        for statement in ddl(self.schema):
                             await conn.execute(statement)
                         layout = await conn.fetchval(
                             f"SELECT value FROM \"{self.schema}\".meta WHERE key = 'layout'"
                         )
-                    if layout != _LAYOUT:
+                    if layout != LAYOUT:
                         raise CheckpointError(
                             f"schema {self.schema!r} has table layout {layout!r}, this Ledgerflow "
-                            f"knows {_LAYOUT!r}; upgrade ledgerflow or use another schema"
+                            f"knows {LAYOUT!r}; upgrade ledgerflow or use another schema"
                         )
                 except BaseException:
                     await pool.close()
@@ -204,7 +140,7 @@ class PostgresCheckpointStore(StoreBase):
         return self._pool
 
     async def _tx(self, fn: Callable[[Any], Awaitable[T]], **options: Any) -> T:
-        asyncpg = _asyncpg()
+        asyncpg = load_asyncpg()
         pool = await self._ready()
         try:
             async with pool.acquire() as conn, conn.transaction(**options):
@@ -249,7 +185,7 @@ class PostgresCheckpointStore(StoreBase):
         cp = checkpoint
         enc = encode_checkpoint(cp, self._min_blob_bytes)
         encoded = encode_writes(cp.id, writes, self._min_blob_bytes)
-        asyncpg = _asyncpg()
+        asyncpg = load_asyncpg()
 
         async def work(conn: Any) -> int:
             if enc.blobs or any(w.blobs for _, w in encoded):
@@ -389,7 +325,7 @@ class PostgresCheckpointStore(StoreBase):
             )
 
     def _run_key(self, run_id: str) -> int:
-        return _key("ledgerflow-run", self.schema, run_id)
+        return lock_key("ledgerflow-run", self.schema, run_id)
 
     async def _delete_runs(self, conn: Any, run_ids: list[str]) -> None:
         """Delete whole runs and the blobs nothing references any more (inside a transaction)."""
@@ -425,7 +361,7 @@ class PostgresCheckpointStore(StoreBase):
             if keep_last == 0 and not await conn.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1)", self._run_key(run_id)
             ):
-                raise locked(run_id, await _holder(conn, self._run_key(run_id)))
+                raise locked(run_id, await lock_holder(conn, self._run_key(run_id)))
             ids = [
                 r[0]
                 for r in await conn.fetch(
@@ -490,8 +426,8 @@ class PostgresCheckpointStore(StoreBase):
 
         found = await self._tx(candidates)
         deleted = 0
-        for start in range(0, len(found), _RUNS_PER_TX):
-            deleted += await self._tx(batch(found[start : start + _RUNS_PER_TX]))
+        for start in range(0, len(found), RUNS_PER_TX):
+            deleted += await self._tx(batch(found[start : start + RUNS_PER_TX]))
         return deleted
 
     # -- reads ---------------------------------------------------------------------------
@@ -591,7 +527,7 @@ class PostgresCheckpointStore(StoreBase):
     @asynccontextmanager
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:
         """See ``CheckpointStore.lock_run``: a session advisory lock on its own connection."""
-        asyncpg = _asyncpg()
+        asyncpg = load_asyncpg()
         key = self._run_key(run_id)
         try:
             conn = await asyncpg.connect(
@@ -601,7 +537,7 @@ class PostgresCheckpointStore(StoreBase):
             raise CheckpointError(f"cannot reach PostgreSQL at {redact(self.dsn)}: {exc}") from exc
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                raise locked(run_id, await _holder(conn, key))
+                raise locked(run_id, await lock_holder(conn, key))
             yield
         finally:
             with anyio.CancelScope(shield=True):
@@ -614,7 +550,7 @@ class PostgresCheckpointStore(StoreBase):
         rewrites each table into a new file, returning the space to the disk, under a lock
         that makes every other use of that table wait until it is done.
         """
-        asyncpg = _asyncpg()
+        asyncpg = load_asyncpg()
         pool = await self._ready()
         try:
             async with pool.acquire() as conn:  # VACUUM cannot run inside a transaction

@@ -21,9 +21,8 @@ import functools
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -53,67 +52,21 @@ from ._common import (
     unknown_run,
 )
 from ._flock import release, run_lock, try_lock
+from ._sqlite_db import (
+    RUNS_PER_TX,
+    SWEEP_ALL,
+    SWEEP_SOME,
+    UPSERT_RUN,
+    chunks,
+    connect,
+    from_us,
+    transaction,
+    us,
+)
 
 __all__ = ("SQLiteCheckpointStore",)
 
 T = TypeVar("T")
-_LAYOUT = 1  # PRAGMA user_version of the table layout below
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, status TEXT NOT NULL,
-        updated_us INTEGER NOT NULL, latest_checkpoint_id TEXT)""",
-    "CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_us)",
-    """CREATE TABLE IF NOT EXISTS checkpoints (
-        seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,
-        superstep INTEGER NOT NULL, parent_id TEXT, created_at TEXT NOT NULL,
-        checksum TEXT NOT NULL, payload BLOB NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints (run_id, seq)",
-    """CREATE TABLE IF NOT EXISTS writes (
-        seq INTEGER PRIMARY KEY, checkpoint_id TEXT NOT NULL, run_id TEXT NOT NULL,
-        executor_id TEXT NOT NULL, checksum TEXT NOT NULL, payload BLOB NOT NULL,
-        UNIQUE (checkpoint_id, executor_id))""",
-    "CREATE INDEX IF NOT EXISTS writes_run ON writes (run_id)",
-    "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID",
-    """CREATE TABLE IF NOT EXISTS refs (
-        checkpoint_id TEXT NOT NULL, executor_id TEXT NOT NULL, hash TEXT NOT NULL,
-        PRIMARY KEY (checkpoint_id, executor_id, hash)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS refs_hash ON refs (hash)",
-)
-_UPSERT_RUN = """INSERT INTO runs (run_id, workflow_name, status, updated_us, latest_checkpoint_id)
-    VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
-    workflow_name = excluded.workflow_name, status = excluded.status,
-    updated_us = excluded.updated_us, latest_checkpoint_id = excluded.latest_checkpoint_id"""
-_SWEEP_ALL = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
-_SWEEP_SOME = (
-    "DELETE FROM blobs WHERE hash IN ({marks}) AND NOT EXISTS "
-    "(SELECT 1 FROM refs WHERE refs.hash = blobs.hash)"
-)
-_CHUNK = 500  # stay far below SQLite's bound-parameter limit
-_RUNS_PER_TX = 200  # prune_runs: lock files held open at once, well below the fd limit
-
-
-def _us(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
-def _from_us(us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC)
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-@contextmanager
-def _tx(conn: sqlite3.Connection, *, write: bool = True) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 class SQLiteCheckpointStore(StoreBase):
@@ -156,44 +109,7 @@ class SQLiteCheckpointStore(StoreBase):
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            # Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
-            # does not wait for: processes opening the same fresh file at once must retry.
-            deadline = time.monotonic() + self._busy_timeout
-            while True:
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.005)
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            # Fold the log back into the database every ~1 MB of pages and cut the file to
-            # that size afterwards: the log stays small instead of growing to SQLite's 4 MB.
-            conn.execute("PRAGMA wal_autocheckpoint=256")
-            conn.execute("PRAGMA journal_size_limit=1048576")
-            with _tx(conn):
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > _LAYOUT:
-                    raise CheckpointError(
-                        f"{self.path} was written by a newer Ledgerflow (layout {version}, this "
-                        f"one knows {_LAYOUT}); upgrade ledgerflow to use it"
-                    )
-                if version < _LAYOUT:
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={_LAYOUT}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect(self.path, self._busy_timeout, self._synchronous)
 
     def _with_conn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -214,7 +130,7 @@ class SQLiteCheckpointStore(StoreBase):
             return 0
         hashes = list(blobs)
         have: set[str] = set()
-        for chunk in _chunks(hashes):
+        for chunk in chunks(hashes):
             marks = ",".join("?" * len(chunk))
             have.update(
                 h for (h,) in conn.execute(f"SELECT hash FROM blobs WHERE hash IN ({marks})", chunk)
@@ -249,7 +165,7 @@ class SQLiteCheckpointStore(StoreBase):
         enc: Encoded,
         writes: list[tuple[str, Encoded]],
     ) -> None:
-        with _tx(conn):
+        with transaction(conn):
             latest, parent_run = conn.execute(
                 "SELECT (SELECT latest_checkpoint_id FROM runs WHERE run_id = ?), "
                 "(SELECT run_id FROM checkpoints WHERE id = ?)",
@@ -284,7 +200,7 @@ class SQLiteCheckpointStore(StoreBase):
                 conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (cp.parent_id,))
                 where = "checkpoint_id = ? AND executor_id <> ''"
                 unreferenced = self._drop_refs(conn, where, (cp.parent_id or "",))
-            conn.execute(_UPSERT_RUN, (cp.run_id, cp.workflow_name, cp.status, _us(now()), cp.id))
+            conn.execute(UPSERT_RUN, (cp.run_id, cp.workflow_name, cp.status, us(now()), cp.id))
             for executor_id, w in writes:  # recorded in the same transaction as the checkpoint
                 written += self._put_blobs(conn, w.blobs) + len(w.payload)
                 self._insert_write(conn, cp.id, cp.run_id, executor_id, w)
@@ -303,7 +219,7 @@ class SQLiteCheckpointStore(StoreBase):
     def _put_write(
         self, conn: sqlite3.Connection, checkpoint_id: str, executor_id: str, enc: Encoded
     ) -> None:
-        with _tx(conn):
+        with transaction(conn):
             row = conn.execute(
                 "SELECT c.run_id, r.latest_checkpoint_id FROM checkpoints c "
                 "JOIN runs r ON r.run_id = c.run_id WHERE c.id = ?",
@@ -340,12 +256,12 @@ class SQLiteCheckpointStore(StoreBase):
         status = check_status(status)
 
         def upsert(conn: sqlite3.Connection) -> None:
-            with _tx(conn):
+            with transaction(conn):
                 conn.execute(
                     "INSERT INTO runs (run_id, workflow_name, status, updated_us) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
                     "status = excluded.status, updated_us = excluded.updated_us",
-                    (run_id, workflow_name, status, _us(now())),
+                    (run_id, workflow_name, status, us(now())),
                 )
 
         await self._call(lambda: self._with_conn(upsert))
@@ -361,8 +277,8 @@ class SQLiteCheckpointStore(StoreBase):
     @staticmethod
     def _sweep(conn: sqlite3.Connection, candidates: set[str]) -> None:
         """Delete those of ``candidates`` no ref names any more (not a scan of every blob)."""
-        for chunk in _chunks(sorted(candidates)):
-            conn.execute(_SWEEP_SOME.format(marks=",".join("?" * len(chunk))), chunk)
+        for chunk in chunks(sorted(candidates)):
+            conn.execute(SWEEP_SOME.format(marks=",".join("?" * len(chunk))), chunk)
 
     @staticmethod
     def _delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
@@ -371,7 +287,7 @@ class SQLiteCheckpointStore(StoreBase):
         A bulk delete scans every blob, so it also collects what older versions of this store
         left behind (they did not sweep when a pending write was superseded).
         """
-        for chunk in _chunks(run_ids):
+        for chunk in chunks(run_ids):
             marks = ",".join("?" * len(chunk))
             conn.execute(
                 "DELETE FROM refs WHERE checkpoint_id IN "
@@ -380,13 +296,13 @@ class SQLiteCheckpointStore(StoreBase):
             )
             for table in ("writes", "checkpoints", "runs"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
-        conn.execute(_SWEEP_ALL)
+        conn.execute(SWEEP_ALL)
 
     async def delete_run(self, run_id: str) -> None:
         """See ``CheckpointStore.delete_run``."""
 
         def delete(conn: sqlite3.Connection) -> None:
-            with _tx(conn):
+            with transaction(conn):
                 self._delete_runs(conn, [run_id])
 
         await self._call(lambda: self._after_delete(self._with_conn(delete)))
@@ -396,7 +312,7 @@ class SQLiteCheckpointStore(StoreBase):
         keep_last = check_keep_last(keep_last)
 
         def prune(conn: sqlite3.Connection) -> int:
-            with _tx(conn):
+            with transaction(conn):
                 if (
                     conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
                     is None
@@ -410,7 +326,7 @@ class SQLiteCheckpointStore(StoreBase):
                 ]
                 dropped = ids[: max(len(ids) - keep_last, 0)]
                 unreferenced: set[str] = set()
-                for chunk in _chunks(dropped):
+                for chunk in chunks(dropped):
                     marks = ",".join("?" * len(chunk))
                     unreferenced |= self._drop_refs(conn, f"checkpoint_id IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM writes WHERE checkpoint_id IN ({marks})", chunk)
@@ -443,7 +359,7 @@ class SQLiteCheckpointStore(StoreBase):
         """See ``CheckpointStore.prune_runs``: runs whose lock file is held are skipped."""
         cutoff, statuses = retention(older_than, status)
         where = "updated_us < ?"
-        args: list[Any] = [_us(cutoff)]
+        args: list[Any] = [us(cutoff)]
         if statuses is not None:
             where += f" AND status IN ({','.join('?' * len(statuses))})"
             args += sorted(statuses)
@@ -453,7 +369,7 @@ class SQLiteCheckpointStore(StoreBase):
             return [r for (r,) in conn.execute(query, args)]
 
         def delete(conn: sqlite3.Connection, run_ids: list[str]) -> list[str]:
-            with _tx(conn):  # updated since it was listed (resumed, say): it stays
+            with transaction(conn):  # updated since it was listed (resumed, say): it stays
                 marks = ",".join("?" * len(run_ids))
                 query = f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND {where}"
                 still = [r for (r,) in conn.execute(query, [*run_ids, *args])]
@@ -463,11 +379,11 @@ class SQLiteCheckpointStore(StoreBase):
         def work() -> int:
             found = self._with_conn(candidates)
             deleted = 0
-            for start in range(0, len(found), _RUNS_PER_TX):
+            for start in range(0, len(found), RUNS_PER_TX):
                 held: dict[str, int] = {}
                 gone: set[str] = set()
                 try:
-                    for run_id in found[start : start + _RUNS_PER_TX]:
+                    for run_id in found[start : start + RUNS_PER_TX]:
                         fd, holder = try_lock(self._lock_path(run_id))
                         if holder is None:  # else a live owner executes it: never pruned
                             held[run_id] = fd
@@ -488,7 +404,7 @@ class SQLiteCheckpointStore(StoreBase):
         """See ``CheckpointStore.get_writes``."""
 
         def fetch(conn: sqlite3.Connection) -> tuple[list[Any], dict[str, bytes]]:
-            with _tx(conn, write=False):
+            with transaction(conn, write=False):
                 rows = conn.execute(
                     "SELECT executor_id, checksum, payload FROM writes WHERE checkpoint_id = ? "
                     "ORDER BY seq",
@@ -524,7 +440,7 @@ class SQLiteCheckpointStore(StoreBase):
         rows = await self._call(lambda: self._with_conn(fetch))
         return [
             RunInfo(
-                run_id=r, workflow_name=w, status=s, updated_at=_from_us(u), latest_checkpoint_id=c
+                run_id=r, workflow_name=w, status=s, updated_at=from_us(u), latest_checkpoint_id=c
             )
             for r, w, s, u, c in rows
         ]
@@ -532,7 +448,7 @@ class SQLiteCheckpointStore(StoreBase):
     def _fetch(
         self, conn: sqlite3.Connection, where: str, arg: str
     ) -> tuple[list[Any], dict[str, bytes]]:
-        with _tx(conn, write=False):
+        with transaction(conn, write=False):
             rows = conn.execute(
                 f"SELECT id, checksum, payload FROM checkpoints WHERE {where} ORDER BY seq", (arg,)
             ).fetchall()
