@@ -907,12 +907,15 @@ async def test_sqlite_log_stays_while_another_run_of_the_store_is_executing(
     wal = path.with_name("runs.db-wal")
     async with SQLiteCheckpointStore(path) as store:
         async with store.lock_run("busy"):
-            async with store.lock_run("quick"):
-                await chain(store, "quick", 5, lambda n: {"n": n, "big": BIG})
+            async with store.lock_run("quick"):  # own data per checkpoint: > 256 KB of log
+                await chain(store, "quick", 5, lambda n: {"n": n, "big": str(n) * 100_000})
             assert wal.stat().st_size > 0  # "busy" still runs: its commits keep their log
             await chain(store, "busy", 3)
         assert wal.stat().st_size == 0  # the last run let go: folded into the database
         assert [c.superstep for c in await store.list_checkpoints("quick")] == list(range(5))
+        async with store.lock_run("small"):
+            await chain(store, "small", 2)
+        assert 0 < wal.stat().st_size <= 256 * 1024  # a small run's log is left, bounded
     async with SQLiteCheckpointStore(path) as store:  # and nothing was lost
         assert len(await store.list_checkpoints("busy")) == 3
 

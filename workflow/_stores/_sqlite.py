@@ -10,8 +10,9 @@ Design:
       which pending write, by executor id) uses which blob, so pruning can drop exactly the
       blobs nothing references any more.
     * The write-ahead log is folded back into the database and cut to zero bytes when the
-      last run this store object executes releases its lock (and when the store closes), so
-      what stays on disk between runs is about what was written, not up to 1 MB of old log.
+      last run this store object executes releases its lock and the log exceeds 256 KB (and
+      when the store closes), so what stays on disk between runs is about what was written,
+      not up to 1 MB of old log.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ from ._sqlite_db import (
 
 __all__ = ("SQLiteCheckpointStore",)
 
+_WAL_KEEP = 256 * 1024  # log bytes a finished run may leave behind (cut beyond that)
+
 T = TypeVar("T")
 
 
@@ -100,7 +103,8 @@ class SQLiteCheckpointStore(StoreBase):
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._active = 0  # runs this object is executing (lock_run held), under self._lock
+        self._active = 0  # runs this object is executing (lock_run held)
+        self._count_lock = threading.Lock()  # guards _active; never held across I/O
 
     def __repr__(self) -> str:
         return f"SQLiteCheckpointStore({str(self.path)!r})"
@@ -497,20 +501,37 @@ class SQLiteCheckpointStore(StoreBase):
     async def lock_run(self, run_id: str) -> AsyncIterator[None]:
         """See ``CheckpointStore.lock_run``: ``flock`` on ``<db>.locks/<run>.lock``.
 
-        When the last run this object executes lets go, the write-ahead log is truncated.
+        When the last run this object executes lets go, the write-ahead log is truncated,
+        after the lock is released (whoever waits for the run need not wait for that too).
         """
-        async with run_lock(self._lock_path(run_id), run_id):
-            with self._lock:
-                self._active += 1
-            try:
-                yield
-            finally:
-                with self._lock:
-                    self._active -= 1
-                    idle = self._active == 0
-                if idle:
-                    with anyio.CancelScope(shield=True):  # a cancelled run still tidies up
-                        await anyio.to_thread.run_sync(self._truncate_wal)
+        entered = False
+        try:
+            async with run_lock(self._lock_path(run_id), run_id):
+                with self._count_lock:
+                    self._active += 1
+                entered = True
+                try:
+                    yield
+                finally:
+                    with self._count_lock:
+                        self._active -= 1
+        finally:
+            if entered:
+                with anyio.CancelScope(shield=True):  # a cancelled run still tidies up
+                    await anyio.to_thread.run_sync(self._truncate_large_wal)
+
+    def _truncate_large_wal(self) -> None:
+        """Cut the log once it holds more than ``_WAL_KEEP`` bytes (what a run may leave).
+
+        Small runs (a few commits) skip the checkpoint and its fsync: what they leave is
+        bounded, and the run's end (which callers may be waiting for) stays quick.
+        """
+        try:
+            size = os.stat(self.path.with_name(self.path.name + "-wal")).st_size
+        except OSError:
+            return
+        if size > _WAL_KEEP:
+            self._truncate_wal()
 
     def _after_delete(self, result: T) -> T:
         """Bulk deletes go through the log too: cut it back unless a run of this object runs."""
@@ -525,7 +546,9 @@ class SQLiteCheckpointStore(StoreBase):
         """
         with self._lock:
             conn = self._conn
-            if conn is None or self._closed or self._active:
+            with self._count_lock:
+                busy = self._active > 0
+            if conn is None or self._closed or busy:
                 return
             try:
                 conn.execute("PRAGMA busy_timeout=0")
