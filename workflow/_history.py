@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import WorkflowError
-from ._runstate import RunState
-from ._serde import SerializationError, TypeRegistry, decode, encode
+
+if TYPE_CHECKING:  # the serializer (and what it imports) loads only when a fork needs it
+    from ._runstate import RunState
+    from ._serde import TypeRegistry
 
 __all__ = (
     "Breakpoint",
@@ -44,6 +46,8 @@ def check_state_updates(
         raise StateUpdateError(
             f"state_updates must be a mapping {{key: value}}, got {type(updates).__name__}"
         )
+    from ._serde import SerializationError, decode, encode
+
     checked: dict[str, Any] = {}
     for key, value in updates.items():
         if not isinstance(key, str):
