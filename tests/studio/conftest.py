@@ -42,6 +42,7 @@ TARGETS = [
     "tests/studio/apps.py:slow",
     "tests/studio/apps.py:ask",
     "tests/studio/apps.py:judge",
+    "examples/magentic_team.yaml",
 ]
 
 

@@ -185,3 +185,18 @@ def test_fork_with_an_edited_state_value_changes_the_outcome(page: Any, studio: 
     shot(page, "fork-compare")
     with urllib.request.urlopen(f"{studio.url}/api/runs/{original}") as response:
         assert json.load(response)["outputs"] == ["5 is small (threshold 10)"]
+
+
+def test_a_magentic_run_shows_its_plan_rounds_and_agents_messages(
+    page: Any, studio: Studio
+) -> None:
+    page.goto(studio.url + "/#/w/magentic_team")
+    page.get_by_label("Input").fill("Find the median of 3, 1, 2 and check it.")
+    page.get_by_role("button", name="Run").click()
+    ledger = page.get_by_role("region", name="Ledger")
+    ledger.get_by_text("Facts and plan").wait_for(timeout=60_000)
+    ledger.get_by_text("Round 1").wait_for(timeout=60_000)
+    page.locator('[data-status="completed"], [data-status="waiting"]').first.wait_for()
+    messages = page.get_by_role("region", name="Messages")
+    assert messages.locator("article.bubble").count() >= 1
+    shot(page, "magentic")
