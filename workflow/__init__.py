@@ -18,6 +18,7 @@ from ._context import WorkflowContext
 from ._edges import Case, Default
 from ._errors import CheckpointError, ExecutorFailedError, GraphValidationError, WorkflowError
 from ._executor import Executor, FunctionExecutor, executor, handler, response_handler
+from ._history import Breakpoint, BreakpointError, StateUpdateError
 from ._lazy import lazy_exports
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
@@ -61,6 +62,8 @@ _LAZY = {
 __getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = (
+    "Breakpoint",
+    "BreakpointError",
     "Case",
     "Checkpoint",
     "CheckpointError",
@@ -85,6 +88,7 @@ __all__ = (
     "RunStatus",
     "SQLiteCheckpointStore",
     "SerializationError",
+    "StateUpdateError",
     "Workflow",
     "WorkflowAgent",
     "WorkflowContext",

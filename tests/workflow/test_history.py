@@ -15,15 +15,17 @@ import pytest
 
 from builders import WorkflowBuilder
 from workflow import (
+    Breakpoint,
+    BreakpointError,
     Executor,
     RunStatus,
+    StateUpdateError,
     Workflow,
     WorkflowContext,
     WorkflowError,
     handler,
     response_handler,
 )
-from workflow._history import Breakpoint
 from workflow.cli import main
 from workflow.cli._common import EXIT_WAITING
 from workflow.events import BreakpointHit
@@ -98,7 +100,7 @@ async def test_a_value_that_cannot_be_checkpointed_is_refused_naming_the_key(kit
     await wf.run(1, run_id="orig")
     history = await kit.store.list_checkpoints("orig")
     runs_before = [r.run_id for r in await kit.store.list_runs()]
-    with pytest.raises(WorkflowError, match=r"state_updates\['bad'\].*cannot be checkpointed"):
+    with pytest.raises(StateUpdateError, match=r"state_updates\['bad'\].*cannot be checkpointed"):
         await wf.resume("orig", checkpoint_id=history[1].id, state_updates={"bad": Opaque()})
     with pytest.raises(TypeError, match="state keys are strings"):
         await wf.resume("orig", checkpoint_id=history[1].id, state_updates={3: 1})  # type: ignore[dict-item]
@@ -265,7 +267,7 @@ async def test_pause_before_on_resume_and_on_streams(kit: Kit) -> None:
 
 async def test_unknown_executor_ids_are_refused_before_anything_runs(kit: Kit) -> None:
     wf = chain(kit.store)
-    with pytest.raises(WorkflowError, match=r"pause_before names 'nope', not an executor.*'a'"):
+    with pytest.raises(BreakpointError, match=r"pause_before names 'nope', not an executor.*'a'"):
         await wf.run(1, run_id="x", pause_before=["b", "nope"])
     with pytest.raises(ValueError, match="'zz'"):
         wf.run_stream(1, pause_before=["zz"])
