@@ -199,4 +199,6 @@ def test_a_magentic_run_shows_its_plan_rounds_and_agents_messages(
     page.locator('[data-status="completed"], [data-status="waiting"]').first.wait_for()
     messages = page.get_by_role("region", name="Messages")
     assert messages.locator("article.bubble").count() >= 1
+    turns = page.get_by_role("region", name="Model calls")
+    turns.get_by_text(re.compile(r"researcher: \d+ tokens in, \d+ out")).first.wait_for()
     shot(page, "magentic")

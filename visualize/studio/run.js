@@ -24,6 +24,8 @@ export async function runView(runId, page) {
   outputs.append(outputList);
   const messages = h("section", { "aria-label": "Messages", class: "messages" }, h("h2", null, "Messages"));
   const ledger = h("section", { "aria-label": "Ledger", class: "ledger", hidden: true }, h("h2", null, "Plan and progress"));
+  const callList = h("ol");
+  const calls = h("section", { "aria-label": "Model calls", class: "messages", hidden: true }, h("h2", null, "Agent turns and tokens"), callList);
   const timeline = h("ol", { class: "timeline", "aria-label": "Timeline" });
   const checkpointsBox = h("section", { "aria-label": "Checkpoints", class: "checkpoints" }, h("h2", null, "Checkpoints"));
   const errorBox = h("div");
@@ -44,7 +46,7 @@ export async function runView(runId, page) {
     errorBox,
     h("div", { class: "run-grid" },
       h("div", null, live.el, requests, outputs),
-      h("div", null, messages, ledger, h("section", { "aria-label": "Events", class: "events" }, h("h2", null, "Timeline"), timeline), checkpointsBox)));
+      h("div", null, messages, calls, ledger, h("section", { "aria-label": "Events", class: "events" }, h("h2", null, "Timeline"), timeline), checkpointsBox)));
 
   // a fork (its id is "<original>.fork-xxxxxxxx") is shown beside the run it came from
   const cut = runId.lastIndexOf(".fork-");
@@ -103,6 +105,9 @@ export async function runView(runId, page) {
         const el = bubble(event.executor_id, event.agent_name);
         el.dataset.done = "true";
         bubbles.delete(event.executor_id);
+        const usage = (event.response && event.response.usage) || {};
+        calls.hidden = false;
+        callList.append(h("li", null, `${event.agent_name}: ${usage.input_tokens || 0} tokens in, ${usage.output_tokens || 0} out`));
         const text = messageText(event.response);
         if (!el.textContent && text) el.append(text);
         break;
