@@ -576,7 +576,9 @@ class RunManager:
             if handle.scope is not None:
                 handle.scope.cancel()
             await handle.done.wait()
-            return handle.status
+            if handle.status != "awaiting_input":
+                return handle.status
+            # it paused before the cancel reached it: cancel the waiting run below
         async with self._lock(run_id):
             info = await self.run_info(run_id)
             if info.status in TERMINAL:
