@@ -11,10 +11,10 @@ import argparse
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
+from workflow._stores._postgres_db import redact
 from workflow._workflow import Workflow
 
 from ._common import DEFAULT_STORE, EXIT_OK, UsageError, add_store_option, open_store, warn
@@ -98,14 +98,6 @@ def _directory(target: str) -> list[str] | None:
     return [str(p) for p in sorted(path.iterdir()) if p.suffix in _SUFFIXES and p.is_file()]
 
 
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _svg(wf: Workflow) -> bytes:
     from visualize import to_dot
 
@@ -136,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = ", ".join(wf.name for wf in workflows) or "none"
     warn(
         f"ledgerflow serve: http://{args.host}:{args.port} (workflows: {shown}; "
-        f"store: {_without_password(store)})"
+        f"store: {redact(store)})"
     )
     serve(
         workflows,

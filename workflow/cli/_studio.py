@@ -13,8 +13,10 @@ from typing import Any
 
 import anyio
 
+from workflow._stores._postgres_db import redact
+
 from ._common import DEFAULT_STORE, EXIT_OK, UsageError, add_store_option, open_store, warn
-from ._serve import _svg, _without_password, load_targets
+from ._serve import _svg, load_targets
 
 __all__ = ("cmd_studio", "register", "static_dir")
 
@@ -61,7 +63,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     workflows = anyio.run(load_targets, list(args.targets))
     url = f"http://127.0.0.1:{args.port}/"
     shown = ", ".join(wf.name for wf in workflows) or "none"
-    warn(f"ledgerflow studio: {url} (workflows: {shown}; store: {_without_password(store)})")
+    warn(f"ledgerflow studio: {url} (workflows: {shown}; store: {redact(store)})")
     if not args.no_browser:
         import threading
         import webbrowser
