@@ -866,6 +866,14 @@ def test_store_from_url_rejects_bad_urls(url: str) -> None:
         store_from_url(url)
 
 
+def test_store_from_url_never_echoes_a_password() -> None:
+    """A mistyped scheme still carries the password; the error (printed by the CLI) hides it."""
+    with pytest.raises(ValueError, match="postgress") as info:
+        store_from_url("postgress://admin:hunter2@db.example/runs")
+    assert "hunter2" not in str(info.value)
+    assert "admin:***@db.example" in str(info.value)
+
+
 # --------------------------------------------------------------------------- SQLite on disk
 
 

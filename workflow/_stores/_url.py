@@ -9,6 +9,7 @@ from workflow._checkpoint import CheckpointStore
 from ._file import FileCheckpointStore
 from ._memory import InMemoryCheckpointStore
 from ._postgres import PostgresCheckpointStore
+from ._postgres_db import redact
 from ._sqlite import SQLiteCheckpointStore
 
 __all__ = ("store_from_url",)
@@ -64,4 +65,7 @@ def store_from_url(url: str) -> CheckpointStore:
         if schemas:
             return PostgresCheckpointStore(dsn, schema=schemas[-1])
         return PostgresCheckpointStore(dsn)
-    raise ValueError(f"unknown store URL scheme {scheme!r} in {url!r}; use one of: {_FORMS}")
+    # A mistyped scheme (postgress://) still carries the password: never echo it.
+    raise ValueError(
+        f"unknown store URL scheme {scheme!r} in {redact(url)!r}; use one of: {_FORMS}"
+    )
