@@ -139,6 +139,39 @@ async def paused_runs(n: int) -> dict[str, Any]:
     }
 
 
+async def roundtrip_overhead(n: int) -> dict[str, Any]:
+    """What crossing the backend seam as JSON costs: a chain of n hops, local vs round-trip.
+
+    The round-trip backend encodes every request and outcome with the checkpoint serializer
+    (to JSON bytes and back), as a remote backend must; the difference per invocation is the
+    price of that line, before any network.
+    """
+    from workflow.authoring import RoundTripBackend
+
+    wf = chain(n)
+    backend = RoundTripBackend()
+    await wf.run(0)
+    await wf.run(0, backend=backend)
+    best: dict[str, float] = {}
+    for name, kw in (("local", {}), ("roundtrip", {"backend": backend})):
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            result = await wf.run(0, **kw)
+            times.append(time.perf_counter() - t0)
+            assert result.outputs == [n]
+        best[name] = min(times)
+    per = {k: v / n * 1e6 for k, v in best.items()}
+    return {
+        "seconds": round(best["roundtrip"], 6),
+        "us_per_invocation_local": round(per["local"], 2),
+        "us_per_invocation_roundtrip": round(per["roundtrip"], 2),
+        "overhead_us_per_invocation": round(per["roundtrip"] - per["local"], 2),
+        "wire_bytes_per_invocation": round(backend.bytes / backend.invocations),
+        "ok": True,
+    }
+
+
 def build_big(n: int) -> float:
     nodes = [executor(id=f"n{i}")(_ident) for i in range(n)]
     t0 = time.perf_counter()
@@ -181,6 +214,9 @@ async def measure(workload: str, n: int) -> dict[str, Any]:
         run, expected = many, n
     elif workload == "paused_runs":
         out.update(await paused_runs(n))
+        return out
+    elif workload == "roundtrip":
+        out.update(await roundtrip_overhead(n))
         return out
     elif workload == "build":
         secs = build_big(n)
@@ -262,6 +298,7 @@ SUITE = [
     ("loop", 10000),
     ("throughput", 1000),
     ("build", 10000),
+    ("roundtrip", 1000),
     ("checkpoint_memory", 100),
     ("checkpoint_file", 100),
     ("checkpoint_sqlite", 100),

@@ -2,8 +2,9 @@
 
 Each input starts a child run inside the parent's invocation: the child's outputs are sent
 on as this node's messages, its events stream through the parent with namespaced executor
-ids (``parent_node/child_node``), its pending requests surface as the parent's, and its
-paused state lives in this node's per-run state, so it checkpoints with the parent.
+ids (``parent_node/child_node``), its pending requests are the parent's (each with the
+child's own payload and response type, under the asker's path ``parent_node/child_node``),
+and its paused state lives in this node's per-run state, so it checkpoints with the parent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ __all__ = ("SubWorkflowRequest", "WorkflowExecutor")
 
 
 class SubWorkflowRequest(BaseModel):
-    """A child run's question, surfaced as the parent's own pending request."""
+    """Which child run and request an answer is for: the envelope this node receives.
+
+    The parent's pending request shows the child's question itself; this envelope (its
+    ``via``) routes the answer back here. ``payload`` is ``None`` in new runs (checkpoints
+    written before that carry the question in it, and still resume).
+    """
 
     child_run_id: str
     child_request_id: str
@@ -89,16 +95,13 @@ class WorkflowExecutor(Executor):
             child.state.status = result.status
             paused[child.run_id] = {"state": child.freeze(), "sent": len(result.outputs)}
             await ctx.set_executor_state("paused", paused)
-            for req in result.pending_requests:
-                nested = req.payload if isinstance(req.payload, SubWorkflowRequest) else None
-                asker = nested.executor_id if nested is not None else req.executor_id
-                await ctx.request_info(
-                    SubWorkflowRequest(
-                        child_run_id=child.run_id,
-                        child_request_id=req.request_id,
-                        # the path down to the executor that asked, through nested children
-                        executor_id=f"{self.id}/{asker}",
-                        payload=req.payload,
-                    ),
-                    response_type=req.response_type,
-                )
+            # each open question of the child becomes this run's, as the child asked it
+            await child.surface(
+                ctx,
+                lambda req: SubWorkflowRequest(
+                    child_run_id=child.run_id,
+                    child_request_id=req.request_id,
+                    executor_id=f"{self.id}/{req.executor_id}",
+                    payload=None,  # the parent's pending request carries it
+                ),
+            )

@@ -7,6 +7,35 @@ import os
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``LEDGERFLOW_TEST_BACKEND=roundtrip|threads`` runs every workflow on that backend.
+
+    The backends (``workflow/_backend_testing.py``) prove the dispatch seam: nothing but
+    plain data crosses it. ``make test`` runs the core, agents, teams and durable suites on
+    the round-trip backend too.
+    """
+    config.addinivalue_line(
+        "markers", "local_only(reason): the test shares live objects across the backend seam"
+    )
+    name = os.environ.get("LEDGERFLOW_TEST_BACKEND", "")
+    if name and name != "local":
+        from workflow._backend import set_default_backend
+        from workflow._backend_testing import backend_named
+
+        set_default_backend(backend_named(name))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    name = os.environ.get("LEDGERFLOW_TEST_BACKEND", "")
+    if not name or name == "local":
+        return
+    for item in items:
+        marker = item.get_closest_marker("local_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "needs the local backend"
+            item.add_marker(pytest.mark.skip(reason=f"on {name}: {reason}"))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

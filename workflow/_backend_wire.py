@@ -51,9 +51,17 @@ def decode_request(data: JSON, registry: TypeRegistry) -> InvocationRequest:
 
 
 def encode_outcome(
-    outcome: InvocationOutcome, registry: TypeRegistry, *, executor_id: str = "?"
+    outcome: InvocationOutcome,
+    registry: TypeRegistry,
+    *,
+    executor_id: str = "?",
+    events: TypeRegistry | None = None,
 ) -> JSON:
-    """``outcome`` as a JSON tree; events are encoded like any registered value."""
+    """``outcome`` as a JSON tree.
+
+    Events are encoded like any registered value, with ``events`` (the registry naming the
+    event classes) when given, else with ``registry``.
+    """
     where = f"outcome of executor {executor_id!r}"
     return {
         "sends": [
@@ -66,11 +74,13 @@ def encode_outcome(
             dict(outcome.local_writes), registry, path=f"{where}: executor_state"
         ),
         "requests": [_encode_request(r, registry, where) for r in outcome.requests],
-        "events": encode(list(outcome.events), registry, path=f"{where}: events"),
+        "events": encode(list(outcome.events), events or registry, path=f"{where}: events"),
     }
 
 
-def decode_outcome(data: JSON, registry: TypeRegistry) -> InvocationOutcome:
+def decode_outcome(
+    data: JSON, registry: TypeRegistry, *, events: TypeRegistry | None = None
+) -> InvocationOutcome:
     """Inverse of :func:`encode_outcome`."""
     return InvocationOutcome(
         sends=tuple((target, decode(message, registry)) for target, message in data["sends"]),
@@ -78,17 +88,26 @@ def decode_outcome(data: JSON, registry: TypeRegistry) -> InvocationOutcome:
         state_writes=decode(data["state_writes"], registry),
         local_writes=decode(data["local_writes"], registry),
         requests=tuple(
-            PendingRequest(r[0], r[1], decode(r[2], registry), registry.name_to_type(r[3]))
+            PendingRequest(
+                r[0],
+                r[1],
+                decode(r[2], registry),
+                registry.name_to_type(r[3]),
+                (r[4], decode(r[5], registry)) if len(r) > 4 else None,
+            )
             for r in data["requests"]
         ),
-        events=tuple(decode(data["events"], registry)),
+        events=tuple(decode(data["events"], events or registry)),
     )
 
 
 def _encode_request(r: PendingRequest, registry: TypeRegistry, where: str) -> list[Any]:
-    return [
+    data = [
         r.request_id,
         r.executor_id,
         encode(r.payload, registry, path=f"{where}: request {r.request_id!r}.payload"),
         registry.type_to_name(r.response_type),
     ]
+    if r.via is not None:
+        data += [r.via[0], encode(r.via[1], registry, path=f"{where}: request envelope")]
+    return data

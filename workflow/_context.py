@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._result import PendingRequest
+from ._result import NestedQuestion, PendingRequest
 from .events import WorkflowEvent
 
 if TYPE_CHECKING:
@@ -157,7 +157,17 @@ class WorkflowContext(Generic[T_Out]):
         if self._requests is None:
             self._requests = []
         request_id = f"{node.id}:{self._request.superstep}:{len(self._requests) + 1}"
-        self._requests.append(PendingRequest(request_id, node.id, payload, response_type))
+        if type(payload) is NestedQuestion:  # a nested workflow's question, shown as asked
+            request = PendingRequest(
+                request_id,
+                payload.path,
+                payload.payload,
+                response_type,
+                (node.id, payload.envelope),
+            )
+        else:
+            request = PendingRequest(request_id, node.id, payload, response_type)
+        self._requests.append(request)
         return Done(request_id)
 
     async def add_event(self, event: WorkflowEvent) -> None:

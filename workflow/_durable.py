@@ -94,16 +94,22 @@ def _encode_state(state: RunState, registry: TypeRegistry) -> dict[str, Any]:
 
 
 def _encode_request(r: list[Any], registry: TypeRegistry) -> list[Any]:
-    return [
+    data = [
         r[0],
         r[1],
         encode(r[2], registry, path=f"request {r[0]!r}.payload"),
         registry.type_to_name(r[3]),
     ]
+    if len(r) > 4:  # a nested workflow's request: the node taking the answer, its envelope
+        data += [r[4], encode(r[5], registry, path=f"request {r[0]!r}.envelope")]
+    return data
 
 
 def _decode_request(r: list[Any], registry: TypeRegistry) -> list[Any]:
-    return [r[0], r[1], decode(r[2], registry), registry.name_to_type(r[3])]
+    data = [r[0], r[1], decode(r[2], registry), registry.name_to_type(r[3])]
+    if len(r) > 4:
+        data += [r[4], decode(r[5], registry)]
+    return data
 
 
 def _decode_state(data: dict[str, Any], registry: TypeRegistry) -> RunState:

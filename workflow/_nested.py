@@ -9,10 +9,10 @@ parent.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._result import RunResult
+from ._result import NestedQuestion, PendingRequest, RunResult
 from ._runstate import EventSink, RunState
 from .events import (
     CheckpointSaved,
@@ -113,6 +113,20 @@ class ChildRun:
         await sink.flush()
         return result
 
+    async def surface(
+        self, ctx: WorkflowContext[Any], envelope: Callable[[PendingRequest], Any]
+    ) -> None:
+        """Ask the child's open questions as the parent node's own, each as the child asked.
+
+        The parent's pending request shows the asker's payload and response type and its
+        path (``node/asker``, deeper for nested children); the answer comes back to this node
+        as a reply whose request is ``envelope(child_request)``.
+        """
+        for request in self.state.pending.values():
+            path = f"{self.node_id}/{request.executor_id}"
+            question = NestedQuestion(path, request.payload, envelope(request))
+            await ctx.request_info(question, response_type=request.response_type)
+
     def answer(self, request_id: str, response: Any) -> None:
         """Deliver the answer to one of the child's pending requests (validated)."""
         from ._workflow import apply_responses
@@ -132,12 +146,13 @@ class ChildRun:
         registry = registry_for(self.workflow)
         data = self.state.to_dict()
         pending = []
-        for request_id, executor_id, payload, response_type in data["pending"]:
+        for request in data["pending"]:
+            request = list(request)
             try:
-                response_type = registry.type_to_name(response_type)
+                request[3] = registry.type_to_name(request[3])
             except SerializationError:
                 pass
-            pending.append([request_id, executor_id, payload, response_type])
+            pending.append(request)
         data["pending"] = pending
         return data
 
@@ -149,7 +164,7 @@ class ChildRun:
         registry = registry_for(workflow)
         data = dict(data)
         data["pending"] = [
-            [r[0], r[1], r[2], registry.name_to_type(r[3]) if isinstance(r[3], str) else r[3]]
+            [*r[:3], registry.name_to_type(r[3]) if isinstance(r[3], str) else r[3], *r[4:]]
             for r in data["pending"]
         ]
         return cls(workflow, node_id, RunState.from_dict(data))

@@ -9,17 +9,56 @@ from ._errors import WorkflowError
 from ._types import RunStatus
 from .events import WorkflowEvent
 
-__all__ = ("PendingRequest", "RunResult")
+__all__ = ("NestedQuestion", "PendingRequest", "RunResult")
 
 
 @dataclass(frozen=True, slots=True)
 class PendingRequest:
-    """A question an executor asked with ``ctx.request_info``, still unanswered."""
+    """A question an executor asked with ``ctx.request_info``, still unanswered.
+
+    A question asked inside a nested workflow shows the asker's own ``payload`` and
+    ``response_type``, and its path as ``executor_id`` (``"outer/inner"``); ``via`` then
+    says which node of this run takes the answer and the envelope it receives as the
+    request (``None`` for this run's own executors).
+    """
 
     request_id: str
     executor_id: str
     payload: Any
     response_type: Any = object
+    via: tuple[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def owner(self) -> str:
+        """The executor of this run the answer is delivered to."""
+        return self.via[0] if self.via is not None else self.executor_id
+
+    def to_list(self) -> list[Any]:
+        """Positional form for checkpoints: ``[id, executor, payload, type(, owner, envelope)]``."""
+        data = [self.request_id, self.executor_id, self.payload, self.response_type]
+        if self.via is not None:
+            data += [self.via[0], self.via[1]]
+        return data
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> PendingRequest:
+        """Inverse of :meth:`to_list` (also reads the 4-element form of older checkpoints)."""
+        via = (data[4], data[5]) if len(data) > 4 else None
+        return cls(data[0], data[1], data[2], data[3], via)
+
+
+@dataclass(frozen=True, slots=True)
+class NestedQuestion:
+    """What a node holding a nested workflow asks on behalf of the child's executor ``path``.
+
+    Passed as ``ctx.request_info``'s payload (so wrappers of a context see an ordinary
+    question); the context unwraps it into a ``PendingRequest`` showing ``payload`` under
+    ``path``, whose answer comes back to the node as a reply to ``envelope``.
+    """
+
+    path: str
+    payload: Any
+    envelope: Any
 
 
 @dataclass(frozen=True, slots=True)

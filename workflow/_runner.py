@@ -110,9 +110,7 @@ class Invocation:
             "outputs": self.outputs,
             "state": dict(self.state_writes),
             "local": dict(self.local_writes),
-            "requests": [
-                [r.request_id, r.executor_id, r.payload, r.response_type] for r in self.requests
-            ],
+            "requests": [r.to_list() for r in self.requests],
             "dropped": [list(d) for d in self.dropped],
         }
 
@@ -126,7 +124,7 @@ class Invocation:
         inv.outputs = list(outcome["outputs"])
         inv.state_writes = dict(outcome["state"])
         inv.local_writes = dict(outcome["local"])
-        inv.requests = [PendingRequest(r[0], r[1], r[2], r[3]) for r in outcome["requests"]]
+        inv.requests = [PendingRequest.from_list(r) for r in outcome["requests"]]
         inv.dropped = [(d[0], d[1], d[2]) for d in outcome["dropped"]]
         return inv
 
@@ -559,7 +557,7 @@ class Runner:
                     run_id=run_id,
                     superstep=step,
                     request_id=r.request_id,
-                    executor_id=eid,
+                    executor_id=r.executor_id,  # the asker's path for a nested one
                     payload=r.payload,
                     response_type=r.response_type,
                 )

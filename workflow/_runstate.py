@@ -65,10 +65,7 @@ class RunState:
             "state": self.state,
             "local": self.local,
             "fan_in": [[gi, list(bufs.items())] for gi, bufs in self.fan_in.items()],
-            "pending": [
-                [r.request_id, r.executor_id, r.payload, r.response_type]
-                for r in self.pending.values()
-            ],
+            "pending": [r.to_list() for r in self.pending.values()],
             "outputs": self.outputs,
             "status": self.status.value,
             "checkpoint_count": self.checkpoint_count,
@@ -85,7 +82,7 @@ class RunState:
             state=dict(data["state"]),
             local={k: dict(v) for k, v in data["local"].items()},
             fan_in={int(gi): {s: list(m) for s, m in bufs} for gi, bufs in data["fan_in"]},
-            pending={r[0]: PendingRequest(r[0], r[1], r[2], r[3]) for r in data["pending"]},
+            pending={r[0]: PendingRequest.from_list(r) for r in data["pending"]},
             outputs=list(data["outputs"]),
             status=RunStatus(data["status"]),
             checkpoint_count=data.get("checkpoint_count", 0),

@@ -412,9 +412,9 @@ def apply_responses(state: RunState, responses: Mapping[str, Any]) -> None:
         if isinstance(request.payload, Breakpoint):  # answered: that executor may run now
             state.released.add(request.executor_id)
             continue
-        state.deliver(
-            request.executor_id, Reply(request.request_id, request.payload, value), reply=True
-        )
+        # a nested workflow's question goes to the node holding that child, in its envelope
+        asked = request.payload if request.via is None else request.via[1]
+        state.deliver(request.owner, Reply(request.request_id, asked, value), reply=True)
 
 
 @functools.lru_cache(maxsize=256)

@@ -19,13 +19,30 @@ releases; a test fails any import of it from outside the ``workflow`` package.
 - Nesting: ``ChildRun`` runs a whole workflow inside one invocation of another (what
   ``WorkflowExecutor`` builds on): on the backend the parent's invocation runs on, its events
   renamed into the parent's run, its paused state plain data the parent node keeps.
+- Backends: a ``Backend`` (see its docstring for what it may and may not do) opens a
+  ``BackendRun`` per run, receives each invocation as an ``InvocationRequest`` and returns an
+  ``InvocationOutcome``, calling ``run_invocation`` to run the handlers and passing their
+  events on through an ``EmitEvent`` channel; ``resources_for`` reads an executor's
+  ``Resources``. ``RoundTripBackend`` is the reference: every request, outcome and event
+  crosses as checkpoint-serializer JSON.
 - Packages: ``lazy_exports`` makes a package ``__getattr__`` that imports heavy names on first
   use, so that importing the package stays cheap.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._adapters import register_adapter
+from ._backend import (
+    Backend,
+    BackendRun,
+    EmitEvent,
+    InvocationOutcome,
+    InvocationRequest,
+    resources_for,
+    run_invocation,
+)
 from ._edges import EdgeGroup, Predicate, condition_label
 from ._executor import HandlerSpec
 from ._graph import NodePolicy, WorkflowGraph, build_graph
@@ -33,16 +50,29 @@ from ._lazy import lazy_exports
 from ._nested import ChildRun
 from ._typing import overlaps
 
+if TYPE_CHECKING:
+    from ._backend_testing import RoundTripBackend
+
+__getattr__ = lazy_exports("workflow", {"RoundTripBackend": "._backend_testing"}, globals())
+
 __all__ = (
+    "Backend",
+    "BackendRun",
     "ChildRun",
     "EdgeGroup",
+    "EmitEvent",
     "HandlerSpec",
+    "InvocationOutcome",
+    "InvocationRequest",
     "NodePolicy",
     "Predicate",
+    "RoundTripBackend",
     "WorkflowGraph",
     "build_graph",
     "condition_label",
     "lazy_exports",
     "overlaps",
     "register_adapter",
+    "resources_for",
+    "run_invocation",
 )

@@ -123,8 +123,8 @@ async def test_requests_pass_through_and_the_inner_run_resumes_from_the_store(
     first = await outer_graph(agent, SQLiteCheckpointStore(store_path)).run("colour")
     assert first.status is RunStatus.AWAITING_INPUT
     (request,) = first.pending_requests
-    assert request.payload.payload == Question("word for colour?")
-    assert request.payload.executor_id == "asking-agent/asker"
+    assert request.payload == Question("word for colour?")  # the asker's own question
+    assert request.executor_id == "asking-agent/asker"
 
     # A fresh definition over the same store, as another process would build it.
     fresh_agent = asking_workflow().as_agent("asking-agent", "asks a person")
@@ -286,7 +286,7 @@ async def test_a_team_member_that_asks_a_person_pauses_the_team_and_resumes_from
     first = await team(SQLiteCheckpointStore(path)).run("hat")
     assert first.status is RunStatus.AWAITING_INPUT
     (request,) = first.pending_requests
-    assert request.payload.executor_id == "asking-agent/asker"
+    assert request.executor_id == "asking-agent/asker"
     done = await team(SQLiteCheckpointStore(path)).resume(
         run_id=first.run_id, responses={request.request_id: "fedora"}
     )

@@ -211,15 +211,22 @@ async def test_child_requests_surface_and_are_answered_through_the_parent() -> N
     assert first.status is RunStatus.AWAITING_INPUT
     assert first.outputs == ["early db"]  # sent on before the child paused
     approve, name = first.pending_requests
-    assert approve.executor_id == "sub"
-    assert isinstance(approve.payload, SubWorkflowRequest)
-    assert approve.payload.executor_id == "sub/ask"
-    assert approve.payload.child_request_id == "ask:1:1"
-    assert approve.payload.payload == Question("approve db?")
+    # the person answering sees the child's own question, under the asker's full path
+    assert approve.executor_id == "sub/ask"
+    assert approve.payload == Question("approve db?")
     assert approve.response_type is bool
+    assert name.executor_id == "sub/ask"
+    assert name.payload == Question("name for db?")
     assert name.response_type is str
+    assert approve.via is not None
+    envelope = approve.via[1]
+    assert isinstance(envelope, SubWorkflowRequest)
+    assert approve.via[0] == "sub"
+    assert envelope.child_request_id == "ask:1:1"
     infos = [e for e in first.events if isinstance(e, events.RequestInfo)]
     assert [e.request_id for e in infos] == [approve.request_id, name.request_id]
+    assert [e.executor_id for e in infos] == ["sub/ask", "sub/ask"]
+    assert [e.payload for e in infos] == [approve.payload, name.payload]
 
     with pytest.raises(TypeError, match="must be bool"):
         await wf.resume("h", responses={approve.request_id: "sure"})
@@ -257,16 +264,16 @@ async def test_two_child_runs_in_one_node_wait_and_resume_independently() -> Non
     )
     first = await wf.run("a b", run_id="two")
     assert len(first.pending_requests) == 4
-    children = {r.payload.child_run_id for r in first.pending_requests}
+    children = {r.via[1].child_run_id for r in first.pending_requests if r.via}
     assert children == {"two/sub/1", "two/sub/2"}
     b_only = {
         r.request_id: (True if r.response_type is bool else "bee")
         for r in first.pending_requests
-        if r.payload.child_run_id == "two/sub/2"
+        if r.via and r.via[1].child_run_id == "two/sub/2"
     }
     second = await wf.resume("two", responses=b_only)
     assert second.status is RunStatus.AWAITING_INPUT
-    assert {r.payload.child_run_id for r in second.pending_requests} == {"two/sub/1"}
+    assert {r.via[1].child_run_id for r in second.pending_requests if r.via} == {"two/sub/1"}
     assert second.outputs == ["early a", "early b", "APPROVE B?=TRUE", "NAME FOR B?=BEE"]
     rest = {
         r.request_id: (False if r.response_type is bool else "ay") for r in second.pending_requests
@@ -307,9 +314,9 @@ def test_a_childs_request_is_answered_from_a_new_process(
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     first = cw.run_worker(workflow, url, "n1")["result"]
     assert first["status"] == "awaiting_input"
-    (approve, owner, payload), (comment, _, _) = first["pending"]
-    assert owner == "outer"
-    assert payload["SubWorkflowRequest"]["executor_id"] == asker
+    (approve, path, payload), (comment, _, _) = first["pending"]
+    assert path == asker  # the full path down to the executor that asked
+    assert payload == {"Question": {"text": "approve deploy?"}}  # its own question
     wrong = cw.run_worker(workflow, url, "n1", "--respond", f"{approve}=3")
     assert wrong["error"]["type"] == "TypeError"
     second = cw.run_worker(workflow, url, "n1", "--respond", f"{approve}=true")["result"]
@@ -362,13 +369,12 @@ async def test_nested_two_levels_outputs_events_and_answers(tmp_path: Path) -> N
     invoked = [e.executor_id for e in first.events if isinstance(e, events.ExecutorInvoked)]
     assert invoked == ["outer", "outer/sub1", "outer/sub1/sub0", "outer/sub1/sub0/asker"]
     approve, comment = first.pending_requests
-    top = approve.payload
-    assert isinstance(top, SubWorkflowRequest)
-    assert top.executor_id == "outer/sub1/sub0/asker"
-    assert isinstance(top.payload, SubWorkflowRequest)
-    assert top.payload.executor_id == "sub1/sub0/asker"
-    assert top.payload.payload.executor_id == "sub0/asker"
-    assert top.payload.payload.payload == cw.Question("approve x?")
+    # two levels down, the question is still the asker's own, under its full path
+    assert approve.executor_id == "outer/sub1/sub0/asker"
+    assert approve.payload == cw.Question("approve x?")
+    assert approve.response_type is bool
+    assert comment.payload == cw.Question("comment on x?")
+    assert comment.response_type is str
     fresh = cw.build_nested(SQLiteCheckpointStore(tmp_path / "n.db"), levels=2)
     done = await fresh.resume(
         "deep", responses={approve.request_id: False, comment.request_id: "k"}
