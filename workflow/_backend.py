@@ -33,6 +33,7 @@ from ._invocation import (
     InvocationRequest,
     new_outcome,
 )
+from ._isolate import IMMUTABLE, isolated
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -186,6 +187,8 @@ async def run_invocation(
                 else fn(message.request, message.response)
             )
         else:
+            if type(message) not in IMMUTABLE:  # the handler gets its own copy
+                message = isolated(message)
             call = node._lookup(message)
             if call is None:
                 raise TypeError(f"executor {node.id!r} has no handler for {type(message).__name__}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._isolate import isolated
 from ._result import NestedQuestion, PendingRequest
 from .events import WorkflowEvent
 
@@ -122,8 +123,8 @@ class WorkflowContext(Generic[T_Out]):
     def get_state(self, key: str, default: Any = None) -> Done[Any]:
         """Run-wide state: your own writes at once, others' from the next superstep."""
         value = self._state_writes.get(key, _MISSING)
-        if value is _MISSING:
-            value = self._request.state.get(key, default)
+        if value is _MISSING:  # committed: a copy the handler may change (``_isolate``)
+            value = isolated(self._request.state.get(key, default))
         return Done(value)
 
     def set_state(self, key: str, value: Any) -> Done[None]:
@@ -135,7 +136,7 @@ class WorkflowContext(Generic[T_Out]):
         """State private to this executor within this run (e.g. an agent's conversation)."""
         value = self._local_writes.get(key, _MISSING)
         if value is _MISSING:
-            value = self._request.local.get(key, default)
+            value = isolated(self._request.local.get(key, default))
         return Done(value)
 
     def set_executor_state(self, key: str, value: Any) -> Done[None]:
