@@ -25,7 +25,7 @@ from ._errors import CheckpointError, store_call
 from ._graph import describe_changes
 from ._history import Breakpoint
 from ._result import RunResult
-from ._runner import Durability, Invocation, Reply, Runner, RunState
+from ._runner import Durability, Invocation, Reply, Runner, RunState, StepRecord
 from ._serde import SerializationError, TypeRegistry, decode, encode
 from ._types import RunStatus
 from .events import CheckpointSaved
@@ -194,23 +194,10 @@ class StoreDurability(Durability):
             with store_call(self.store, "record a pending write", runner.state.run_id):
                 await self.store.put_write(runner.state.checkpoint_id, inv.node.id, data)
 
-    async def superstep_committed(self, runner: Runner) -> None:
-        st = runner.state
-        messages: dict[str, int] = {}
-        for inv in runner.last_step:
-            self._ran.append(inv.node.id)
-            targets = [d[0] for d in inv.deliveries]
-            targets += [self.wf.graph.groups[gi].targets[0] for gi, _ in inv.fan_in]
-            for dst in targets:
-                key = f"{inv.node.id}->{dst}"
-                messages[key] = messages.get(key, 0) + 1
-        self._messages = messages
-        if not st.inbox:
-            status = RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
-        elif st.superstep >= runner.max_supersteps:
-            status = RunStatus.MAX_SUPERSTEPS
-        else:
-            status = RunStatus.RUNNING
+    async def superstep_committed(self, runner: Runner, record: StepRecord) -> None:
+        self._ran.extend(record.ran)
+        self._messages = dict(record.messages)
+        status = record.status
         if runner.background is None:
             await self._save(runner, status)
             return

@@ -21,6 +21,7 @@ every routing decision that can be made at build time was (see ``_graph``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +58,45 @@ if TYPE_CHECKING:
     from ._graph import NodePolicy
     from ._workflow import Workflow
 
-__all__ = ("Durability", "EventSink", "Invocation", "Reply", "RunState", "Runner")
+__all__ = (
+    "Durability",
+    "EventSink",
+    "Invocation",
+    "Reply",
+    "RunState",
+    "Runner",
+    "StepRecord",
+    "status_after",
+)
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """What one committed superstep did: the one record durability checkpoints from.
+
+    Attributes:
+        superstep: The superstep just committed.
+        ran: Executors that ran in it, in graph order.
+        messages: Messages sent per edge, ``{"source->target": count}`` (fan-in included).
+        status: The run's status after it (``RUNNING`` while messages are in flight), by the
+            one rule ``status_after`` keeps.
+    """
+
+    superstep: int
+    ran: tuple[str, ...]
+    messages: Mapping[str, int]
+    status: RunStatus
+
+
+def status_after(state: RunState, max_supersteps: int) -> RunStatus:
+    """The run's status at a superstep boundary: the one place this rule is written."""
+    if not state.inbox:
+        return RunStatus.AWAITING_INPUT if state.pending else RunStatus.COMPLETED
+    if state.superstep >= max_supersteps:
+        return RunStatus.MAX_SUPERSTEPS
+    return RunStatus.RUNNING
 
 
 class Invocation:
@@ -197,7 +234,6 @@ class Runner:
         self.observer = observer
         self.durability = durability
         self.background: anyio.abc.TaskGroup | None = None
-        self.last_step: list[Invocation] = []
         self.session: BackendRun
 
     # -- the run loop ----------------------------------------------------------------------
@@ -307,16 +343,21 @@ class Runner:
                 failed = [inv for inv in invs if inv.error is not None]
             if failed:
                 return self._fail(invs, failed, step)
-            self.last_step = invs
             if st.released:
                 st.released.difference_update(targets)
-            self._commit(invs, step)
+            edges = self._commit(invs, step)
             sink.emit(SuperstepCompleted(run_id=st.run_id, superstep=step))
             if self.durability is not None:
-                await self.durability.superstep_committed(self)
+                record = StepRecord(
+                    step,
+                    tuple(inv.node.id for inv in invs),
+                    edges or {},
+                    status_after(st, self.max_supersteps),
+                )
+                await self.durability.superstep_committed(self, record)
             if sink.streaming:
                 await sink.flush()
-        return RunStatus.AWAITING_INPUT if st.pending else RunStatus.COMPLETED
+        return status_after(st, self.max_supersteps)
 
     async def _held(self, targets: tuple[str, ...], step: int) -> bool:
         """Stop before ``step`` if a target has a breakpoint (new, or pending and unanswered)."""
@@ -487,8 +528,10 @@ class Runner:
                 request = request._replace(attempt=attempt)
 
     # -- commit ----------------------------------------------------------------------------
-    def _commit(self, invs: list[Invocation], step: int) -> None:
+    def _commit(self, invs: list[Invocation], step: int) -> dict[str, int] | None:
+        """Commit a superstep's results in graph order; per-edge message counts when durable."""
         st = self.state
+        edges: dict[str, int] | None = {} if self.durability is not None else None
         run_id = st.run_id
         emit = self.sink.emit
         obs = self.observer
@@ -521,6 +564,10 @@ class Runner:
             if inv.dropped or inv.outputs or inv.requests:
                 self._emit_results(inv, step)
             emit(ExecutorCompleted(run_id=run_id, superstep=step, executor_id=eid, messages=sent))
+            if edges is not None:
+                for dst, n in sent.items():
+                    edge = f"{eid}->{dst}"
+                    edges[edge] = edges.get(edge, 0) + n
             if inv.outputs:
                 st.outputs.extend(inv.outputs)
             for request in inv.requests:
@@ -533,6 +580,7 @@ class Runner:
         st.superstep = step
         if st.done:
             st.done = {}
+        return edges
 
     def _emit_results(self, inv: Invocation, step: int) -> None:
         run_id = self.state.run_id
@@ -668,8 +716,8 @@ class Durability:
     async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
         """Record ``inv``'s outcome at once (a pending write)."""
 
-    async def superstep_committed(self, runner: Runner) -> None:
-        """Commit a checkpoint of ``runner.state``."""
+    async def superstep_committed(self, runner: Runner, record: StepRecord) -> None:
+        """Commit a checkpoint of ``runner.state``, which ``record`` describes."""
 
     async def paused(self, runner: Runner) -> None:
         """Commit a checkpoint of a run stopped at a breakpoint (its request is pending)."""
