@@ -51,7 +51,7 @@ async def test_mutating_state_then_failing_leaves_committed_state_as_it_was() ->
         await ctx.yield_output(((await ctx.get_state("basket")).items, await ctx.get_state("tags")))
 
     wf = (
-        WorkflowBuilder(start=seed, name="spoil")
+        WorkflowBuilder(start=seed, name="spoil", types=[Basket])
         .add_chain([seed, spoil, look])
         .add_executor(spoil, retry=RetryPolicy(max_attempts=3, initial_delay=0.0))
         .build()
