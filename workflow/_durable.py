@@ -170,6 +170,7 @@ class StoreDurability(Durability):
         self._ran: list[str] = []
         self._messages: dict[str, int] = {}
         self._failed: dict[str, str] = {}
+        self._status: RunStatus | None = None  # the status the last checkpoint records
 
     async def started(self, runner: Runner) -> None:
         if self.save_on_start:
@@ -237,8 +238,14 @@ class StoreDurability(Durability):
                     await self.store.put_write(st.checkpoint_id, FAILURE_KEY, record)
             with store_call(self.store, "record the run's status", st.run_id):
                 await self.store.set_status(st.run_id, self.wf.name, status.value)
+        elif status is not self._status and st.checkpoint_id is not None:
+            # ended without committing a superstep here (a fork of a waiting run, a resume
+            # with nothing to run): its only checkpoint of this process says "running"
+            with store_call(self.store, "record the run's status", st.run_id):
+                await self.store.set_status(st.run_id, self.wf.name, status.value)
 
     def _checkpoint(self, runner: Runner, status: RunStatus) -> Checkpoint:
+        self._status = status
         st = runner.state
         parent = st.checkpoint_id
         st.checkpoint_count += 1

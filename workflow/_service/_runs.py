@@ -249,16 +249,18 @@ class RunManager:
         state_updates: Mapping[str, Any] | None,
     ) -> RunHandle:
         """A new run from an earlier checkpoint; returns once it started (its id is known)."""
+        # state_updates (even empty) makes the engine fork from any checkpoint, the run's
+        # latest included: a plain resume from the latest would continue the original run
         kwargs: dict[str, Any] = {"checkpoint_id": checkpoint_id}
-        if state_updates is not None:
-            if "state_updates" not in inspect.signature(wf.resume_stream).parameters:
-                raise ApiError(
-                    422,
-                    "unsupported",
-                    "this engine cannot fork with state_updates yet (Workflow.resume_stream "
-                    "has no state_updates parameter); fork without it",
-                )
-            kwargs["state_updates"] = dict(state_updates)
+        if "state_updates" in inspect.signature(wf.resume_stream).parameters:
+            kwargs["state_updates"] = dict(state_updates or {})
+        elif state_updates is not None:
+            raise ApiError(
+                422,
+                "unsupported",
+                "this engine cannot fork with state_updates yet (Workflow.resume_stream "
+                "has no state_updates parameter); fork without it",
+            )
         try:
             checkpoint = await self.store.load(checkpoint_id)
         except CheckpointError as exc:

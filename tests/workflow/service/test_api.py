@@ -135,6 +135,26 @@ def test_cancel_a_run_waiting_for_input(server: Server) -> None:
         assert late.status_code == 409
 
 
+def test_fork_a_waiting_run_from_its_latest_checkpoint(server: Server) -> None:
+    """The fork is a new run waiting for the same answer; the original keeps waiting."""
+    with server.client() as c:
+        run_id = c.post("/api/workflows/approval/runs", json={"input": "v9"}).json()["run_id"]
+        wait_status(c, run_id, {"awaiting_input"})
+        latest = c.get(f"/api/runs/{run_id}/checkpoints").json()[-1]
+        forked = c.post(f"/api/runs/{run_id}/fork", json={"checkpoint_id": latest["checkpoint_id"]})
+        assert forked.status_code == 201, forked.text
+        fork_id = forked.json()["run_id"]
+        assert fork_id != run_id
+        fork = wait_status(c, fork_id, {"awaiting_input"})
+        [pending] = fork["pending_requests"]
+        answer = {pending["request_id"]: {"approved": True, "note": "in the fork"}}
+        answered = c.post(f"/api/runs/{fork_id}/responses", json=answer)
+        assert answered.status_code == 202, answered.text
+        done = wait_status(c, fork_id, TERMINAL)
+        assert done["outputs"] == ["ship v9? approved in the fork"]
+        assert c.get(f"/api/runs/{run_id}").json()["status"] == "awaiting_input"
+
+
 def test_a_client_that_disconnects_does_not_stop_the_run(server: Server) -> None:
     with server.client() as c:
         run_id = c.post("/api/workflows/slow/runs", json={"input": 8}).json()["run_id"]
