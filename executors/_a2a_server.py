@@ -42,6 +42,7 @@ from google.protobuf import struct_pb2
 from starlette.routing import BaseRoute, Mount
 
 from workflow import PendingRequest, RunStatus, Workflow, events
+from workflow.authoring import redact
 
 from ._chat import ChatMessage
 from ._workflow_agent import child_input, output_text
@@ -118,7 +119,7 @@ class WorkflowA2AExecutor(AgentExecutor):
             request: PendingRequest = event.pending_requests[0]
             await updater.requires_input(updater.new_agent_message(_question(request)))
         else:
-            why = event.error or event.status.value
+            why = redact(event.error) if event.error else event.status.value
             await updater.failed(updater.new_agent_message([Part(text=f"run failed: {why}")]))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:

@@ -53,6 +53,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from workflow import PendingRequest, RunStatus, Workflow, events
+from workflow.authoring import redact
 
 from ._agent_executor import AgentResponded
 from ._chat import ChatMessage
@@ -170,8 +171,9 @@ async def _mapped(
                     outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
                 )
             else:
+                why = redact(event.error) if event.error else None
                 yield RunErrorEvent(
-                    message=event.error or f"the run ended {event.status.value}",
+                    message=why or f"the run ended {event.status.value}",
                     code=event.status.value,
                 )
 

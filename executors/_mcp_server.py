@@ -29,6 +29,7 @@ from mcp import types as mt
 from mcp.server.lowlevel import Server
 
 from workflow import PendingRequest, RunStatus, Workflow, WorkflowError, events
+from workflow.authoring import redact
 
 from ._workflow_agent import output_text, tool_schema
 
@@ -247,7 +248,7 @@ class WorkflowMCPServer:
             )
         raise WorkflowError(
             f"workflow run {outcome.run_id!r} of {name!r} ended {outcome.status.value}"
-            + (f": {outcome.error}" if outcome.error else "")
+            + (f": {redact(outcome.error)}" if outcome.error else "")
         )
 
     # -- transports ------------------------------------------------------------------------

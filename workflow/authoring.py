@@ -25,6 +25,9 @@ releases; a test fails any import of it from outside the ``workflow`` package.
   events on through an ``EmitEvent`` channel; ``resources_for`` reads an executor's
   ``Resources``. ``RoundTripBackend`` is the reference: every request, outcome and event
   crosses as checkpoint-serializer JSON.
+- Errors shown to outside clients: ``redact`` blanks credentials (``api_key=...``, bearer
+  tokens, ``sk-...`` keys) in a run's error text before a server (MCP, A2A, AG-UI) sends it,
+  as the HTTP service does.
 - Packages: ``lazy_exports`` makes a package ``__getattr__`` that imports heavy names on first
   use, so that importing the package stays cheap.
 """
@@ -48,6 +51,7 @@ from ._executor import HandlerSpec
 from ._graph import NodePolicy, WorkflowGraph, build_graph
 from ._lazy import lazy_exports
 from ._nested import ChildRun
+from ._telemetry import redact
 from ._typing import overlaps
 
 if TYPE_CHECKING:
@@ -72,6 +76,7 @@ __all__ = (
     "condition_label",
     "lazy_exports",
     "overlaps",
+    "redact",
     "register_adapter",
     "resources_for",
     "run_invocation",

@@ -155,6 +155,14 @@ async def test_a_failed_run_is_a_tool_error_naming_the_run(tmp_path: Path) -> No
     assert "cannot handle 'x'" in text_of(result)
 
 
+async def test_a_failed_run_does_not_show_a_key_in_its_error(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path, f"{WORKFLOWS}:broken") as session:
+        result = await session.call_tool("broken", {"input": "api_key=sk-abcdef123456"})
+    assert result.isError
+    assert "of 'broken' ended failed" in text_of(result)
+    assert "sk-abcdef123456" not in text_of(result)
+
+
 def test_a_public_http_host_is_refused() -> None:
     out = subprocess.run(
         cli(f"{WORKFLOWS}:echo", "--http", "1", "--host", "0.0.0.0"),
