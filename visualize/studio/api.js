@@ -14,11 +14,15 @@
 
 /** An error the API answered with, carrying its message for people. */
 export class ApiError extends Error {
-  /** @param {number} status @param {string} type @param {string} message */
-  constructor(status, type, message) {
+  /**
+   * @param {number} status @param {string} type @param {string} message
+   * @param {{path: string, message: string}[] | undefined} [problems] each with its spec path
+   */
+  constructor(status, type, message, problems) {
     super(message);
     this.status = status;
     this.type = type;
+    this.problems = problems;
   }
 }
 
@@ -37,7 +41,7 @@ export async function call(path, body) {
   const data = await response.json();
   if (!response.ok) {
     const error = data && data.error ? data.error : { type: "http_error", message: String(response.status) };
-    throw new ApiError(response.status, error.type, error.message);
+    throw new ApiError(response.status, error.type, error.message, error.problems);
   }
   return data;
 }
@@ -81,3 +85,8 @@ export function fork(id, checkpointId, stateUpdates) {
  * @returns {Promise<{checkpoint_id: string, superstep: number, status: string, state: Record<string, any>, messages: {source: string | null, target: string, data: any}[]}>}
  */
 export const checkpoint = (id, checkpointId) => call(`/api/runs/${q(id)}/checkpoints/${q(checkpointId)}`);
+/**
+ * Save a team builder draft as a spec file and serve it (422 with problems when invalid).
+ * @param {Record<string, any>} draft @returns {Promise<{name: string, path: string}>}
+ */
+export const saveTeam = (draft) => call("/api/studio/teams", draft);

@@ -1,9 +1,11 @@
 // Ledgerflow Studio: a hash-routed page over the service's API.
 //   #/             gallery: every workflow, linked by name, with its diagram and description
 //   #/w/NAME       playground: an "Input" field from the start executor's schema, "Run"
+//   #/new          team builder: a new team saved as a spec file and served
 //   #/runs         history, filtered by workflow and status
 //   #/runs/ID      a run, live: graph, agents' messages, requests, outputs, checkpoints, fork
 import * as api from "./api.js";
+import { builderView } from "./builder.js";
 import { h, show } from "./dom.js";
 import { LiveGraph } from "./graph.js";
 import { runView } from "./run.js";
@@ -130,12 +132,13 @@ async function route() {
     else if (parts[0] === "w" && parts[1]) await playground(parts[1]);
     else if (parts[0] === "runs" && parts[1]) leave = await runView(parts[1], page);
     else if (parts[0] === "runs") await history();
+    else if (parts[0] === "new") builderView(page);
     else page("Not found", h("p", null, "No such page. "), h("a", { href: "#/" }, "Gallery"));
   } catch (error) {
     page("Error", failure(error));
   }
   for (const link of document.querySelectorAll("header nav a")) {
-    const here = link.getAttribute("href") === `#/${parts[0] === "runs" ? "runs" : ""}`;
+    const here = link.getAttribute("href") === `#/${parts[0] === "runs" || parts[0] === "new" ? parts[0] : ""}`;
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
 }

@@ -20,6 +20,7 @@ from workflow._workflow import Workflow
 
 from ._encode import plain
 from ._errors import ApiError
+from ._studio_teams import SpecLoader, save_team_endpoint
 
 __all__ = ("graph_json", "studio_routes")
 
@@ -48,8 +49,14 @@ def graph_json(wf: Workflow) -> dict[str, Any]:
     return {"name": wf.name, "start": graph.start, "nodes": nodes, "edges": edges}
 
 
-def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
-    """A route factory for ``create_app``: the page at ``/``, its files, the graphs."""
+def studio_routes(
+    static_dir: Path, *, save_dir: Path | None = None, load_spec: SpecLoader | None = None
+) -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
+    """A route factory for ``create_app``: the page at ``/``, its files, the graphs.
+
+    ``save_dir`` and ``load_spec`` (both from the CLI) enable the team builder: a saved team is
+    written there as ``NAME.yaml`` and served at once.
+    """
     files = {p.name: p for p in static_dir.iterdir() if p.is_file() and p.suffix in _TYPES}
 
     def factory(workflows: Mapping[str, Workflow]) -> Sequence[BaseRoute]:
@@ -71,10 +78,12 @@ def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequen
 
         async def graph(request: Request) -> Response:
             name = request.path_params["name"]
-            wf = workflows.get(name)
+            wf = request.app.state.manager.workflows.get(name)
             if wf is None:
                 raise ApiError(
-                    404, "unknown_workflow", f"no workflow {name!r}; known: {sorted(workflows)}"
+                    404,
+                    "unknown_workflow",
+                    f"no workflow {name!r}; known: {sorted(request.app.state.manager.workflows)}",
                 )
             return JSONResponse(graph_json(wf))
 
@@ -82,7 +91,7 @@ def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequen
             from workflow._durable import load_state
 
             run_id, checkpoint_id = request.path_params["run_id"], request.path_params["cid"]
-            store = next(iter(workflows.values())).checkpoint_store if workflows else None
+            store = request.app.state.manager.store
             try:
                 found = await store.load(checkpoint_id) if store is not None else None
             except CheckpointError:
@@ -94,7 +103,7 @@ def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequen
                     f"run {run_id!r} has no checkpoint {checkpoint_id!r}; "
                     f"see GET /api/runs/{run_id}/checkpoints",
                 )
-            wf = workflows.get(found.workflow_name)
+            wf = request.app.state.manager.workflows.get(found.workflow_name)
             if wf is None:
                 raise ApiError(404, "unknown_workflow", f"no workflow {found.workflow_name!r}")
             try:
@@ -118,8 +127,15 @@ def studio_routes(static_dir: Path) -> Callable[[Mapping[str, Workflow]], Sequen
                 }
             )
 
+        def add(request: Request, wf: Workflow) -> None:
+            manager = request.app.state.manager
+            manager.workflows[wf.name] = wf.with_store(manager.store)
+
         return [
             Route("/", index, methods=["GET"]),
+            Route(
+                "/api/studio/teams", save_team_endpoint(save_dir, load_spec, add), methods=["POST"]
+            ),
             Route("/api/runs/{run_id}/checkpoints/{cid}", checkpoint, methods=["GET"]),
             Route("/studio/{file}", static, methods=["GET"]),
             Route("/api/workflows/{name}/graph", graph, methods=["GET"]),

@@ -75,6 +75,24 @@ def cmd_studio(args: argparse.Namespace) -> int:
         host="127.0.0.1",
         port=args.port,
         render_svg=_svg,
-        route_factories=[studio_routes(static_dir())],
+        route_factories=[
+            studio_routes(static_dir(), save_dir=_save_dir(args.targets), load_spec=_load_spec)
+        ],
     )
     return EXIT_OK
+
+
+def _save_dir(targets: list[str]) -> Path | None:
+    """The first directory TARGET: where the team builder writes the specs it saves."""
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            return path
+    return None
+
+
+def _load_spec(document: Any) -> Any:
+    """A builder draft's spec, loaded as ``ledgerflow run`` would (imports never allowed)."""
+    from builders import load_spec
+
+    return load_spec(document, allow_imports=False)
