@@ -29,6 +29,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from . import _warmup  # noqa: F401 - see its docstring
 from ._backend import Backend, BackendRun, default_backend
 from ._errors import CheckpointError, ExecutorFailedError
 from ._executor import Executor

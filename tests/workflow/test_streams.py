@@ -249,6 +249,8 @@ async def test_plain_async_for_still_works_and_aclose_cancels() -> None:
 # module -> why it may touch asyncio (or trio) directly
 BACKEND_ALLOWED = {
     "workflow/_stream.py": "the plain `async for` form has no block to own the run's task",
+    "workflow/_warmup.py": "preloads anyio's asyncio backend (a guarded import, ~25 ms off a "
+    "process's first concurrent superstep); nothing depends on it",
 }
 
 
