@@ -106,7 +106,10 @@ def studio(tmp_path: Path) -> Iterator[Studio]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: sync_playwright keeps an asyncio loop running in this thread
+# until it exits, and every later anyio test then fails with "Cannot run the event loop
+# while another loop is running" (the whole suite after tests/studio did, in CI).
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     require_service(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (apt install chromium)")
     try:
