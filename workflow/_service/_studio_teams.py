@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from workflow._errors import GraphValidationError
+from workflow._errors import GraphValidationError, WorkflowError
 from workflow._workflow import Workflow
 
 from ._errors import ApiError
@@ -29,7 +29,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KINDS = ("group_chat", "sequential")
 
 
-class DraftError(Exception):
+class DraftError(WorkflowError):
     """Problems in a draft, each ``(path, message)``; never raised out of this module."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
