@@ -14,11 +14,13 @@ from typing import Any
 import anyio
 
 from workflow._stores._postgres_db import redact
+from workflow._workflow import Workflow
 
 from ._common import DEFAULT_STORE, EXIT_OK, UsageError, add_store_option, open_store, warn
+from ._load import load_workflow
 from ._serve import _svg, load_targets
 
-__all__ = ("cmd_studio", "register", "static_dir")
+__all__ = ("cmd_studio", "load_studio_targets", "register", "static_dir")
 
 
 def register(sub: Any) -> None:
@@ -60,7 +62,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port!r}: expected 1-65535")
     store = args.store or DEFAULT_STORE
     open_store(store)  # a bad URL is a usage error now, not a traceback from the server
-    workflows = anyio.run(load_targets, list(args.targets))
+    save_dir = _save_dir(args.targets)
+    workflows = anyio.run(load_studio_targets, list(args.targets))
     url = f"http://127.0.0.1:{args.port}/"
     shown = ", ".join(wf.name for wf in workflows) or "none"
     warn(f"ledgerflow studio: {url} (workflows: {shown}; store: {redact(store)})")
@@ -75,20 +78,75 @@ def cmd_studio(args: argparse.Namespace) -> int:
         host="127.0.0.1",
         port=args.port,
         render_svg=_svg,
-        route_factories=[
-            studio_routes(static_dir(), save_dir=_save_dir(args.targets), load_spec=_load_spec)
-        ],
+        route_factories=[studio_routes(static_dir(), save_dir=save_dir, load_spec=_load_spec)],
     )
     return EXIT_OK
 
 
+_LOADABLE = (".py", ".yaml", ".yml", ".json")
+
+
+def _is_directory_target(target: str) -> bool:
+    """A directory, or a path that names none yet and looks like one (no suffix, no ``:ATTR``)."""
+    path = Path(target)
+    if path.is_dir():
+        return True
+    return not path.exists() and not path.suffix and ":" not in path.name
+
+
 def _save_dir(targets: list[str]) -> Path | None:
-    """The first directory TARGET: where the team builder writes the specs it saves."""
+    """The first directory TARGET: where the team builder writes the specs it saves.
+
+    A directory that does not exist yet is created, so ``ledgerflow studio teams/`` is how a
+    person starts from nothing.
+    """
     for target in targets:
-        path = Path(target)
-        if path.is_dir():
+        if _is_directory_target(target):
+            path = Path(target)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot create the team directory {target!r}: {exc.strerror}; "
+                    "pass a directory you can write to"
+                ) from None
             return path
     return None
+
+
+def _directory_files(targets: list[str]) -> list[str]:
+    """The loadable files in the directory TARGETs (hidden files and editor backups left out)."""
+    files: list[str] = []
+    for target in targets:
+        if _is_directory_target(target) and Path(target).is_dir():
+            files += [
+                str(p)
+                for p in sorted(Path(target).iterdir())
+                if p.is_file() and p.suffix in _LOADABLE and not p.name.startswith(".")
+            ]
+    return files
+
+
+async def load_studio_targets(targets: list[str]) -> list[Workflow]:
+    """The workflows to serve, as ``ledgerflow serve`` loads them, except that a directory
+    may be empty (the builder fills it) and a file in it that does not load is skipped with a
+    warning (a spec being edited by hand must not stop the studio)."""
+    singles = [t for t in targets if not _is_directory_target(t)]
+    found = await load_targets(singles)
+    for path in _directory_files(targets):
+        try:
+            found.append(await load_workflow(path))
+        except UsageError as exc:
+            warn(f"ledgerflow studio: skipping {path!r}: {exc}")
+    names: dict[str, Workflow] = {}
+    for wf in found:
+        if wf.name in names and names[wf.name] is not wf:
+            raise UsageError(
+                f"two targets define a workflow named {wf.name!r}; the API addresses workflows "
+                "by name, so give them unique names"
+            )
+        names[wf.name] = wf
+    return list(names.values())
 
 
 def _load_spec(document: Any) -> Any:
