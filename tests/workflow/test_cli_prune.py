@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from workflow._checkpoint import Checkpoint
+from workflow._service._eventlog import SQLiteEventLog
 from workflow._stores import SQLiteCheckpointStore
 from workflow.cli import main
 from workflow.cli._prune import parse_age
@@ -109,6 +110,7 @@ def test_status_narrows_which_old_runs_go(db: Path, capsys: pytest.CaptureFixtur
         "runs_deleted": 2,
         "checkpoints_deleted": 0,
         "runs_trimmed": 0,
+        "events_deleted": 0,
     }
     assert state(db) == {"new": 5}
 
@@ -124,8 +126,37 @@ def test_keep_last_trims_every_run_or_one(db: Path, capsys: pytest.CaptureFixtur
         "runs_deleted": 2,
         "checkpoints_deleted": 4,
         "runs_trimmed": 2,
+        "events_deleted": 0,
     }
     assert state(db) == {"recent": 1, "new": 1}
+
+
+def test_the_events_a_server_logged_go_with_their_runs(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = SQLiteEventLog(f"{db}.events")
+    rows = [
+        (run, seq, "{}") for run in ("old-failed", "old-done", "new", "starting") for seq in (1, 2)
+    ]
+    anyio.run(events.append, rows)
+    anyio.run(events.aclose)
+    assert prune(db, "--older-than", "30d", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["events_deleted"] == 4
+
+    async def left() -> dict[str, int]:
+        try:
+            return {run: len(await events.read(run)) for run in ("old-failed", "new", "starting")}
+        finally:
+            await events.aclose()
+
+    # "starting" has events but no checkpoint yet (a server just started it): kept
+    assert anyio.run(left) == {"old-failed": 0, "new": 2, "starting": 2}
+
+
+def test_no_event_log_is_created_by_pruning(db: Path) -> None:
+    assert prune(db, "--older-than", "0s") == 0
+    assert state(db) == {}
+    assert not Path(f"{db}.events").exists()
 
 
 def test_a_run_being_executed_is_left_alone(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,12 +6,15 @@ next to an SQLite store (``runs.db`` -> ``runs.db.events``) or inside a file sto
 and in a table of the same PostgreSQL database for a Postgres store (so servers sharing the
 database share the streams too). Writes are batched by the caller; a crash loses at most the
 last unflushed batch, and the resumed run emits its events again from its last checkpoint.
+Deleting runs from the store (``ledgerflow prune``) deletes their logged events too
+(``forget``), so the log never outlives the history it replays.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -39,6 +42,10 @@ class EventLog(Protocol):
         """The highest stored ``seq`` of the run (0 if none)."""
         ...
 
+    async def forget(self, run_ids: Iterable[str]) -> int:
+        """Delete every row of these runs (their history is gone); returns the rows deleted."""
+        ...
+
     async def aclose(self) -> None:
         """Release the connection."""
         ...
@@ -59,6 +66,9 @@ class MemoryEventLog:
 
     async def last_seq(self, run_id: str) -> int:
         return max(self._runs.get(run_id, {0: ""}), default=0)
+
+    async def forget(self, run_ids: Iterable[str]) -> int:
+        return sum(len(self._runs.pop(run_id, {})) for run_id in set(run_ids))
 
     async def aclose(self) -> None:
         return None
@@ -116,6 +126,20 @@ class SQLiteEventLog:
             return int(row[0] or 0)
 
         result: int = await anyio.to_thread.run_sync(self._call, query)
+        return result
+
+    async def forget(self, run_ids: Iterable[str]) -> int:
+        def delete(db: sqlite3.Connection, ids: list[tuple[str]]) -> int:
+            with db:
+                db.execute("BEGIN")
+                before = db.total_changes
+                db.executemany("DELETE FROM events WHERE run_id = ?", ids)
+                return db.total_changes - before
+
+        ids = [(run_id,) for run_id in sorted(set(run_ids))]
+        if not ids:
+            return 0
+        result: int = await anyio.to_thread.run_sync(self._call, delete, ids)
         return result
 
     async def aclose(self) -> None:
@@ -179,6 +203,16 @@ class PostgresEventLog:
             "SELECT MAX(seq) FROM ledgerflow_service.events WHERE run_id = $1", run_id
         )
         return int(value or 0)
+
+    async def forget(self, run_ids: Iterable[str]) -> int:
+        ids = sorted(set(run_ids))
+        if not ids:
+            return 0
+        pool = await self._get()
+        status = await pool.execute(
+            "DELETE FROM ledgerflow_service.events WHERE run_id = ANY($1::text[])", ids
+        )
+        return int(str(status).rsplit(" ", 1)[-1])
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -3,7 +3,8 @@
 ``--older-than AGE`` deletes whole runs last updated before then (``--status`` narrows which),
 ``--keep-last N`` keeps the newest N checkpoints of every run (or of ``--run RUN_ID``). Both
 may be given: old runs go first, then the rest are trimmed. A run being executed is never
-deleted (the stores' run lock decides).
+deleted (the stores' run lock decides). The events a ``ledgerflow serve`` logged beside the
+store for the runs that are gone are deleted too, so a stream never replays a deleted run.
 """
 
 from __future__ import annotations
@@ -104,10 +105,13 @@ async def cmd_prune(args: argparse.Namespace) -> int:
     store = open_store(args.store or DEFAULT_STORE)
     counts = {"runs_deleted": 0, "checkpoints_deleted": 0, "runs_trimmed": 0}
     try:
+        before = {info.run_id for info in await store.list_runs()}
         if age is not None:
             counts["runs_deleted"] = await store.prune_runs(age, status=statuses)
         if args.keep_last is not None:
             await _keep_last(store, args, counts)
+        gone = before - {info.run_id for info in await store.list_runs()}
+        counts["events_deleted"] = await _forget_events(args.store or DEFAULT_STORE, gone)
         vacuumed = await _vacuum(store) if args.vacuum else None
     except ValueError as exc:  # the store's own check of an argument: a usage error
         raise UsageError(str(exc)) from None
@@ -133,6 +137,23 @@ async def cmd_prune(args: argparse.Namespace) -> int:
             else "nothing to vacuum: this store frees space as it deletes"
         )
     return EXIT_OK
+
+
+async def _forget_events(url: str, gone: set[str]) -> int:
+    """Delete the service's logged events of the runs pruned from the store at ``url``.
+
+    Only runs this prune removed are touched (a run a server just started may have events
+    before its first checkpoint). A log that was never written is not created.
+    """
+    from workflow._service._eventlog import SQLiteEventLog, eventlog_for_url
+
+    log = eventlog_for_url(url)
+    if not gone or (isinstance(log, SQLiteEventLog) and not log.path.exists()):
+        return 0
+    try:
+        return await log.forget(gone)
+    finally:
+        await log.aclose()
 
 
 async def _vacuum(store: Any) -> str | None:
