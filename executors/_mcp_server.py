@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = ("RESPOND_TOOL", "WorkflowMCPServer")
 RESPOND_TOOL = "respond_to_run"
 _BAD = re.compile(r"[^a-zA-Z0-9_-]")
 _PRIMITIVE = {"string", "integer", "number", "boolean"}
+MAX_WAITING_RUNS = 10_000  # as a workflow's own default cap on paused runs kept in memory
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,9 @@ class WorkflowMCPServer:
                 )
             schema, to_input = tool_schema(wf)
             self.entries[tool_name] = _Entry(wf, schema, to_input)
-        self._runs: dict[str, str] = {}  # run id -> tool name, for respond_to_run
+        # run id -> tool name of the runs waiting for an answer, oldest first; capped like a
+        # workflow's own paused runs (an evicted run is found again through its store)
+        self._runs: OrderedDict[str, str] = OrderedDict()
         self.server: Server[Any, Any] = Server(name)
         self.server.list_tools()(self._list_tools)  # type: ignore[no-untyped-call]
         self.server.call_tool()(self._call_tool)
@@ -118,9 +122,10 @@ class WorkflowMCPServer:
                 str(arguments.get("run_id"))
             )
             if tool is None:
+                # other clients' run ids are not listed: a run id is all it takes to answer
                 raise WorkflowError(
                     f"no run {arguments.get('run_id')!r} of this server is waiting for input; "
-                    f"known runs: {sorted(self._runs)!r}"
+                    "pass the run_id from the answer that listed the pending requests"
                 )
             entry = self.entries[tool]
             outcome = await self._drive(
@@ -189,6 +194,9 @@ class WorkflowMCPServer:
             raise WorkflowError(f"workflow {entry.workflow.name!r} ended without a RunFinished")
         if outcome.status is RunStatus.AWAITING_INPUT:
             self._runs[outcome.run_id] = next(n for n, e in self.entries.items() if e is entry)
+            self._runs.move_to_end(outcome.run_id)
+            while len(self._runs) > MAX_WAITING_RUNS:
+                self._runs.popitem(last=False)
         else:
             self._runs.pop(outcome.run_id, None)
         return outcome

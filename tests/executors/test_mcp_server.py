@@ -97,11 +97,45 @@ async def test_without_elicitation_a_waiting_run_answers_how_to_respond(tmp_path
             {"run_id": waiting["run_id"], "request_id": request["request_id"], "answer": "Tom"},
         )
         assert text_of(done) == "named: Tom"
+        other = json.loads(text_of(await session.call_tool("naming", {"input": "dog"})))
         unknown = await session.call_tool(
             "respond_to_run", {"run_id": "nope", "request_id": "x", "answer": 1}
         )
         assert unknown.isError
         assert "'nope'" in text_of(unknown)
+        assert other["run_id"] not in text_of(unknown)  # another client's run stays private
+
+
+async def test_the_runs_waiting_for_an_answer_are_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcp.shared.memory import create_connected_server_and_client_session
+
+    from executors import _mcp_server
+    from tests.executors.mcp_workflows import naming
+
+    monkeypatch.setattr(_mcp_server, "MAX_WAITING_RUNS", 2)
+    served = _mcp_server.WorkflowMCPServer([naming])
+    with anyio.fail_after(60):
+        async with create_connected_server_and_client_session(served.server) as session:
+            waiting = [
+                json.loads(text_of(await session.call_tool("naming", {"input": thing})))
+                for thing in ("cat", "dog", "owl")
+            ]
+            assert list(served._runs) == [w["run_id"] for w in waiting[1:]]
+
+            async def answer(w: dict[str, Any]) -> mt.CallToolResult:
+                request_id = w["pending_requests"][0]["request_id"]
+                return await session.call_tool(
+                    "respond_to_run",
+                    {"run_id": w["run_id"], "request_id": request_id, "answer": "X"},
+                )
+
+            evicted = await answer(waiting[0])  # no store to find it in again
+            assert evicted.isError
+            assert repr(waiting[0]["run_id"]) in text_of(evicted)
+            assert text_of(await answer(waiting[2])) == "named: X"
+            assert list(served._runs) == [waiting[1]["run_id"]]
 
 
 async def test_a_waiting_run_can_be_answered_after_the_server_restarts(tmp_path: Path) -> None:
