@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from workflow._checkpoint import CheckpointStore
 
+from ._common import StoreUsageError
 from ._file import FileCheckpointStore
 from ._memory import InMemoryCheckpointStore
 from ._postgres import PostgresCheckpointStore
@@ -28,33 +29,36 @@ def store_from_url(url: str) -> CheckpointStore:
     for an absolute one.
 
     Raises:
-        ValueError: an unknown scheme or a malformed URL; the message lists the accepted forms.
+        StoreUsageError: an unknown scheme or a malformed URL (a ``CheckpointError`` and a
+            ``ValueError``); the message lists the accepted forms.
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise ValueError(f"not a store URL: {url!r}; use one of: {_FORMS}")
+        raise StoreUsageError(f"not a store URL: {url!r}; use one of: {_FORMS}")
     if scheme == "memory":
         if rest.strip("/"):
-            raise ValueError(f"memory:// takes no path, got {url!r}")
+            raise StoreUsageError(f"memory:// takes no path, got {url!r}")
         return InMemoryCheckpointStore()
     if scheme == "sqlite":
         path, _, query = rest.partition("?")
         if not path.startswith("/") or path in ("/", "/:memory:"):
-            raise ValueError(
+            raise StoreUsageError(
                 f"bad SQLite URL {url!r}: expected sqlite:///relative.db or sqlite:////abs.db "
                 "(use memory:// for a store in memory)"
             )
         options = dict(parse_qsl(query, strict_parsing=bool(query)))
         synchronous = options.pop("synchronous", "FULL").upper()
         if options:
-            raise ValueError(f"unknown SQLite URL options {sorted(options)} in {url!r}")
+            raise StoreUsageError(f"unknown SQLite URL options {sorted(options)} in {url!r}")
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA in {url!r}")
+            raise StoreUsageError(f"synchronous must be FULL, NORMAL or EXTRA in {url!r}")
         return SQLiteCheckpointStore(path[1:], synchronous=synchronous)  # type: ignore[arg-type]
     if scheme == "file":
         if not rest or rest == "/" or "?" in rest:
-            raise ValueError(f"bad file URL {url!r}: expected file:///abs/dir or file://rel/dir")
+            raise StoreUsageError(
+                f"bad file URL {url!r}: expected file:///abs/dir or file://rel/dir"
+            )
         return FileCheckpointStore(rest)
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         parts = urlsplit("postgresql://" + rest)
@@ -66,6 +70,6 @@ def store_from_url(url: str) -> CheckpointStore:
             return PostgresCheckpointStore(dsn, schema=schemas[-1])
         return PostgresCheckpointStore(dsn)
     # A mistyped scheme (postgress://) still carries the password: never echo it.
-    raise ValueError(
+    raise StoreUsageError(
         f"unknown store URL scheme {scheme!r} in {redact(url)!r}; use one of: {_FORMS}"
     )
