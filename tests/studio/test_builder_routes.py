@@ -16,7 +16,7 @@ from workflow import SQLiteCheckpointStore
 from workflow._service import create_app
 from workflow._service._studio import studio_routes
 from workflow.cli._load import load_spec_file
-from workflow.cli._studio import _load_spec, static_dir
+from workflow.cli._studio import _teams, static_dir
 
 from .apps import judge
 
@@ -49,7 +49,7 @@ def saved(tmp_path: Path) -> Path:
 def client(tmp_path: Path, saved: Path) -> Iterator[Any]:
     saved.mkdir()
     store = SQLiteCheckpointStore(tmp_path / "runs.db")
-    routes = studio_routes(static_dir(), save_dir=saved, load_spec=_load_spec)
+    routes = studio_routes(static_dir(), teams=_teams(saved, {}))
     app = create_app([judge], store, adopt_interval=None, route_factories=[routes])
     with TestClient(app) as test_client:
         yield test_client
@@ -77,7 +77,7 @@ def test_a_saved_draft_is_a_spec_file_and_a_served_workflow(client: Any, saved: 
         ({"agents": [draft()["agents"][0], draft()["agents"][0]]}, "agents[1].name"),
         (
             {"agents": [{**draft()["agents"][0], "client": {"type": "bogus"}}]},
-            "clients.writer",
+            "agents.writer.client",
         ),
         (
             {
@@ -88,7 +88,7 @@ def test_a_saved_draft_is_a_spec_file_and_a_served_workflow(client: Any, saved: 
                     }
                 ]
             },
-            "clients.writer.api_key_env",
+            "agents.writer.client.api_key_env",
         ),
         ({"options": {"max_rounds": 0}}, "max_rounds"),
     ],

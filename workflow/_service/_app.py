@@ -184,7 +184,7 @@ class _Api:
         self.manager = manager
         self.max_body = max_body
         self.render_svg = render_svg
-        self._svg: dict[str, bytes] = {}
+        self._svg: dict[str, tuple[Workflow, bytes]] = {}  # by name, for that very workflow
 
     def routes(self) -> list[Route]:
         from ._openai import responses_endpoint
@@ -237,7 +237,8 @@ class _Api:
         wf = self.manager.workflow(request.path_params["name"])
         if self.render_svg is None:
             raise ApiError(404, "no_diagrams", "this server was started without a diagram renderer")
-        svg = self._svg.get(wf.name)
+        cached = self._svg.get(wf.name)
+        svg = cached[1] if cached is not None and cached[0] is wf else None
         if svg is None:
             try:
                 svg = await anyio.to_thread.run_sync(self.render_svg, wf)
@@ -245,7 +246,7 @@ class _Api:
                 raise ApiError(
                     500, "diagram_failed", redact(f"drawing {wf.name!r} failed: {exc}")
                 ) from None
-            self._svg[wf.name] = svg
+            self._svg[wf.name] = (wf, svg)  # a studio may replace the workflow (file edited)
         return Response(svg, media_type="image/svg+xml")
 
     # -- runs ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from workflow._workflow import Workflow
 
 from ._encode import plain
 from ._errors import ApiError
-from ._studio_teams import SpecLoader, save_team_endpoint
+from ._studio_folder import StudioTeams, team_routes
 
 __all__ = ("graph_json", "studio_routes")
 
@@ -50,13 +50,15 @@ def graph_json(wf: Workflow) -> dict[str, Any]:
 
 
 def studio_routes(
-    static_dir: Path, *, save_dir: Path | None = None, load_spec: SpecLoader | None = None
+    static_dir: Path, *, teams: StudioTeams | None = None
 ) -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
     """A route factory for ``create_app``: the page at ``/``, its files, the graphs.
 
-    ``save_dir`` and ``load_spec`` (both from the CLI) enable the team builder: a saved team is
-    written there as ``NAME.yaml`` and served at once.
+    ``teams`` (from the CLI: the folder, the spec loader, the tools, the diagram renderer)
+    enables the team builder: a saved team is written there as ``NAME.yaml`` and served at
+    once, and an edit of a file there is served as soon as the page next asks.
     """
+    config = teams or StudioTeams(folder=None, load_draft=None)
     files = {p.name: p for p in static_dir.iterdir() if p.is_file() and p.suffix in _TYPES}
 
     def factory(workflows: Mapping[str, Workflow]) -> Sequence[BaseRoute]:
@@ -133,9 +135,7 @@ def studio_routes(
 
         return [
             Route("/", index, methods=["GET"]),
-            Route(
-                "/api/studio/teams", save_team_endpoint(save_dir, load_spec, add), methods=["POST"]
-            ),
+            *team_routes(config, add),
             Route("/api/runs/{run_id}/checkpoints/{cid}", checkpoint, methods=["GET"]),
             Route("/studio/{file}", static, methods=["GET"]),
             Route("/api/workflows/{name}/graph", graph, methods=["GET"]),

@@ -1,36 +1,49 @@
-"""The Studio's team builder route: a draft from the page becomes a spec file and a workflow.
+"""The team builder's drafts: what the page edits, and the spec documents they stand for.
 
 Core-only: the CLI hands in the spec loader (``builders.load_spec``, never with imports
-allowed, since the draft comes over HTTP), so nothing here imports ``builders``. Problems come
-back as a list of ``{path, message}`` where ``path`` is the spec document's path
-(``agents.writer.client``), so the page can show each one next to the field it is about.
+allowed, since a draft comes over HTTP), so nothing here imports ``builders``. A draft is a
+team of agents (each with its own model client and tools) plus, for ``graph`` and ``handoff``
+teams, edges between them; it becomes a spec document of any kind the loader supports. Problems
+come back as ``(path, message)`` where ``path`` is the draft's place (``agents.writer.client``,
+``edges[0]``), so the page can show each one at the node, edge or field it is about.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from workflow._errors import GraphValidationError, WorkflowError
+from workflow._errors import WorkflowError
 from workflow._workflow import Workflow
 
-from ._errors import ApiError
-
-__all__ = ("SpecLoader", "draft_to_spec", "save_team_endpoint")
+__all__ = ("KINDS", "DraftError", "SpecLoader", "draft_to_spec", "spec_to_draft")
 
 SpecLoader = Callable[[Mapping[str, Any]], Workflow]
 # A team name is a file name too: letters, digits and underscores only, so no path traversal.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_KINDS = ("group_chat", "sequential")
+KINDS = ("group_chat", "sequential", "concurrent", "handoff", "graph", "magentic")
+_EDGED = ("graph", "handoff")
+MANAGER_CLIENT = "magentic_manager"
+# Team options a draft may set, per kind, with the type each must have.
+_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
+    "group_chat": {"max_rounds": (int,), "max_supersteps": (int,)},
+    "sequential": {},
+    "concurrent": {},
+    "handoff": {"max_supersteps": (int,)},
+    "graph": {"max_supersteps": (int,)},
+    "magentic": {
+        "max_round_count": (int,),
+        "max_stall_count": (int,),
+        "max_reset_count": (int,),
+        "plan_review": (bool,),
+        "human_guidance_on_stall": (bool,),
+    },
+}
 
 
 class DraftError(WorkflowError):
-    """Problems in a draft, each ``(path, message)``; never raised out of this module."""
+    """Problems in a draft, each ``(path, message)``; never raised out of this package."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{p}: {m}" for p, m in problems))
@@ -39,35 +52,25 @@ class DraftError(WorkflowError):
 
 def _text(draft: Mapping[str, Any], key: str, path: str, problems: list[tuple[str, str]]) -> str:
     value = draft.get(key, "")
+    if value is None:
+        return ""
     if not isinstance(value, str):
         problems.append((path, f"expected text, got {type(value).__name__}"))
         return ""
     return value.strip()
 
 
-def draft_to_spec(draft: Any) -> dict[str, Any]:
-    """The spec document a builder draft describes (one client per agent, named after it).
-
-    Raises:
-        DraftError: The draft's shape is wrong (a bad name, duplicate agents, no agents).
-    """
-    if not isinstance(draft, Mapping):
-        raise DraftError([("", "expected a JSON object with name, kind, agents and options")])
-    problems: list[tuple[str, str]] = []
-    name = _text(draft, "name", "name", problems)
-    if not _IDENT.match(name):
-        problems.append(
-            ("name", f"{name!r} is not a valid name: use letters, digits and _ (e.g. my_team)")
-        )
-    kind = draft.get("kind")
-    if kind not in _KINDS:
-        problems.append(("kind", f"unknown team kind {kind!r}; expected one of {list(_KINDS)}"))
+def _agents(
+    draft: Mapping[str, Any], tools: Mapping[str, str], problems: list[tuple[str, str]]
+) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
+    """The agents, their clients (one per agent, named after it) and the tools they use."""
     agents_in = draft.get("agents")
     if not isinstance(agents_in, list) or not agents_in:
-        problems.append(("agents", "add at least one agent"))
+        problems.append(("agents", "add at least one agent (drag one from the library)"))
         agents_in = []
     agents: dict[str, Any] = {}
     clients: dict[str, Any] = {}
+    used: set[str] = set()
     for index, raw in enumerate(agents_in):
         if not isinstance(raw, Mapping):
             problems.append((f"agents[{index}]", "expected an object"))
@@ -81,83 +84,229 @@ def draft_to_spec(draft: Any) -> dict[str, Any]:
                 )
             )
             continue
-        if agent in agents:
+        if agent in agents or agent == MANAGER_CLIENT:
             problems.append(
                 (f"agents[{index}].name", f"two agents are named {agent!r}; give each its own name")
             )
             continue
         client = raw.get("client")
         clients[agent] = dict(client) if isinstance(client, Mapping) else client
-        agents[agent] = {
+        spec: dict[str, Any] = {
             "description": _text(raw, "description", f"agents.{agent}.description", problems),
             "instructions": _text(raw, "instructions", f"agents.{agent}.instructions", problems),
             "client": agent,
         }
+        names = raw.get("tools") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            problems.append((f"agents.{agent}.tools", "expected a list of tool names"))
+            names = []
+        for i, tool in enumerate(names):
+            if tool not in tools:
+                known = ", ".join(sorted(tools)) or "none (start the studio with --tools FILE.py)"
+                problems.append(
+                    (f"agents.{agent}.tools[{i}]", f"unknown tool {tool!r}; known: {known}")
+                )
+        if names:
+            spec["tools"] = list(dict.fromkeys(names))
+            used.update(names)
+        agents[agent] = spec
+    return agents, clients, used
+
+
+def _edges(
+    draft: Mapping[str, Any], kind: str, agents: Mapping[str, Any], problems: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    edges_in = draft.get("edges") or []
+    if not isinstance(edges_in, list):
+        problems.append(("edges", "expected a list of {from, to}"))
+        return []
+    edges: list[tuple[str, str]] = []
+    for i, raw in enumerate(edges_in):
+        if not isinstance(raw, Mapping):
+            problems.append((f"edges[{i}]", "expected an object with from and to"))
+            continue
+        if kind not in _EDGED:
+            problems.append(
+                (
+                    f"edges[{i}]",
+                    f"a {kind} team has no edges (its order is the agents' order); "
+                    "remove the edge or pick a graph or handoff team",
+                )
+            )
+            continue
+        source, target = str(raw.get("from")), str(raw.get("to"))
+        for end, name in (("from", source), ("to", target)):
+            if name not in agents:
+                problems.append((f"edges[{i}].{end}", f"{name!r} is not an agent of this team"))
+        if source in agents and target in agents:
+            if source == target:
+                problems.append((f"edges[{i}]", f"{source!r} cannot hand over to itself"))
+            elif (source, target) in edges:
+                problems.append((f"edges[{i}]", f"{source!r} -> {target!r} is there twice"))
+            else:
+                edges.append((source, target))
+    return edges
+
+
+def _reachable(start: str, edges: list[tuple[str, str]]) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        node = todo.pop()
+        for source, target in edges:
+            if source == node and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The spec document a builder draft describes.
+
+    Args:
+        draft: ``{name, kind, description, agents: [{name, description, instructions,
+            client, tools}], edges: [{from, to}], start, options, manager: {client}}``.
+        tools: The tools the studio was given, name -> ``module:attr`` (written to the
+            spec's ``imports`` so ``ledgerflow run`` finds them too).
+
+    Raises:
+        DraftError: The draft's shape is wrong (a bad name, duplicate agents, no agents, an
+            edge to nowhere, an agent no edge reaches, an option of the wrong type).
+    """
+    if not isinstance(draft, Mapping):
+        raise DraftError([("", "expected a JSON object with name, kind, agents and options")])
+    tools = tools or {}
+    problems: list[tuple[str, str]] = []
+    name = _text(draft, "name", "name", problems)
+    if not _IDENT.match(name):
+        problems.append(
+            ("name", f"{name!r} is not a valid name: use letters, digits and _ (e.g. my_team)")
+        )
+    kind = draft.get("kind")
+    if kind not in KINDS:
+        problems.append(("kind", f"unknown team kind {kind!r}; expected one of {list(KINDS)}"))
+        kind = "sequential"
+    agents, clients, used = _agents(draft, tools, problems)
+    edges = _edges(draft, kind, agents, problems)
+    start = draft.get("start") or next(iter(agents), None)
+    if kind in _EDGED and agents and start not in agents:
+        problems.append(("start", f"start {start!r} is not an agent of this team"))
+    elif kind == "graph" and start is not None:
+        for agent in agents:
+            if agent not in _reachable(start, edges):
+                problems.append(
+                    (f"agents.{agent}", f"not reachable from start {start!r}: drag an edge to it")
+                )
+    options = draft.get("options") or {}
+    if not isinstance(options, Mapping):
+        problems.append(("options", "expected an object"))
+        options = {}
+    allowed = _OPTIONS[kind]
+    chosen: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None or value == "" or key not in allowed:
+            continue  # options of another kind stay in the page, not in this spec
+        if not isinstance(value, allowed[key]) or (
+            isinstance(value, bool) and bool not in allowed[key]
+        ):
+            problems.append((key, f"expected {allowed[key][0].__name__}, got {value!r}"))
+            continue
+        chosen[key] = value
+    manager: Any = None
+    if kind == "magentic":
+        raw_manager = draft.get("manager")
+        manager = raw_manager.get("client") if isinstance(raw_manager, Mapping) else None
+        if not isinstance(manager, Mapping):
+            problems.append(
+                ("manager.client", "a Magentic team needs a model client for its manager")
+            )
     if problems:
         raise DraftError(problems)
     spec: dict[str, Any] = {"kind": kind, "name": name}
     description = _text(draft, "description", "description", problems)
     if description:
         spec["description"] = description
-    spec.update(clients=clients, agents=agents, participants=list(agents))
-    options = draft.get("options") or {}
-    if isinstance(options, Mapping):
-        spec.update({k: v for k, v in options.items() if v not in (None, "")})
+    if used:
+        spec["imports"] = {tool: tools[tool] for tool in sorted(used)}
+    if kind == "magentic":
+        clients[MANAGER_CLIENT] = dict(manager)
+        spec["manager"] = {"client": MANAGER_CLIENT}
+    spec.update(clients=clients, agents=agents)
+    if kind == "graph":
+        spec["executors"] = {agent: {"agent": agent} for agent in agents}
+        spec["start"] = start
+        spec["edges"] = [{"from": s, "to": t} for s, t in edges]
+    else:
+        spec["participants"] = list(agents)
+    if kind == "handoff":
+        spec["start"] = start
+        handoffs: dict[str, list[str]] = {}
+        for source, target in edges:
+            handoffs.setdefault(source, []).append(target)
+        spec["handoffs"] = handoffs
+    spec.update(chosen)
     return spec
 
 
-def save_team_endpoint(
-    save_dir: Path | None,
-    load: SpecLoader | None,
-    add: Callable[[Request, Workflow], None],
-) -> Callable[[Request], Any]:
-    """``POST /api/studio/teams``: validate a draft, write ``NAME.yaml``, serve the workflow."""
+def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A spec document as a builder draft, and why the builder cannot edit it (or ``None``).
 
-    async def save(request: Request) -> Response:
-        if save_dir is None or load is None:
-            raise ApiError(
-                409,
-                "no_target_directory",
-                "the studio has no directory to save teams in; start it with a directory "
-                "TARGET (ledgerflow studio teams/)",
-            )
-        try:
-            draft = await request.json()
-        except ValueError:
-            raise ApiError(400, "invalid_json", "the body is not JSON") from None
-        try:
-            spec = draft_to_spec(draft)
-            wf = load(spec)
-        except DraftError as exc:
-            return _problems(exc.problems)
-        except GraphValidationError as exc:  # builders.SpecError derives from it
-            path = str(getattr(exc, "path", "") or "")
-            message = str(exc).removeprefix(f"{path}: ") if path else str(exc)
-            return _problems([(path, message)])
-        target = save_dir / f"{spec['name']}.yaml"
-        known = request.app.state.manager.workflows
-        if target.exists() or spec["name"] in known:
-            return _problems(
-                [("name", f"a workflow named {spec['name']!r} exists already; pick another name")]
-            )
-        import yaml
-
-        target.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
-        add(request, wf)
-        return JSONResponse({"name": wf.name, "path": str(target)}, status_code=201)
-
-    return save
-
-
-def _problems(problems: list[tuple[str, str]]) -> Response:
-    first = problems[0][1] if problems else "invalid draft"
-    return JSONResponse(
-        {
-            "error": {
-                "type": "invalid_spec",
-                "message": first,
-                "problems": [{"path": p, "message": m} for p, m in problems],
+    Specs the builder wrote come back as they went; a hand-written spec with parts the builder
+    has no form for (function executors, conditional edges, shared clients...) is still shown,
+    with the reason, so saving it from the builder would not silently drop those parts.
+    """
+    reasons: list[str] = []
+    kind = spec.get("kind")
+    clients = spec.get("clients") or {}
+    agents: list[dict[str, Any]] = []
+    names = list(spec.get("agents") or {})
+    for agent in names:
+        body = (spec.get("agents") or {})[agent] or {}
+        client_name = body.get("client")
+        client = clients.get(client_name) if isinstance(client_name, str) else None
+        if client is None:
+            reasons.append(f"agent {agent!r} has no client of its own")
+        if client_name != agent:
+            reasons.append(f"agent {agent!r} uses client {client_name!r}, not one named after it")
+        agents.append(
+            {
+                "name": agent,
+                "description": body.get("description", ""),
+                "instructions": body.get("instructions", ""),
+                "client": dict(client) if isinstance(client, Mapping) else {"type": "scripted"},
+                "tools": list(body.get("tools") or []),
             }
-        },
-        status_code=422,
-    )
+        )
+    edges: list[dict[str, str]] = []
+    if kind == "graph":
+        for edge in spec.get("edges") or []:
+            source, target = edge.get("from"), edge.get("to")
+            if (
+                set(edge) - {"from", "to"}
+                or not isinstance(source, str)
+                or not isinstance(target, str)
+            ):
+                reasons.append("an edge has a condition, a fan-out or a fan-in")
+                continue
+            edges.append({"from": source, "to": target})
+        executors = spec.get("executors") or {}
+        if any(set(e) != {"agent"} for e in executors.values()):
+            reasons.append("an executor is not one of the agents")
+    elif kind == "handoff":
+        for source, targets in (spec.get("handoffs") or {}).items():
+            edges += [{"from": source, "to": target} for target in targets]
+    if kind != "graph" and spec.get("executors"):
+        reasons.append("the team has executors that are not agents")
+    options = {k: v for k, v in spec.items() if k in _OPTIONS.get(str(kind), {})}
+    draft: dict[str, Any] = {
+        "name": spec.get("name", ""),
+        "kind": kind,
+        "description": spec.get("description", ""),
+        "agents": agents,
+        "edges": edges,
+        "start": spec.get("start"),
+        "options": options,
+    }
+    if kind == "magentic":
+        manager = spec.get("manager") or {}
+        draft["manager"] = {"client": dict(clients.get(manager.get("client"), {}) or {})}
+    return draft, ("; ".join(dict.fromkeys(reasons)) or None)

@@ -17,7 +17,7 @@ from workflow._stores._postgres_db import redact
 from workflow._workflow import Workflow
 
 from ._common import DEFAULT_STORE, EXIT_OK, UsageError, add_store_option, open_store, warn
-from ._load import load_workflow
+from ._load import load_spec_file, load_workflow
 from ._serve import _svg, load_targets
 
 __all__ = ("cmd_studio", "load_studio_targets", "register", "static_dir")
@@ -38,6 +38,14 @@ def register(sub: Any) -> None:
     studio.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     studio.add_argument(
         "--no-browser", action="store_true", help="do not open the page in a browser"
+    )
+    studio.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="FILE.py",
+        help="offer the tools (and public functions) defined in FILE.py to the team builder "
+        "(repeatable)",
     )
     studio.set_defaults(handler=cmd_studio)
 
@@ -63,6 +71,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     store = args.store or DEFAULT_STORE
     open_store(store)  # a bad URL is a usage error now, not a traceback from the server
     save_dir = _save_dir(args.targets)
+    tools = load_tools(args.tools)
     workflows = anyio.run(load_studio_targets, list(args.targets))
     url = f"http://127.0.0.1:{args.port}/"
     shown = ", ".join(wf.name for wf in workflows) or "none"
@@ -78,7 +87,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
         host="127.0.0.1",
         port=args.port,
         render_svg=_svg,
-        route_factories=[studio_routes(static_dir(), save_dir=save_dir, load_spec=_load_spec)],
+        route_factories=[studio_routes(static_dir(), teams=_teams(save_dir, tools))],
     )
     return EXIT_OK
 
@@ -149,8 +158,57 @@ async def load_studio_targets(targets: list[str]) -> list[Workflow]:
     return list(names.values())
 
 
-def _load_spec(document: Any) -> Any:
-    """A builder draft's spec, loaded as ``ledgerflow run`` would (imports never allowed)."""
-    from builders import load_spec
+def load_tools(files: list[str]) -> dict[str, tuple[Any, str, str]]:
+    """Each tool FILE.py offers: name -> (the function or Tool, ``module:attr``, description).
 
-    return load_spec(document, allow_imports=False)
+    A tool is a ``Tool`` (``@tool``) or a public function defined in that file (not imported
+    into it). The ``module:attr`` goes in a saved spec's ``imports``: ``ledgerflow run`` finds
+    it when FILE.py sits next to the spec (the spec's folder is importable).
+    """
+    import inspect
+
+    from executors import Tool
+
+    from ._load import _import
+
+    found: dict[str, tuple[Any, str, str]] = {}
+    for file in files:
+        module = _import(Path(file))
+        stem = Path(file).stem
+        for attr, value in sorted(vars(module).items()):
+            if attr.startswith("_"):
+                continue
+            if isinstance(value, Tool):
+                description = value.description
+            elif inspect.isfunction(value) and value.__module__ == module.__name__:
+                description = (inspect.getdoc(value) or "").split("\n\n")[0]
+            else:
+                continue
+            found[attr] = (value, f"{stem}:{attr}", " ".join(description.split()))
+    return found
+
+
+def _teams(folder: Path | None, tools: dict[str, tuple[Any, str, str]]) -> Any:
+    from builders import load_spec
+    from workflow._service._studio_folder import StudioTeams
+
+    functions = {name: value[0] for name, value in tools.items()}
+
+    def load_draft(document: Any) -> Any:
+        # a draft came over HTTP: only the studio's own tools, never the spec's imports
+        return load_spec(document, functions=functions, allow_imports=False)
+
+    def load_file(path: Path) -> Any:
+        # a file in the person's folder, loaded as `ledgerflow run` would (their choice)
+        try:
+            return load_spec_file(path)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+
+    return StudioTeams(
+        folder=folder,
+        load_draft=load_draft,
+        load_file=load_file,
+        tools={name: (value[1], value[2]) for name, value in tools.items()},
+        render_svg=_svg,
+    )
