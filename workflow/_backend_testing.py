@@ -54,7 +54,7 @@ class RoundTripBackend:
 
 class _RoundTripRun:
     def __init__(self, backend: RoundTripBackend, workflow: Workflow) -> None:
-        from ._durable import registry_for
+        from ._allowlist import registry_for
         from ._serde import TypeRegistry
 
         self.backend = backend

@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._checkpoint import Checkpoint
+from ._allowlist import registry_for
+from ._checkpoint import Checkpoint, CheckpointStore
+from ._commit import (
+    CommitContext,
+    InvocationRecord,
+    RunEnd,
+    RunSnapshot,
+    SuperstepRecord,
+    count_sent,
+)
 from ._errors import CheckpointError, store_call
 from ._graph import describe_changes
-from ._history import Breakpoint
 from ._result import RunResult
-from ._runner import Durability, Invocation, Reply, Runner, RunState, StepRecord
+from ._runstate import RunState
 from ._serde import SerializationError, TypeRegistry, decode, encode
 from ._types import RunStatus
 from .events import CheckpointSaved
@@ -33,63 +42,37 @@ from .events import CheckpointSaved
 if TYPE_CHECKING:
     from ._workflow import Workflow
 
-__all__ = ("FAILURE_KEY", "StoreDurability", "load_state", "registry_for")
+__all__ = (
+    "FAILURE_KEY",
+    "StoreDurability",
+    "load_state",
+    "registry_for",
+    "store_durability",
+)
 
 # Pending-write key of a failure record; "!" cannot start an executor id that matters here.
 FAILURE_KEY = "!failed"
 
 
-def registry_for(wf: Workflow) -> TypeRegistry:
-    """The allowlist of one workflow: its handlers' types, nested workflows', and extras."""
-    cached = getattr(wf, "_registry", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    registry = TypeRegistry([Reply, Breakpoint])
-    seen: set[int] = set()
-
-    def add(tp: Any) -> None:
-        if isinstance(tp, type) and tp not in registry:
-            try:
-                registry.register(tp)
-            except TypeError:
-                pass  # builtins, protocols, plain classes: not registrable, not needed
-
-    def walk(workflow: Workflow) -> None:
-        if id(workflow) in seen:
-            return
-        seen.add(id(workflow))
-        for tp in workflow.types:
-            add(tp)
-        for ex in workflow.executors.values():
-            for spec in ex.handler_specs():
-                for group in (spec.input_types, spec.output_types, spec.response_types):
-                    for tp in group or ():
-                        add(tp)
-            for tp in ex.checkpoint_types():
-                add(tp)
-            child = getattr(ex, "workflow", None)
-            if child is not None and hasattr(child, "executors"):
-                walk(child)
-
-    walk(wf)
-    wf._registry = registry
-    return registry
-
-
-def _encode_state(state: RunState, registry: TypeRegistry) -> dict[str, Any]:
-    raw = state.to_dict()
+def _encode_snapshot(snap: RunSnapshot, count: int, registry: TypeRegistry) -> dict[str, Any]:
+    inbox = [[eid, [list(d) for d in box]] for eid, box in snap.inbox.items()]
+    fan_in = [
+        [gi, [(src, list(msgs)) for src, msgs in bufs.items()]] for gi, bufs in snap.fan_in.items()
+    ]
     return {
-        "run_id": raw["run_id"],
-        "superstep": raw["superstep"],
-        "seq": raw["seq"],
-        "checkpoint_count": raw["checkpoint_count"],
-        "status": raw["status"],
-        "inbox": encode(raw["inbox"], registry, path="messages in flight"),
-        "state": encode(raw["state"], registry, path="state"),
-        "local": encode(raw["local"], registry, path="executor_state"),
-        "fan_in": encode(raw["fan_in"], registry, path="fan_in_buffers"),
-        "pending": [_encode_request(r, registry) for r in raw["pending"]],
-        "outputs": encode(raw["outputs"], registry, path="outputs"),
+        "run_id": snap.run_id,
+        "superstep": snap.superstep,
+        "seq": snap.seq,
+        "checkpoint_count": count,
+        "status": snap.status.value,
+        "inbox": encode(inbox, registry, path="messages in flight"),
+        "state": encode(dict(snap.state), registry, path="state"),
+        "local": encode(
+            {eid: dict(v) for eid, v in snap.local.items()}, registry, path="executor_state"
+        ),
+        "fan_in": encode(fan_in, registry, path="fan_in_buffers"),
+        "pending": [_encode_request(r.to_list(), registry) for r in snap.pending],
+        "outputs": encode(list(snap.outputs), registry, path="outputs"),
     }
 
 
@@ -130,159 +113,206 @@ def _decode_state(data: dict[str, Any], registry: TypeRegistry) -> RunState:
     )
 
 
-def _encode_outcome(inv: Invocation, registry: TypeRegistry) -> dict[str, Any]:
-    raw = inv.outcome()
-    where = f"executor {inv.node.id!r}"
-    out = {k: encode(v, registry, path=f"{where} {k}") for k, v in raw.items() if k != "requests"}
-    out["requests"] = [_encode_request(r, registry) for r in raw["requests"]]
+def _encode_record(record: InvocationRecord, registry: TypeRegistry) -> dict[str, Any]:
+    """An invocation record as a pending write (the layout older code wrote, too)."""
+    where = f"executor {record.executor_id!r}"
+    raw: dict[str, Any] = {
+        "deliveries": [list(d) for d in record.deliveries],
+        "fan_in": [list(f) for f in record.fan_in],
+        "outputs": list(record.outputs),
+        "state": dict(record.state_writes),
+        "local": dict(record.local_writes),
+        "dropped": [list(d) for d in record.dropped],
+    }
+    out = {k: encode(v, registry, path=f"{where} {k}") for k, v in raw.items()}
+    out["requests"] = [_encode_request(r.to_list(), registry) for r in record.requests]
     return out
 
 
-def _decode_outcome(data: dict[str, Any], registry: TypeRegistry) -> dict[str, Any]:
-    out = {k: decode(v, registry) for k, v in data.items() if k != "requests"}
-    out["requests"] = [_decode_request(r, registry) for r in data["requests"]]
-    return out
+def _decode_record(
+    data: dict[str, Any],
+    registry: TypeRegistry,
+    *,
+    run_id: str,
+    executor_id: str,
+    superstep: int,
+    fan_in_targets: Mapping[int, str],
+) -> InvocationRecord:
+    """Inverse of :func:`_encode_record` (the superstep and targets come from the graph)."""
+    from ._result import PendingRequest
+
+    deliveries = tuple((d[0], d[1], d[2]) for d in decode(data["deliveries"], registry))
+    fan_in = tuple((f[0], f[1]) for f in decode(data["fan_in"], registry))
+    return InvocationRecord(
+        run_id=run_id,
+        executor_id=executor_id,
+        superstep=superstep,
+        deliveries=deliveries,
+        fan_in=fan_in,
+        outputs=tuple(decode(data["outputs"], registry)),
+        state_writes=dict(decode(data["state"], registry)),
+        local_writes=dict(decode(data["local"], registry)),
+        requests=tuple(
+            PendingRequest.from_list(_decode_request(r, registry)) for r in data["requests"]
+        ),
+        dropped=tuple((d[0], d[1], d[2]) for d in decode(data["dropped"], registry)),
+        messages=count_sent(deliveries, [fan_in_targets[gi] for gi, _ in fan_in]),
+        concurrent=True,
+    )
 
 
-class StoreDurability(Durability):
-    """Commits a run's checkpoints and pending writes to the workflow's store."""
+class StoreDurability:
+    """Commits a run's checkpoints and pending writes to a store, from commit records.
+
+    Knows the store, the workflow's name, graph hash and description, and the type allowlist;
+    everything else comes in the records (``_commit``): it never sees the scheduler.
+    """
 
     def __init__(
         self,
-        wf: Workflow,
-        state: RunState,
+        store: CheckpointStore,
         *,
+        workflow_name: str,
+        graph_hash: str,
+        graph_description: Mapping[str, Any],
+        registry: TypeRegistry,
+        background: bool = False,
+        checkpoint_id: str | None = None,
+        checkpoint_count: int = 0,
         fork_of: str | None = None,
         trace_link: dict[str, str] | None = None,
         save_on_start: bool = False,
     ) -> None:
-        self.wf = wf
-        self.store = wf.checkpoint_store
-        self.registry = registry_for(wf)
+        self.store = store
+        self.workflow_name = workflow_name
+        self.graph_hash = graph_hash
+        self.graph_description = graph_description
+        self.registry = registry
         self.fork_of = fork_of
         self.trace_link = trace_link
-        self.save_on_start = save_on_start or state.checkpoint_id is None
-        self.background = wf.durability == "async"
+        self.save_on_start = save_on_start or checkpoint_id is None
+        self.background = background
+        self._checkpoint_id = checkpoint_id
+        self._count = checkpoint_count
+        self._ctx = CommitContext(_drop)
         self._previous: anyio.Event | None = None
         # pending writes loaded with the state (encoded): recorded again, in the same commit,
         # with a checkpoint saved on start, which supersedes the one they were recorded against
         self.carried: dict[str, dict[str, Any]] = {}
         self._ran: list[str] = []
         self._messages: dict[str, int] = {}
-        self._failed: dict[str, str] = {}
         self._status: RunStatus | None = None  # the status the last checkpoint records
 
-    async def started(self, runner: Runner) -> None:
+    @property
+    def checkpoint_id(self) -> str | None:
+        return self._checkpoint_id
+
+    async def started(self, snapshot: RunSnapshot, ctx: CommitContext) -> None:
+        self._ctx = ctx
         if self.save_on_start:
             # answers given mid-superstep: the executors that had finished keep their record
             # (else a crash or failure from here on would run them again). It is committed with
             # the checkpoint, not after it: a crash in between would lose it just the same.
-            await self._save(runner, RunStatus.RUNNING, writes=self.carried)
+            await self._save(snapshot, writes=self.carried)
 
-    async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
+    async def invocation_finished(self, record: InvocationRecord) -> BaseException | None:
         # Encode every outcome, even one the checkpoint will record: a value that cannot be
         # checkpointed fails *this* executor (the run ends FAILED naming it and the path to the
         # value; siblings' results and the last checkpoint are kept) instead of escaping
         # ``run`` from the commit, after the run's state already moved on.
         try:
-            data = _encode_outcome(inv, self.registry)
+            data = _encode_record(record, self.registry)
         except SerializationError as exc:
-            inv.error = exc
-            return
-        if len(runner.state.inbox) > 1 and runner.state.checkpoint_id is not None:
+            return exc
+        if record.concurrent and self._checkpoint_id is not None:
             if self._previous is not None:
                 await self._previous.wait()  # async durability: its checkpoint must exist
-            with store_call(self.store, "record a pending write", runner.state.run_id):
-                await self.store.put_write(runner.state.checkpoint_id, inv.node.id, data)
+            with store_call(self.store, "record a pending write", record.run_id):
+                await self.store.put_write(self._checkpoint_id, record.executor_id, data)
+        return None
 
-    async def superstep_committed(self, runner: Runner, record: StepRecord) -> None:
+    async def superstep_committed(self, record: SuperstepRecord) -> None:
         self._ran.extend(record.ran)
         self._messages = dict(record.messages)
-        status = record.status
-        if runner.background is None:
-            await self._save(runner, status)
+        spawn = self._ctx.spawn
+        if spawn is None:
+            await self._save(record.snapshot)
             return
         # async durability: encode now (the state moves on), write while the next step runs.
         # At most one checkpoint is in flight: waiting for the previous one here bounds what a
         # crash can lose to the last superstep (without it the run races ahead of its writes).
         if self._previous is not None:
             await self._previous.wait()
-        checkpoint = self._checkpoint(runner, status)
+        checkpoint = self._checkpoint(record.snapshot)
         done = anyio.Event()
         self._previous = done
 
         async def write() -> None:
             try:
-                await self._commit(runner, checkpoint, announce=False)
+                await self._commit(checkpoint, announce=False)
             finally:
                 done.set()
 
-        runner.background.start_soon(write)
+        spawn(write)
         # announced on hand-off (see ``CheckpointSaved``): where the write finishes among the
         # next superstep's events depends on timing, and the event order must not
-        self._announce(runner, checkpoint)
+        self._announce(checkpoint)
 
-    async def paused(self, runner: Runner) -> None:
+    async def paused(self, snapshot: RunSnapshot) -> None:
         if self._previous is not None:
             await self._previous.wait()  # async durability: its parent must exist first
-        await self._save(runner, RunStatus.AWAITING_INPUT)
+        await self._save(snapshot)
 
-    async def finished(self, runner: Runner, status: RunStatus) -> None:
-        st = runner.state
+    async def finished(self, end: RunEnd) -> None:
+        status = end.status
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            failed = getattr(st.error, "executor_id", None)
-            if failed and st.checkpoint_id is not None:  # for diagrams: who failed, and why
-                error = st.error.__cause__ if st.error is not None else None
-                record = {"executor_id": failed, "error": repr(error or st.error)}
-                with store_call(self.store, "record the failure", st.run_id):
-                    await self.store.put_write(st.checkpoint_id, FAILURE_KEY, record)
-            with store_call(self.store, "record the run's status", st.run_id):
-                await self.store.set_status(st.run_id, self.wf.name, status.value)
-        elif status is not self._status and st.checkpoint_id is not None:
+            if end.failed_executor and self._checkpoint_id is not None:
+                # for diagrams: who failed, and why
+                record = {"executor_id": end.failed_executor, "error": end.error}
+                with store_call(self.store, "record the failure", end.run_id):
+                    await self.store.put_write(self._checkpoint_id, FAILURE_KEY, record)
+            with store_call(self.store, "record the run's status", end.run_id):
+                await self.store.set_status(end.run_id, self.workflow_name, status.value)
+        elif status is not self._status and self._checkpoint_id is not None:
             # ended without committing a superstep here (a fork of a waiting run, a resume
             # with nothing to run): its only checkpoint of this process says "running"
-            with store_call(self.store, "record the run's status", st.run_id):
-                await self.store.set_status(st.run_id, self.wf.name, status.value)
+            with store_call(self.store, "record the run's status", end.run_id):
+                await self.store.set_status(end.run_id, self.workflow_name, status.value)
 
-    def _checkpoint(self, runner: Runner, status: RunStatus) -> Checkpoint:
-        self._status = status
-        st = runner.state
-        parent = st.checkpoint_id
-        st.checkpoint_count += 1
-        st.checkpoint_id = f"{st.run_id}@{st.checkpoint_count}"
-        try:
-            run = _encode_state(st, self.registry)
-        except BaseException:  # nothing is saved: the ids must not move on
-            st.checkpoint_count -= 1
-            st.checkpoint_id = parent
-            raise
+    def _checkpoint(self, snap: RunSnapshot) -> Checkpoint:
+        parent = self._checkpoint_id
+        count = self._count + 1
+        run = _encode_snapshot(snap, count, self.registry)  # raises: the ids do not move on
+        self._status = snap.status
+        self._count = count
+        self._checkpoint_id = checkpoint_id = f"{snap.run_id}@{count}"
         # what this superstep did, for diagrams (``visualize.load_overlay`` adds up a run)
         overlay = {"ran": self._ran, "messages": self._messages}
         self._ran, self._messages = [], {}
         data: dict[str, Any] = {"run": run, "overlay": overlay}
-        if parent is None or (self.fork_of is not None and st.checkpoint_count == 1):
+        if parent is None or (self.fork_of is not None and count == 1):
             # a run's first checkpoint describes the graph, to explain a refused resume later
-            data["graph"] = dict(self.wf.graph.description)
+            data["graph"] = dict(self.graph_description)
+        observer = self._ctx.observer
         return Checkpoint(
-            id=st.checkpoint_id,
-            run_id=st.run_id,
-            superstep=st.superstep,
+            id=checkpoint_id,
+            run_id=snap.run_id,
+            superstep=snap.superstep,
             parent_id=parent,
-            workflow_name=self.wf.name,
-            graph_hash=self.wf.graph_hash,
-            status=status.value,
+            workflow_name=self.workflow_name,
+            graph_hash=self.graph_hash,
+            status=snap.status.value,
             data=data,
-            trace=runner.observer.trace_context() if runner.observer is not None else None,
+            trace=observer.trace_context() if observer is not None else None,
         )
 
     async def _save(
-        self, runner: Runner, status: RunStatus, writes: dict[str, dict[str, Any]] | None = None
+        self, snapshot: RunSnapshot, writes: dict[str, dict[str, Any]] | None = None
     ) -> None:
-        await self._commit(runner, self._checkpoint(runner, status), writes=writes)
+        await self._commit(self._checkpoint(snapshot), writes=writes)
 
     async def _commit(
         self,
-        runner: Runner,
         checkpoint: Checkpoint,
         announce: bool = True,
         writes: dict[str, dict[str, Any]] | None = None,
@@ -294,9 +324,10 @@ class StoreDurability(Durability):
                 await self.store.save(checkpoint, writes=writes)
             else:
                 await self.store.save(checkpoint)
-        if runner.observer is not None:
+        observer = self._ctx.observer
+        if observer is not None:
             after = getattr(self.store, "bytes_written", None)
-            runner.observer.checkpoint_saved(
+            observer.checkpoint_saved(
                 run_id=checkpoint.run_id,
                 checkpoint_id=checkpoint.id,
                 duration=time.perf_counter() - t0,
@@ -306,16 +337,46 @@ class StoreDurability(Durability):
                 else None,
             )
         if announce:
-            self._announce(runner, checkpoint)
+            self._announce(checkpoint)
 
-    def _announce(self, runner: Runner, checkpoint: Checkpoint) -> None:
-        runner.sink.emit(
+    def _announce(self, checkpoint: Checkpoint) -> None:
+        self._ctx.emit(
             CheckpointSaved(
                 run_id=checkpoint.run_id,
                 superstep=checkpoint.superstep,
                 checkpoint_id=checkpoint.id,
             )
         )
+
+
+def _drop(event: Any) -> None:
+    """Where events go before a run's ``started`` gave durability its context: nowhere."""
+
+
+def store_durability(
+    wf: Workflow,
+    state: RunState,
+    *,
+    fork_of: str | None = None,
+    trace_link: dict[str, str] | None = None,
+    save_on_start: bool = False,
+) -> StoreDurability:
+    """Durability into ``wf``'s store for a run at ``state`` (its latest checkpoint's ids)."""
+    store = wf.checkpoint_store
+    assert store is not None
+    return StoreDurability(
+        store,
+        workflow_name=wf.name,
+        graph_hash=wf.graph_hash,
+        graph_description=wf.graph.description,
+        registry=registry_for(wf),
+        background=wf.durability == "async",
+        checkpoint_id=state.checkpoint_id,
+        checkpoint_count=state.checkpoint_count,
+        fork_of=fork_of,
+        trace_link=trace_link,
+        save_on_start=save_on_start,
+    )
 
 
 async def load_state(
@@ -378,18 +439,26 @@ async def load_state(
     if fork or checkpoint is not latest:  # time travel: a new run, its first parent that one
         state.run_id = f"{run_id}.fork-{uuid.uuid4().hex[:8]}"
         state.checkpoint_count = 0
-        durability = StoreDurability(
+        durability = store_durability(
             wf, state, fork_of=checkpoint.id, trace_link=link, save_on_start=True
         )
         return state, None, durability
-    durability = StoreDurability(wf, state, trace_link=link)
+    durability = store_durability(wf, state, trace_link=link)
     with store_call(store, "load pending writes", run_id):
         writes = await store.get_writes(checkpoint.id)
+    targets = {gi: group.targets[0] for gi, group in enumerate(wf.graph.groups)}
     for eid, data in writes.items():
         if eid == FAILURE_KEY:
             continue
         try:
-            state.done[eid] = _decode_outcome(data, registry)
+            state.done[eid] = _decode_record(
+                data,
+                registry,
+                run_id=run_id,
+                executor_id=eid,
+                superstep=state.superstep + 1,
+                fan_in_targets=targets,
+            )
             durability.carried[eid] = data
         except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise CheckpointError(

@@ -140,7 +140,7 @@ class ChildRun:
         checkpointable value (a type the registry cannot name stays as it is, which only a
         run with a checkpoint store refuses, naming the path to it).
         """
-        from ._durable import registry_for
+        from ._allowlist import registry_for
         from ._serde import SerializationError
 
         registry = registry_for(self.workflow)
@@ -159,7 +159,7 @@ class ChildRun:
     @classmethod
     def thaw(cls, workflow: Workflow, node_id: str, data: dict[str, Any]) -> ChildRun:
         """Inverse of :meth:`freeze`."""
-        from ._durable import registry_for
+        from ._allowlist import registry_for
 
         registry = registry_for(workflow)
         data = dict(data)

@@ -21,16 +21,22 @@ every routing decision that can be made at build time was (see ``_graph``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 
 from . import _warmup  # noqa: F401 - see its docstring
 from ._backend import Backend, BackendRun, default_backend
+from ._commit import (
+    CommitContext,
+    Durability,
+    InvocationRecord,
+    RunEnd,
+    SuperstepRecord,
+    count_sent,
+)
 from ._errors import CheckpointError, ExecutorFailedError
 from ._executor import Executor
 from ._history import Breakpoint, breakpoint_request
@@ -56,39 +62,20 @@ from .events import (
 )
 
 if TYPE_CHECKING:
+    from ._edges import EdgeGroup
     from ._graph import NodePolicy
     from ._workflow import Workflow
 
 __all__ = (
-    "Durability",
     "EventSink",
     "Invocation",
     "Reply",
     "RunState",
     "Runner",
-    "StepRecord",
     "status_after",
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """What one committed superstep did: the one record durability checkpoints from.
-
-    Attributes:
-        superstep: The superstep just committed.
-        ran: Executors that ran in it, in graph order.
-        messages: Messages sent per edge, ``{"source->target": count}`` (fan-in included).
-        status: The run's status after it (``RUNNING`` while messages are in flight), by the
-            one rule ``status_after`` keeps.
-    """
-
-    superstep: int
-    ran: tuple[str, ...]
-    messages: Mapping[str, int]
-    status: RunStatus
 
 
 def status_after(state: RunState, max_supersteps: int) -> RunStatus:
@@ -140,30 +127,40 @@ class Invocation:
         self.fan_in: list[tuple[int, Any]] = []
         self.dropped: list[tuple[str, str, str]] = []
 
-    def outcome(self) -> dict[str, Any]:
-        """What this invocation produced, as plain containers (a pending write)."""
-        return {
-            "deliveries": [list(d) for d in self.deliveries],
-            "fan_in": [list(f) for f in self.fan_in],
-            "outputs": self.outputs,
-            "state": dict(self.state_writes),
-            "local": dict(self.local_writes),
-            "requests": [r.to_list() for r in self.requests],
-            "dropped": [list(d) for d in self.dropped],
-        }
+    def record(
+        self, run_id: str, superstep: int, groups: Sequence[EdgeGroup], concurrent: bool
+    ) -> InvocationRecord:
+        """This finished invocation as a frozen commit record."""
+        fan_in = tuple(self.fan_in)
+        return InvocationRecord(
+            run_id=run_id,
+            executor_id=self.node.id,
+            superstep=superstep,
+            deliveries=tuple(self.deliveries),
+            fan_in=fan_in,
+            outputs=tuple(self.outputs),
+            state_writes=MappingProxyType(dict(self.state_writes)),
+            local_writes=MappingProxyType(dict(self.local_writes)),
+            requests=tuple(self.requests),
+            dropped=tuple(self.dropped),
+            messages=MappingProxyType(
+                count_sent(self.deliveries, [groups[gi].targets[0] for gi, _ in fan_in])
+            ),
+            concurrent=concurrent,
+        )
 
     @classmethod
-    def replay(cls, sink: EventSink, node: Executor, outcome: dict[str, Any]) -> Invocation:
+    def replay(cls, sink: EventSink, node: Executor, record: InvocationRecord) -> Invocation:
         """An invocation that already finished (recorded before a crash or failure)."""
         inv = cls(sink, node, [])
         inv.replayed = True
-        inv.deliveries = [(d[0], d[1], d[2]) for d in outcome["deliveries"]]
-        inv.fan_in = [(f[0], f[1]) for f in outcome["fan_in"]]
-        inv.outputs = list(outcome["outputs"])
-        inv.state_writes = dict(outcome["state"])
-        inv.local_writes = dict(outcome["local"])
-        inv.requests = [PendingRequest.from_list(r) for r in outcome["requests"]]
-        inv.dropped = [(d[0], d[1], d[2]) for d in outcome["dropped"]]
+        inv.deliveries = list(record.deliveries)
+        inv.fan_in = list(record.fan_in)
+        inv.outputs = list(record.outputs)
+        inv.state_writes = dict(record.state_writes)
+        inv.local_writes = dict(record.local_writes)
+        inv.requests = list(record.requests)
+        inv.dropped = list(record.dropped)
         return inv
 
     async def emit(self, event: WorkflowEvent) -> None:
@@ -234,7 +231,6 @@ class Runner:
         self.strict = strict
         self.observer = observer
         self.durability = durability
-        self.background: anyio.abc.TaskGroup | None = None
         self.session: BackendRun
 
     # -- the run loop ----------------------------------------------------------------------
@@ -273,15 +269,18 @@ class Runner:
                 )
             )
             try:
-                if self.durability is not None:
-                    await self.durability.started(self)
-                if self.durability is not None and self.durability.background:
+                dur = self.durability
+                if dur is None:
+                    status = await self._loop()
+                elif dur.background:
                     # async durability: checkpoints are written while the next superstep runs
                     async with anyio.create_task_group() as tg:
-                        self.background = tg
+                        ctx = CommitContext(self.sink.emit, obs, tg.start_soon)
+                        await dur.started(st.snapshot(RunStatus.RUNNING), ctx)
                         status = await self._loop()
-                    self.background = None
                 else:
+                    ctx = CommitContext(self.sink.emit, obs)
+                    await dur.started(st.snapshot(RunStatus.RUNNING), ctx)
                     status = await self._loop()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
@@ -349,13 +348,15 @@ class Runner:
             edges = self._commit(invs, step)
             sink.emit(SuperstepCompleted(run_id=st.run_id, superstep=step))
             if self.durability is not None:
-                record = StepRecord(
+                status = status_after(st, self.max_supersteps)
+                record = SuperstepRecord(
                     step,
                     tuple(inv.node.id for inv in invs),
-                    edges or {},
-                    status_after(st, self.max_supersteps),
+                    MappingProxyType(edges or {}),
+                    status,
+                    st.snapshot(status),
                 )
-                await self.durability.superstep_committed(self, record)
+                await self.durability.superstep_committed(record)
             if sink.streaming:
                 await sink.flush()
         return status_after(st, self.max_supersteps)
@@ -394,7 +395,7 @@ class Runner:
                 )
             )
         if new and self.durability is not None:
-            await self.durability.paused(self)
+            await self.durability.paused(st.snapshot(RunStatus.AWAITING_INPUT))
         return True
 
     async def _run_step(self, invs: list[Invocation]) -> None:
@@ -488,7 +489,11 @@ class Runner:
                 except Exception as exc:
                     inv.error = exc
             if inv.error is None and self.durability is not None:
-                await self.durability.executor_finished(self, inv)
+                concurrent = step is not None  # siblings run: worth a pending write
+                record = inv.record(st.run_id, st.superstep + 1, self.graph.groups, concurrent)
+                failure = await self.durability.invocation_finished(record)
+                if failure is not None:  # what it produced cannot be recorded: it failed
+                    inv.error = failure
             if inv.error is not None and obs is not None:
                 obs.executor_failed(executor_id=inv.node.id, error=inv.error)
         finally:
@@ -542,7 +547,6 @@ class Runner:
         groups = self.graph.groups
         for inv in invs:
             eid = inv.node.id
-            sent: dict[str, int] = {}
             for dst, key, message in inv.deliveries:
                 box = inbox.get(dst)
                 if box is None:
@@ -550,14 +554,15 @@ class Runner:
                 else:
                     box.append((key, seq, eid, message, False))
                 seq += 1
-                sent[dst] = sent.get(dst, 0) + 1
                 if obs is not None:
                     obs.message_sent(source_id=eid, target_id=dst)
-            for gi, message in inv.fan_in:
-                st.fan_in.setdefault(gi, {}).setdefault(eid, []).append(message)
-                touched.append(gi)
-                dst = groups[gi].targets[0]
-                sent[dst] = sent.get(dst, 0) + 1
+            if inv.fan_in:
+                for gi, message in inv.fan_in:
+                    st.fan_in.setdefault(gi, {}).setdefault(eid, []).append(message)
+                    touched.append(gi)
+                sent = count_sent(inv.deliveries, [groups[gi].targets[0] for gi, _ in inv.fan_in])
+            else:
+                sent = count_sent(inv.deliveries)
             if inv.state_writes:
                 st.state.update(inv.state_writes)
             if inv.local_writes:
@@ -673,15 +678,25 @@ class Runner:
         st.status = status
         outputs = list(st.outputs)
         for inv in st.done.values():  # siblings that finished before a failure keep their results
-            outputs.extend(inv.outputs if isinstance(inv, Invocation) else inv["outputs"])
-        if self.durability is not None:
+            outputs.extend(inv.outputs)
+        dur = self.durability
+        if dur is not None:
+            failed = getattr(st.error, "executor_id", None)
+            cause = st.error.__cause__ if st.error is not None else None
+            end = RunEnd(
+                st.run_id,
+                status,
+                failed if isinstance(failed, str) else None,
+                repr(cause or st.error) if st.error is not None else None,
+            )
             try:
-                await self.durability.finished(self, status)
+                await dur.finished(end)
             except CheckpointError as exc:  # the run still finishes; say what was not recorded
                 if st.error is None:
                     st.error = exc
                 else:
                     st.error.add_note(f"and its status was not recorded: {exc}")
+            st.checkpoint_id = dur.checkpoint_id
         if self.observer is not None:
             self.observer.run_finished(run_id=st.run_id, status=status.value)
         self.sink.emit(
@@ -703,28 +718,6 @@ class Runner:
             events=self.sink.events,
             checkpoint_id=st.checkpoint_id,
         )
-
-
-class Durability:
-    """Hooks the scheduler calls so a store can checkpoint the run (see ``_durable``)."""
-
-    trace_link: dict[str, str] | None = None
-    background = False
-
-    async def started(self, runner: Runner) -> None:
-        """The run is about to execute its first superstep of this process."""
-
-    async def executor_finished(self, runner: Runner, inv: Invocation) -> None:
-        """Record ``inv``'s outcome at once (a pending write)."""
-
-    async def superstep_committed(self, runner: Runner, record: StepRecord) -> None:
-        """Commit a checkpoint of ``runner.state``, which ``record`` describes."""
-
-    async def paused(self, runner: Runner) -> None:
-        """Commit a checkpoint of a run stopped at a breakpoint (its request is pending)."""
-
-    async def finished(self, runner: Runner, status: RunStatus) -> None:
-        """Record the run's final status."""
 
 
 def _store_failure(group: BaseExceptionGroup[Any]) -> CheckpointError:

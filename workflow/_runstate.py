@@ -16,6 +16,7 @@ from .events import WorkflowEvent
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
+    from ._commit import InvocationRecord, RunSnapshot
     from ._runner import Invocation
 
 __all__ = ("Delivery", "EventSink", "Reply", "RunState")
@@ -46,7 +47,8 @@ class RunState:
     fan_in: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
     pending: dict[str, PendingRequest] = field(default_factory=dict)
     outputs: list[Any] = field(default_factory=list)
-    done: dict[str, Invocation | dict[str, Any]] = field(default_factory=dict)
+    # executors of the next superstep that already finished: live, or recorded before a crash
+    done: dict[str, Invocation | InvocationRecord] = field(default_factory=dict)
     status: RunStatus = RunStatus.RUNNING
     checkpoint_id: str | None = None
     checkpoint_count: int = 0
@@ -86,6 +88,26 @@ class RunState:
             outputs=list(data["outputs"]),
             status=RunStatus(data["status"]),
             checkpoint_count=data.get("checkpoint_count", 0),
+        )
+
+    def snapshot(self, status: RunStatus) -> RunSnapshot:
+        """A frozen copy of the committed state, to checkpoint with ``status``."""
+        from ._commit import RunSnapshot
+
+        return RunSnapshot(
+            run_id=self.run_id,
+            superstep=self.superstep,
+            seq=self.seq,
+            status=status,
+            inbox={eid: tuple(box) for eid, box in self.inbox.items()},
+            state=dict(self.state),
+            local={eid: dict(values) for eid, values in self.local.items()},
+            fan_in={
+                gi: {src: tuple(msgs) for src, msgs in bufs.items()}
+                for gi, bufs in self.fan_in.items()
+            },
+            pending=tuple(self.pending.values()),
+            outputs=tuple(self.outputs),
         )
 
     def deliver(self, target: str, message: Any, *, reply: bool = False) -> None:

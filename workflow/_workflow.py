@@ -295,9 +295,9 @@ class Workflow:
     def _durability_for(self, state: RunState) -> Any:
         if self.checkpoint_store is None:
             return None
-        from ._durable import StoreDurability
+        from ._durable import store_durability
 
-        return StoreDurability(self, state)
+        return store_durability(self, state)
 
     async def _execute(self, runner: Runner, *, resumed: bool) -> RunResult:
         async with self._lock(runner.state.run_id):
@@ -344,7 +344,8 @@ class Workflow:
                     raise
                 runner = self._runner(state, sink, backend=backend, pause_before=pause_before)
             else:
-                from ._durable import load_state, registry_for
+                from ._allowlist import registry_for
+                from ._durable import load_state
 
                 fork = state_updates is not None
                 updates = (
