@@ -47,6 +47,7 @@ class WorkflowBuilder:
         observers: Iterable[Observer] = (),
         max_paused_runs: int = 10_000,
         max_failed_runs: int = 100,
+        scheduling: str = "superstep",
     ) -> None:
         self.name = name
         self._executors: dict[str, Executor] = {}
@@ -67,6 +68,8 @@ class WorkflowBuilder:
             # without a store: how many stopped runs stay resumable in memory
             "max_paused_runs": max_paused_runs,
             "max_failed_runs": max_failed_runs,
+            # "superstep" (barriers between supersteps) or "eager" (see workflow._eager)
+            "scheduling": scheduling,
         }
         if start is not None:
             self.set_start(start)

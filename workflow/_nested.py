@@ -96,11 +96,9 @@ class ChildRun:
 
     async def drive(self, ctx: WorkflowContext[Any], *, resumed: bool) -> RunResult:
         """Run the child to a final status on the parent invocation's backend."""
-        from ._runner import Runner
-
         wf = self.workflow
         sink = _ForwardingSink(ctx, self.node_id)
-        runner = Runner(
+        runner = wf._runner_class()(
             wf,
             self.state,
             sink=sink,

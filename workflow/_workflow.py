@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ("Workflow",)
 
 Durability = Literal["sync", "async"]
+Scheduling = Literal["superstep", "eager"]
 
 
 class Workflow:
@@ -55,13 +56,24 @@ class Workflow:
         observers: Iterable[Observer] = (),
         max_paused_runs: int = DEFAULT_MAX_PAUSED_RUNS,
         max_failed_runs: int = DEFAULT_MAX_FAILED_RUNS,
+        scheduling: Scheduling = "superstep",
     ) -> None:
+        """``scheduling``: ``"superstep"`` (the default: every executor with messages runs in
+        the next superstep, after the slowest of the current one) or ``"eager"`` (an executor
+        runs as soon as a message for it is committed; see ``workflow._eager``)."""
         if max_supersteps < 1:
             raise ValueError(f"max_supersteps must be >= 1, got {max_supersteps!r}")
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1 or None, got {max_concurrency!r}")
         if durability not in ("sync", "async"):
             raise ValueError(f"durability must be 'sync' or 'async', got {durability!r}")
+        if scheduling not in ("superstep", "eager"):
+            raise GraphValidationError(
+                f"workflow {graph.name!r}: scheduling must be 'superstep' or 'eager', got "
+                f"{scheduling!r}; "
+                "'eager' runs an executor as soon as a message for it is committed"
+            )
+        self.scheduling: Scheduling = scheduling
         self._graph = graph
         self.max_supersteps = max_supersteps
         self.max_concurrency = max_concurrency
@@ -126,6 +138,7 @@ class Workflow:
             observers=self.observers,
             max_paused_runs=self._paused.max_waiting,
             max_failed_runs=self._paused.max_failed,
+            scheduling=self.scheduling,
         )
         bound.description = self.description
         return bound
@@ -279,7 +292,7 @@ class Workflow:
         pause_before: frozenset[str] = frozenset(),
     ) -> Runner:
         observer = _combine(self.observers)
-        return Runner(
+        return self._runner_class()(
             self,
             state,
             sink=sink,
@@ -291,6 +304,14 @@ class Workflow:
             backend=backend,
             pause_before=pause_before,
         )
+
+    def _runner_class(self) -> type[Runner]:
+        """The scheduler of this workflow's runs (and of its runs nested in another)."""
+        if self.scheduling == "eager":
+            from ._eager import EagerRunner
+
+            return EagerRunner
+        return Runner
 
     def _durability_for(self, state: RunState) -> Any:
         if self.checkpoint_store is None:

@@ -1,0 +1,277 @@
+"""Eager runs with a checkpoint store, on every store: per-commit checkpoints, crashes, resume.
+
+A crash is an executor raising ``Crash``, a ``BaseException`` that escapes the run like a
+killed process (no status is recorded; ``SystemExit`` itself would stop the test's event
+loop), or a cancelled run; the store is then reopened as a new process would.
+Committed executors never run again; only what was in flight does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pytest
+
+from builders import WorkflowBuilder
+from workflow import (
+    Executor,
+    RunStatus,
+    Workflow,
+    WorkflowContext,
+    executor,
+    handler,
+    response_handler,
+)
+from workflow.events import CheckpointSaved, ExecutorCompleted
+
+from .test_eager import Ask, well_formed
+from .test_stores import Kit, kit  # noqa: F401  (the store fixture, parametrized over stores)
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Stores:
+    """The store under test, and the same store opened again as another process would."""
+
+    store: Any
+    opened: list[Any]
+    kit: Kit
+
+    def reopen(self) -> Any:
+        store = self.kit.reopen()
+        if store is not self.store:
+            self.opened.append(store)
+        return store
+
+
+@pytest.fixture
+async def stores(kit: Kit) -> AsyncIterator[Stores]:  # noqa: F811
+    made = Stores(kit.store, [], kit)
+    yield made
+    for store in made.opened:
+        await store.aclose()
+
+
+class Crash(BaseException):
+    """What a kill looks like from inside: not an ``Exception``, so nothing handles it."""
+
+
+class Counted(Executor):
+    """``x -> x + 1``; counts its calls; ``crash`` makes it raise ``Crash`` once."""
+
+    def __init__(self, id: str, calls: dict[str, int], **kw: Any) -> None:
+        super().__init__(id)
+        self.calls = calls
+        self.delay: float = kw.get("delay", 0.0)
+        self.crash: set[str] = kw.get("crash", set())
+        self.gate: anyio.Event | None = kw.get("gate")
+        self.done: anyio.Event | None = kw.get("done")
+
+    @handler
+    async def on(self, x: int, ctx: WorkflowContext[int]) -> None:
+        self.calls[self.id] = self.calls.get(self.id, 0) + 1
+        if self.delay:
+            await anyio.sleep(self.delay)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.id in self.crash:
+            self.crash.discard(self.id)
+            raise Crash(f"{self.id} crashed")
+        await ctx.set_state(f"seen {self.id}", x)
+        if self.done is not None:
+            self.done.set()
+        await ctx.send_message(x + 1)
+
+
+def branches(store: Any, calls: dict[str, int], **slow: Any) -> Workflow:
+    """``start`` feeds a quick chain a1 -> a2 -> a3 and a ``slow`` step (options ``slow``)."""
+    start = Counted("start", calls)
+    chain = [Counted(f"a{i}", calls) for i in (1, 2, 3)]
+    chain[-1].done = slow.pop("chain_done", None)
+    late = Counted("slow", calls, **slow)
+    b = WorkflowBuilder(start=start, name="branches", checkpoint_store=store, scheduling="eager")
+    b.add_fan_out_edges(start, [chain[0], late])
+    b.add_edge(chain[0], chain[1]).add_edge(chain[1], chain[2])
+    return b.build()
+
+
+async def test_every_commit_is_a_checkpoint_and_a_completed_run_is_recorded(stores: Stores) -> None:
+    calls: dict[str, int] = {}
+    wf = branches(stores.store, calls, delay=0.02)
+    result = await wf.run(0, run_id="durable")
+    assert result.status is RunStatus.COMPLETED
+    assert sorted(result.outputs) == [2, 4]
+    well_formed(result.events)
+    history = await stores.store.list_checkpoints("durable")
+    saved = [e for e in result.events if isinstance(e, CheckpointSaved)]
+    assert [c.id for c in history] == [e.checkpoint_id for e in saved]
+    # one per commit (a commit may hold invocations that finished during the previous write)
+    assert 2 <= len(history) <= 1 + len(calls)
+    assert history[-1].status == "completed"
+    assert [c.parent_id for c in history[1:]] == [c.id for c in history[:-1]]
+    again = await branches(stores.reopen(), calls).resume("durable")
+    assert again.status is RunStatus.COMPLETED
+    assert sorted(again.outputs) == [2, 4]
+    assert calls == {"start": 1, "a1": 1, "a2": 1, "a3": 1, "slow": 1}
+
+
+async def test_a_crash_loses_only_what_was_in_flight(stores: Stores) -> None:
+    calls: dict[str, int] = {}
+    wf = branches(stores.store, calls, delay=0.02, crash={"slow"})
+    with pytest.raises((Crash, BaseExceptionGroup)):
+        await wf.run(0, run_id="crash")
+    assert calls == {"start": 1, "a1": 1, "a2": 1, "a3": 1, "slow": 1}
+    resumed = await branches(stores.reopen(), calls).resume("crash")
+    assert resumed.status is RunStatus.COMPLETED
+    assert sorted(resumed.outputs) == [2, 4]
+    assert calls == {"start": 1, "a1": 1, "a2": 1, "a3": 1, "slow": 2}
+    well_formed(resumed.events)
+    ran = [e.executor_id for e in resumed.events if isinstance(e, ExecutorCompleted)]
+    assert ran == ["slow"]
+
+
+async def test_a_cancelled_run_keeps_its_commits(stores: Stores) -> None:
+    calls: dict[str, int] = {}
+    gate, chain_done = anyio.Event(), anyio.Event()
+    wf = branches(stores.store, calls, gate=gate, chain_done=chain_done)
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            await wf.run(0, run_id="cancel")
+
+        tg.start_soon(run)
+        await chain_done.wait()  # a3 ran; slow waits at its gate
+        await anyio.sleep(0.01)  # a3's commit is written
+        tg.cancel_scope.cancel()
+    gate.set()
+    resumed = await branches(stores.reopen(), calls, gate=gate).resume("cancel")
+    assert resumed.status is RunStatus.COMPLETED
+    assert sorted(resumed.outputs) == [2, 4]
+    assert calls == {"start": 1, "a1": 1, "a2": 1, "a3": 1, "slow": 2}
+
+
+async def test_fork_from_an_eager_checkpoint(stores: Stores) -> None:
+    calls: dict[str, int] = {}
+    wf = branches(stores.store, calls)
+    first = await wf.run(0, run_id="orig")
+    history = await stores.store.list_checkpoints("orig")
+    after_start = next(c for c in history if c.superstep == 1)
+    assert after_start.status == "running"
+    fork = await wf.resume("orig", checkpoint_id=after_start.id, state_updates={"note": 1})
+    assert fork.status is RunStatus.COMPLETED
+    assert fork.run_id != "orig"
+    assert sorted(fork.outputs) == sorted(first.outputs)
+    assert calls["start"] == 1  # committed before the fork point: not run again
+    assert calls["a1"] == calls["slow"] == 2
+    forked = await stores.store.list_checkpoints(fork.run_id)
+    assert forked[0].parent_id == after_start.id
+    assert [c.id for c in await stores.store.list_checkpoints("orig")] == [c.id for c in history]
+
+
+class Asker(Executor):
+    @handler
+    async def on(self, x: int, ctx: WorkflowContext) -> None:
+        await ctx.request_info(Ask(f"add to {x}?"), response_type=int)
+
+    @response_handler
+    async def answer(self, q: Ask, extra: int, ctx: WorkflowContext[int]) -> None:
+        await ctx.yield_output(int(q.text.split()[-1].rstrip("?")) + extra)
+
+
+def asking(store: Any, calls: dict[str, int]) -> Workflow:
+    start, ask = Counted("start", calls), Asker("ask")
+    chain = [Counted(f"a{i}", calls) for i in (1, 2)]
+    return (
+        WorkflowBuilder(start=start, checkpoint_store=store, scheduling="eager", types=[Ask])
+        .add_fan_out_edges(start, [ask, chain[0]])
+        .add_edge(chain[0], chain[1])
+        .build()
+    )
+
+
+async def test_human_input_resumes_eagerly_in_a_new_process(stores: Stores) -> None:
+    calls: dict[str, int] = {}
+    first = await asking(stores.store, calls).run(0, run_id="ask")
+    assert first.status is RunStatus.AWAITING_INPUT
+    assert first.outputs == [3]
+    (request,) = first.pending_requests
+    second = await asking(stores.reopen(), calls).resume("ask", responses={request.request_id: 7})
+    assert second.status is RunStatus.COMPLETED
+    assert sorted(second.outputs) == [3, 8]
+    assert calls == {"start": 1, "a1": 1, "a2": 1}
+    assert (await stores.store.list_checkpoints("ask"))[-1].status == "completed"
+
+
+async def test_a_breakpoint_is_checkpointed(stores: Stores) -> None:
+    calls: dict[str, int] = {}
+    first = await branches(stores.store, calls).run(0, run_id="bp", pause_before=["start"])
+    assert first.status is RunStatus.AWAITING_INPUT
+    assert calls == {}
+    (request,) = first.pending_requests
+    second = await branches(stores.reopen(), calls).resume(
+        "bp", responses={request.request_id: None}
+    )
+    assert second.status is RunStatus.COMPLETED
+    assert sorted(second.outputs) == [2, 4]
+
+
+class Opaque:
+    """Not a type any checkpoint can hold."""
+
+
+async def test_a_value_the_store_cannot_hold_fails_its_executor_only(stores: Stores) -> None:
+    @executor(id="odd")
+    async def odd(x: int, ctx: WorkflowContext[Any]) -> None:
+        await anyio.sleep(0.01)
+        await ctx.set_state("bad", Opaque())
+
+    calls: dict[str, int] = {}
+    start, a1 = Counted("start", calls), Counted("a1", calls)
+    wf = (
+        WorkflowBuilder(start=start, checkpoint_store=stores.store, scheduling="eager")
+        .add_fan_out_edges(start, [a1, odd])
+        .build()
+    )
+    result = await wf.run(0, run_id="odd")
+    assert result.status is RunStatus.FAILED
+    assert "executor 'odd' failed" in str(result.error)
+    assert "Opaque" in str(result.error)
+    assert result.outputs == [2]  # a1 committed
+    latest = await stores.store.latest("odd")
+    assert latest is not None
+    assert "bad" not in latest.data["run"]["state"]
+
+
+async def test_a_superstep_checkpoint_resumes_eagerly_without_rerunning_finished_work(
+    stores: Stores,
+) -> None:
+    calls: dict[str, int] = {}
+    broken = {"bad"}
+
+    @executor(id="bad")
+    async def bad(x: int) -> int:
+        calls["bad"] = calls.get("bad", 0) + 1
+        await anyio.sleep(0.01)
+        if "bad" in broken:
+            raise RuntimeError("boom")
+        return x
+
+    def build(store: Any, scheduling: str) -> Workflow:
+        start, good = Counted("start", calls), Counted("good", calls)
+        return (
+            WorkflowBuilder(start=start, checkpoint_store=store, scheduling=scheduling)
+            .add_fan_out_edges(start, [good, bad])
+            .build()
+        )
+
+    first = await build(stores.store, "superstep").run(0, run_id="mixed")
+    assert first.status is RunStatus.FAILED
+    broken.clear()
+    second = await build(stores.reopen(), "eager").resume("mixed")
+    assert second.status is RunStatus.COMPLETED
+    assert sorted(second.outputs) == [1, 2]
+    assert calls == {"start": 1, "good": 1, "bad": 2}
