@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio
 
@@ -109,3 +110,27 @@ async def decide(n: int, ctx: WorkflowContext) -> None:
 
 judge = WorkflowBuilder(start=setup, name="judge").add_edge(setup, decide).build()
 judge.description = "Says whether a number is over the threshold kept in state."
+
+
+def _reviewed() -> Any:
+    """examples/magentic_team.yaml with plan review on: a person approves or revises the plan."""
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from builders import load_spec
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    if str(examples) not in sys.path:
+        sys.path.insert(0, str(examples))
+    document = yaml.safe_load((examples / "magentic_team.yaml").read_text())
+    document.update(
+        name="reviewed_team",
+        description="The Magentic team, with a person reviewing its plan.",
+        plan_review=True,
+    )
+    return load_spec(document, allow_imports=True)
+
+
+reviewed = _reviewed()

@@ -43,6 +43,7 @@ TARGETS = [
     "tests/studio/apps.py:ask",
     "tests/studio/apps.py:judge",
     "examples/magentic_team.yaml",
+    "tests/studio/apps.py:reviewed",
 ]
 
 

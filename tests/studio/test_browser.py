@@ -202,3 +202,30 @@ def test_a_magentic_run_shows_its_plan_rounds_and_agents_messages(
     turns = page.get_by_role("region", name="Model calls")
     turns.get_by_text(re.compile(r"researcher: \d+ tokens in, \d+ out")).first.wait_for()
     shot(page, "magentic")
+
+
+def test_a_magentic_plan_review_is_its_own_form_approve_or_revise(
+    page: Any, studio: Studio
+) -> None:
+    page.goto(studio.url + "/#/w/reviewed_team")
+    page.get_by_label("Input").fill("Which warehouse shipped the most in Q1 2024?")
+    page.get_by_role("button", name="Run").click()
+    review = page.get_by_role("form", name=re.compile("^Plan review"))
+    review.get_by_role("heading", name="Review the plan").wait_for(timeout=60_000)
+    plan = review.get_by_label("Plan", exact=True)
+    assert "researcher:" in plan.input_value()
+    assert review.get_by_label("Answer").count() == 0  # not the generic answer form
+    review.get_by_role("button", name="Revise").click()
+    review.get_by_role("alert").filter(has_text="Edit the plan").wait_for()  # nothing to send yet
+    plan.fill(plan.input_value() + "\n- critic: say which figures were adjusted")
+    review.get_by_text("You changed the plan").wait_for()
+    shot(page, "plan-review")
+    review.get_by_role("button", name="Revise").click()
+    revised = page.get_by_role("form", name=re.compile("^Plan review"))
+    revised.get_by_role("heading", name="Review the revised plan").wait_for(timeout=60_000)
+    shot(page, "plan-review-revised")
+    revised.get_by_role("button", name="Approve").click()
+    ledger = page.get_by_role("region", name="Ledger")
+    ledger.get_by_text("Round 1").first.wait_for(timeout=60_000)
+    assert page.get_by_role("form", name=re.compile("^Plan review")).count() == 0
+    page.get_by_role("button", name="Cancel").click()

@@ -90,3 +90,18 @@ export const checkpoint = (id, checkpointId) => call(`/api/runs/${q(id)}/checkpo
  * @param {Record<string, any>} draft @returns {Promise<{name: string, path: string}>}
  */
 export const saveTeam = (draft) => call("/api/studio/teams", draft);
+/** What the builder's library offers: team kinds, client types, the studio's tools. */
+export const studioLibrary = () => call("/api/studio/library");
+/**
+ * Check a draft as the person types: the spec loader's problems by draft path, or (when valid)
+ * the spec's YAML and its diagram (SVG text).
+ * @param {Record<string, any>} draft
+ * @returns {Promise<{ok: boolean, problems: {path: string, message: string}[], spec?: string, diagram?: string | null}>}
+ */
+export const validateTeam = (draft) => call("/api/studio/validate", draft);
+/** The studio folder's teams and a version that changes when a file does (the folder is looked at on each call). */
+export const studioTeams = () => call("/api/studio/teams");
+/** @param {string} name a team of the studio's folder, as a builder draft */
+export const studioTeam = (name) => call(`/api/studio/teams/${q(name)}`);
+/** A run's OpenTelemetry spans as the studio recorded them, with token totals. @param {string} id */
+export const trace = (id) => call(`/api/runs/${q(id)}/trace`);

@@ -2,6 +2,7 @@
 //   #/             gallery: every workflow, linked by name, with its diagram and description
 //   #/w/NAME       playground: an "Input" field from the start executor's schema, "Run"
 //   #/new          team builder: a new team saved as a spec file and served
+//   #/team/NAME    team builder on a team of the studio's folder (reloads when the file changes)
 //   #/runs         history, filtered by workflow and status
 //   #/runs/ID      a run, live: graph, agents' messages, requests, outputs, checkpoints, fork
 import * as api from "./api.js";
@@ -25,21 +26,34 @@ function failure(error) {
   return h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error));
 }
 
-async function gallery() {
-  const list = await api.workflows();
+/** @param {typeof page} page */
+async function gallery(page) {
+  const [list, folder] = await Promise.all([api.workflows(), api.studioTeams().catch(() => ({ version: 0, teams: [] }))]);
+  const editable = new Map(folder.teams.map((/** @type {any} */ t) => [t.name, t]));
   const items = list.map((wf) => {
-    const img = h("img", { src: api.diagramUrl(wf.name), alt: `Diagram of ${wf.name}`, loading: "lazy" });
+    const team = editable.get(wf.name);
+    const img = h("img", { src: `${api.diagramUrl(wf.name)}?v=${folder.version}`, alt: `Diagram of ${wf.name}`, loading: "lazy" });
     img.addEventListener("error", () => img.replaceWith(h("p", { class: "muted" }, "(no diagram: Graphviz's dot is not installed)")));
     return h("li", { class: "card" },
       h("h2", null, h("a", { href: `#/w/${encodeURIComponent(wf.name)}` }, wf.name)),
       h("p", null, wf.description || "(no description)"),
+      team ? h("p", null, h("a", { href: `#/team/${encodeURIComponent(wf.name)}` }, `Edit ${wf.name} in the builder`), ` (${team.file})`) : null,
+      team && team.error ? h("p", { class: "error", role: "alert" }, `${team.file} on disk has a problem: ${team.error}`) : null,
       img);
   });
-  page("Gallery", list.length ? h("ul", { class: "cards" }, ...items) : h("p", null, "No workflows: start the studio with a TARGET (a .py or spec file)."));
+  const broken = folder.teams.filter((/** @type {any} */ t) => t.error && !list.some((w) => w.name === t.name));
+  page("Gallery", list.length ? h("ul", { class: "cards" }, ...items) : h("p", null, "No workflows yet: build one with \u201cNew team\u201d, or start the studio with a TARGET (a .py or spec file)."),
+    ...broken.map((/** @type {any} */ t) => h("p", { class: "error", role: "alert" }, `${t.file} on disk has a problem: ${t.error}`)));
+  // the folder is watched: a file edited, added or removed on disk redraws the gallery
+  const poll = window.setInterval(async () => {
+    const now = await api.studioTeams().catch(() => null);
+    if (now && now.version !== folder.version) route();
+  }, 1500);
+  return () => clearInterval(poll);
 }
 
-/** @param {string} name */
-async function playground(name) {
+/** @param {string} name @param {typeof page} page */
+async function playground(name, page) {
   const [all, graph] = await Promise.all([api.workflows(), api.graph(name)]);
   const wf = all.find((w) => w.name === name);
   if (!wf) throw new Error(`no workflow ${JSON.stringify(name)}`);
@@ -91,7 +105,8 @@ function example(schema) {
   return JSON.stringify(of(schema), null, 2);
 }
 
-async function history() {
+/** @param {typeof page} page */
+async function history(page) {
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const workflows = await api.workflows();
   const wfSelect = h("select", { id: "f-workflow", name: "workflow" }, h("option", { value: "" }, "All"),
@@ -122,23 +137,35 @@ async function history() {
   page("Runs", filters, table);
 }
 
+let generation = 0;
+
 async function route() {
   if (leave) { leave(); leave = null; }
+  const mine = ++generation;
+  // a view still loading when the person moves on must neither draw nor keep polling
+  const current = () => mine === generation;
+  /** @type {typeof page} */
+  const draw = (title, ...content) => { if (current()) page(title, ...content); };
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path] = hash.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  /** @type {(() => void) | null | undefined} */
+  let stop = null;
   try {
-    if (parts.length === 0) await gallery();
-    else if (parts[0] === "w" && parts[1]) await playground(parts[1]);
-    else if (parts[0] === "runs" && parts[1]) leave = await runView(parts[1], page);
-    else if (parts[0] === "runs") await history();
-    else if (parts[0] === "new") builderView(page);
-    else page("Not found", h("p", null, "No such page. "), h("a", { href: "#/" }, "Gallery"));
+    if (parts.length === 0) stop = await gallery(draw);
+    else if (parts[0] === "w" && parts[1]) await playground(parts[1], draw);
+    else if (parts[0] === "runs" && parts[1]) stop = await runView(parts[1], draw);
+    else if (parts[0] === "runs") await history(draw);
+    else if (parts[0] === "new") stop = await builderView(draw);
+    else if (parts[0] === "team" && parts[1]) stop = await builderView(draw, parts[1]);
+    else draw("Not found", h("p", null, "No such page. "), h("a", { href: "#/" }, "Gallery"));
   } catch (error) {
-    page("Error", failure(error));
+    draw("Error", failure(error));
   }
+  if (!current()) { if (stop) stop(); return; }
+  leave = stop || null;
   for (const link of document.querySelectorAll("header nav a")) {
-    const here = link.getAttribute("href") === `#/${parts[0] === "runs" || parts[0] === "new" ? parts[0] : ""}`;
+    const here = link.getAttribute("href") === `#/${parts[0] === "runs" || parts[0] === "new" ? parts[0] : parts[0] === "team" ? "new" : ""}`;
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
 }

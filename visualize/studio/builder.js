@@ -1,10 +1,17 @@
-// The team builder (#/new): a form for a team kind, its agents (each with its own client) and
-// options. "Save" posts the draft to /api/studio/teams, which validates it with the spec loader,
-// writes NAME.yaml and serves the team; each problem comes back with its spec path
-// (agents.writer.client) and is shown next to the field with that data-path.
+// The team builder (#/new, #/team/NAME): a team of any kind the spec loader supports, its agents
+// on a canvas (dragged from the library, connected by dragging), each agent's card (name,
+// instructions, model client, tools), the team's options. Every change posts the draft to
+// /api/studio/validate (debounced): the spec loader's problems appear at the node, edge or
+// field they name, and a valid draft shows its diagram and spec. "Save" writes NAME.yaml through
+// /api/studio/teams; the page then watches that file (GET /api/studio/teams, polled) and
+// reloads the builder when it is edited on disk.
 import * as api from "./api.js";
+import { Canvas } from "./canvas.js";
 import { h } from "./dom.js";
 
+const KINDS = [["group_chat", "Group chat (round robin)"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
+  ["handoff", "Handoff (agents hand over)"], ["graph", "Graph (edges)"], ["magentic", "Magentic (a manager plans)"]];
+const EDGED = new Set(["graph", "handoff"]);
 let counter = 0;
 
 /** One labelled field. @param {string} label @param {HTMLElement} input @param {string} path */
@@ -16,127 +23,470 @@ function field(label, input, path) {
   return h("div", { class: "field", "data-path": path }, h("label", { for: id }, label), input, error);
 }
 
-/** @param {HTMLElement} list */
-function agentCard(list) {
-  const n = list.children.length + 1;
-  const name = h("input", { name: "agent-name", required: true, autocomplete: "off" });
-  const description = h("input", { name: "agent-description" });
-  const instructions = h("textarea", { name: "agent-instructions", rows: "2" });
-  const type = h("input", { name: "client-type", list: "client-types", value: "scripted" });
-  const replies = h("textarea", { name: "client-replies", rows: "2", placeholder: "one reply per line" });
-  const model = h("input", { name: "client-model", placeholder: "gpt-4o-mini" });
-  const baseUrl = h("input", { name: "client-base-url", placeholder: "http://127.0.0.1:8080/v1" });
-  const keyEnv = h("input", { name: "client-key-env", placeholder: "OPENAI_API_KEY" });
-  const remove = h("button", { type: "button" }, `Remove agent ${n}`);
-  const card = h("fieldset", { class: "agent card" },
-    h("legend", null, `Agent ${n}`),
-    field("Name", name, "name"), field("Description", description, "description"),
-    field("Instructions", instructions, "instructions"),
-    field("Client", type, "client"),
-    h("div", { class: "scripted" }, field("Replies", replies, "replies")),
-    h("div", { class: "openai", hidden: true },
-      field("Model", model, "model"), field("Base URL", baseUrl, "base_url"),
-      field("API key environment variable", keyEnv, "api_key_env")),
-    remove);
-  const sync = () => {
-    const kind = /** @type {HTMLInputElement} */ (type).value.trim();
-    /** @type {HTMLElement} */ (card.querySelector(".scripted")).hidden = kind === "openai";
-    /** @type {HTMLElement} */ (card.querySelector(".openai")).hidden = kind !== "openai";
-  };
+const v = (/** @type {any} */ el) => el.value.trim();
+
+/** Replies, one a line; a line that is a JSON object is a reply with tool calls. @param {string} text */
+function parseReplies(text) {
+  return text.split("\n").map((s) => s.trim()).filter(Boolean).map((line) => {
+    if (!line.startsWith("{")) return line;
+    try { return JSON.parse(line); } catch { return line; }
+  });
+}
+
+/** Client fields (type, replies, model, base URL, key variable) with a draft reader. @param {string} prefix */
+function clientFields(prefix) {
+  const type = h("input", { name: `${prefix}client-type`, list: "client-types", value: "scripted", autocomplete: "off" });
+  const replies = h("textarea", { name: `${prefix}client-replies`, rows: "2", placeholder: "one reply per line" });
+  const model = h("input", { name: `${prefix}client-model`, placeholder: "gpt-4o-mini" });
+  const baseUrl = h("input", { name: `${prefix}client-base-url`, placeholder: "http://127.0.0.1:8080/v1" });
+  const keyEnv = h("input", { name: `${prefix}client-key-env`, placeholder: "OPENAI_API_KEY" });
+  const scripted = h("div", { class: "scripted" }, field(prefix ? "Manager replies" : "Replies", replies, "client.replies"));
+  const openai = h("div", { class: "openai", hidden: true },
+    field(prefix ? "Manager model" : "Model", model, "client.model"), field("Base URL", baseUrl, "client.base_url"),
+    field("API key environment variable", keyEnv, "client.api_key_env"));
+  const sync = () => { scripted.hidden = v(type) === "openai"; openai.hidden = v(type) !== "openai"; };
   type.addEventListener("input", sync);
-  remove.addEventListener("click", () => card.remove());
-  /** @returns {Record<string, any>} */
-  card.draft = () => {
-    const v = (/** @type {any} */ el) => el.value.trim();
-    const kind = v(type);
-    /** @type {Record<string, any>} */
-    let client = { type: kind };
-    if (kind === "scripted") client.replies = v(replies).split("\n").map((/** @type {string} */ s) => s.trim()).filter(Boolean);
-    else if (kind === "openai") {
-      client = { type: kind, model: v(model) };
+  return {
+    type, sync,
+    els: [field(prefix ? "Manager client" : "Client", type, "client"), scripted, openai],
+    /** @returns {Record<string, any>} */
+    draft() {
+      const kind = v(type);
+      if (kind === "scripted") return { type: kind, replies: parseReplies(/** @type {any} */ (replies).value) };
+      if (kind !== "openai") return { type: kind };
+      /** @type {Record<string, any>} */
+      const client = { type: kind, model: v(model) };
       if (v(baseUrl)) client.base_url = v(baseUrl);
       if (v(keyEnv)) client.api_key_env = v(keyEnv);
-    }
-    return { name: v(name), description: v(description), instructions: v(instructions), client };
+      return client;
+    },
+    /** @param {Record<string, any>} c */
+    load(c) {
+      /** @type {any} */ (type).value = c.type || "scripted";
+      /** @type {any} */ (replies).value = (c.replies || []).map((/** @type {any} */ r) => typeof r === "string" ? r : JSON.stringify(r)).join("\n");
+      /** @type {any} */ (model).value = c.model || "";
+      /** @type {any} */ (baseUrl).value = c.base_url || "";
+      /** @type {any} */ (keyEnv).value = c.api_key_env || "";
+      sync();
+    },
   };
-  card.agentName = () => /** @type {HTMLInputElement} */ (name).value.trim();
-  list.append(card);
-  return card;
 }
 
-/** Clear, then show each problem at the field its spec path names (or at the form). */
-function showProblems(/** @type {HTMLElement} */ form, /** @type {{path: string, message: string}[]} */ problems) {
-  for (const el of form.querySelectorAll(".field-error")) { el.textContent = ""; /** @type {HTMLElement} */ (el).hidden = true; }
-  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-  const general = /** @type {HTMLElement} */ (form.querySelector("#builder-error"));
-  general.textContent = "";
-  const cards = /** @type {any[]} */ ([...form.querySelectorAll("fieldset.agent")]);
-  for (const { path, message } of problems) {
-    const parts = path.split(".");
-    let target = null;
-    const index = /^agents\[(\d+)\]/.exec(path);
-    if (index || ((parts[0] === "agents" || parts[0] === "clients") && parts[1])) {
-      const card = index ? cards[Number(index[1])] : cards.find((c) => c.agentName() === parts[1]);
-      const key = index ? (path.split(".")[1] || "name") : parts[0] === "clients" ? (["model", "base_url", "api_key_env", "replies"].includes(parts[2]) ? parts[2] : "client") : (parts[2] || "name");
-      target = card && card.querySelector(`[data-path="${key}"]`);
-    } else {
-      target = form.querySelector(`.team [data-path="${parts[0]}"]`);
-    }
-    const slot = target ? target.querySelector(".field-error") : null;
-    if (slot) {
-      slot.textContent = (slot.textContent ? slot.textContent + " " : "") + message;
-      slot.hidden = false;
-      target.querySelector("input, textarea, select")?.setAttribute("aria-invalid", "true");
-    } else {
-      general.textContent += `${path ? path + ": " : ""}${message} `;
-    }
-  }
-}
+/**
+ * The builder page.
+ * @param {(title: string, ...content: any[]) => void} page
+ * @param {string | null} [teamName] a team of the studio's folder to edit
+ * @returns {Promise<() => void>} stops watching the folder
+ */
+export async function builderView(page, teamName) {
+  const library = await api.studioLibrary().catch(() => ({ kinds: [], tools: [], clients: [], folder: null }));
+  /** @type {{key: string, card: HTMLElement, node: HTMLElement, name: () => string, draft: () => Record<string, any>, client: ReturnType<typeof clientFields>, tools: Map<string, HTMLInputElement>, number: number}[]} */
+  const agents = [];
+  /** @type {{from: string, to: string}[]} edges by agent key */
+  let edges = [];
+  let editing = teamName || null;
+  let savedJson = "";
+  let knownStamp = /** @type {number | null} */ (null);
+  let selected = /** @type {string | null} */ (null);
 
-/** The builder page. @param {(title: string, ...content: any[]) => void} page */
-export function builderView(page) {
   const name = h("input", { name: "team-name", required: true, autocomplete: "off", placeholder: "my_team" });
   const description = h("input", { name: "team-description" });
-  const kind = h("select", { name: "team-kind" },
-    h("option", { value: "group_chat" }, "Group chat (round robin)"),
-    h("option", { value: "sequential" }, "Sequential"));
+  const kind = h("select", { name: "team-kind" }, ...KINDS.map(([value, label]) => h("option", { value }, label)));
   const maxRounds = h("input", { name: "max-rounds", type: "number", min: "1", value: "4" });
+  const maxRoundCount = h("input", { name: "max-round-count", type: "number", min: "1", value: "10" });
+  const planReview = h("input", { name: "plan-review", type: "checkbox" });
+  const start = h("select", { name: "start" });
+  const manager = clientFields("manager-");
+  const rounds = field("Max rounds", maxRounds, "max_rounds");
+  const magentic = h("div", { class: "kind-options", hidden: true },
+    field("Max Magentic rounds", maxRoundCount, "max_round_count"),
+    h("div", { class: "field check", "data-path": "plan_review" }, h("label", null, planReview, " Plan review (a person approves or revises the plan)")),
+    h("fieldset", { class: "manager", "data-path": "manager.client" }, h("legend", null, "Manager's model client"), ...manager.els,
+      h("p", { class: "error field-error", role: "alert", hidden: true })));
+  const startField = field("Start agent", start, "start");
+
+  const canvas = new Canvas({
+    onEdge: (from, to) => addEdge(from, to),
+    onDrop: (item, x, y, key) => drop(item, x, y, key),
+    onMove: () => {},
+    onSelect: (key) => select(key),
+  });
+  const libraryItems = [
+    h("button", { type: "button", "data-kind": "agent", "data-value": "agent" }, "Agent"),
+    ...["scripted", "openai"].map((c) => h("button", { type: "button", "data-kind": "client", "data-value": c },
+      c === "scripted" ? "Scripted model client" : "OpenAI-compatible model client")),
+    ...library.tools.map((/** @type {{name: string, description: string}} */ t) =>
+      h("button", { type: "button", "data-kind": "tool", "data-value": t.name, title: t.description }, `Tool: ${t.name}`)),
+  ];
+  for (const item of libraryItems) {
+    canvas.source(item);
+    item.addEventListener("click", () => {
+      if (item.dataset.dragged) { delete item.dataset.dragged; return; }
+      drop(item.dataset, null, null, selected);
+    });
+  }
+  const libraryNote = h("p", { class: "muted", role: "status" });
+  const aside = h("aside", { class: "library", "aria-label": "Library" }, h("h2", null, "Library"),
+    h("p", { class: "muted" }, "Drag onto the canvas (or onto an agent), or press to add to the selected agent."),
+    h("div", { class: "library-items" }, ...libraryItems),
+    library.tools.length ? null : h("p", { class: "muted" }, "No tools: start the studio with --tools FILE.py."),
+    libraryNote);
+
   const list = h("div", { class: "agents" });
   const add = h("button", { type: "button" }, "Add agent");
-  add.addEventListener("click", () => { const card = agentCard(list); card.querySelector("input")?.focus(); });
-  const status = h("p", { role: "status" });
-  const rounds = field("Max rounds", maxRounds, "max_rounds");
-  const sync = () => { rounds.hidden = /** @type {HTMLSelectElement} */ (kind).value !== "group_chat"; };
-  kind.addEventListener("change", sync);
+  add.addEventListener("click", () => { const a = addAgent(); a.card.querySelector("input")?.focus(); });
+
+  const edgeFrom = h("select", { name: "edge-from" });
+  const edgeTo = h("select", { name: "edge-to" });
+  const addEdgeButton = h("button", { type: "button" }, "Add edge");
+  addEdgeButton.addEventListener("click", () => {
+    const a = agents.find((x) => x.key === /** @type {any} */ (edgeFrom).value);
+    const b = agents.find((x) => x.key === /** @type {any} */ (edgeTo).value);
+    if (a && b) addEdge(a.key, b.key);
+  });
+  const edgeList = h("ul", { class: "edge-list", "aria-label": "Edges" });
+  const edgesBox = h("section", { class: "edges-box", "aria-label": "Edges and handoffs", "data-path": "edges" },
+    h("h2", null, "Edges"),
+    h("div", { class: "add-edge" }, field("Edge from", edgeFrom, "edge-from"), field("Edge to", edgeTo, "edge-to"), addEdgeButton),
+    h("p", { class: "error field-error", role: "alert", hidden: true }),
+    edgeList);
+
+  const verdict = h("p", { class: "verdict", role: "status", "aria-live": "polite" });
+  const diagram = h("div", { class: "diagram" }, h("p", { class: "muted" }, "The diagram appears when the draft is valid."));
+  const specText = h("pre", { class: "spec-text" });
+  const preview = h("section", { class: "preview", "aria-label": "Live diagram" }, h("h2", null, "Live diagram"), verdict, diagram,
+    h("details", null, h("summary", null, "Spec (YAML)"), specText));
+  const status = h("p", { role: "status", class: "save-status" });
+  const disk = h("div", { class: "disk", role: "status" });
+
   const form = h("form", { class: "builder", "aria-label": "Team builder" },
     h("div", { class: "team" },
       field("Team name", name, "name"), field("Team kind", kind, "kind"),
-      field("Description", description, "description"), rounds),
-    h("h2", null, "Agents"), list, add,
+      field("Description", description, "description"), rounds, startField, magentic),
+    h("div", { class: "builder-grid" }, aside, h("div", { class: "canvas-box" }, canvas.el, edgesBox)),
+    h("div", { class: "builder-grid2" },
+      h("div", null, h("h2", null, "Agents"), list, add),
+      preview),
     h("datalist", { id: "client-types" }, h("option", { value: "scripted" }), h("option", { value: "openai" })),
     h("p", { class: "error", id: "builder-error", role: "alert" }),
-    h("button", { type: "submit" }, "Save"), status);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const v = (/** @type {any} */ el) => el.value.trim();
+    h("div", { class: "save-row" }, h("button", { type: "submit" }, "Save"), status), disk);
+
+  /** @param {Record<string, any>} [values] */
+  function addAgent(values, /** @type {number | null} */ x = null, /** @type {number | null} */ y = null) {
+    const number = agents.length ? Math.max(...agents.map((a) => a.number)) + 1 : 1;
+    const key = `k${++counter}`;
+    const nameInput = h("input", { name: "agent-name", required: true, autocomplete: "off", value: values?.name ?? `agent_${number}` });
+    const desc = h("input", { name: "agent-description", value: values?.description ?? "" });
+    const instructions = h("textarea", { name: "agent-instructions", rows: "2" }, values?.instructions ?? "");
+    const client = clientFields("");
+    /** @type {Map<string, HTMLInputElement>} */
+    const tools = new Map();
+    const toolBoxes = library.tools.map((/** @type {{name: string}} */ t) => {
+      const box = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", name: "agent-tool", value: t.name }));
+      tools.set(t.name, box);
+      box.addEventListener("change", () => { refresh(); changed(); });
+      return h("label", { class: "tool-box" }, box, ` ${t.name}`);
+    });
+    const remove = h("button", { type: "button", class: "secondary" }, `Remove agent ${number}`);
+    const card = h("fieldset", { class: "agent card", "data-key": key },
+      h("legend", null, `Agent ${number}`),
+      field("Name", nameInput, "name"), field("Description", desc, "description"),
+      field("Instructions", instructions, "instructions"), ...client.els,
+      h("fieldset", { class: "tools", "data-path": "tools" }, h("legend", null, "Tools"),
+        ...(toolBoxes.length ? toolBoxes : [h("span", { class: "muted" }, "(none offered)")]),
+        h("p", { class: "error field-error", role: "alert", hidden: true })),
+      remove);
+    const label = h("strong", { class: "node-name" });
+    const clientBadge = h("span", { class: "node-client" });
+    const toolChips = h("span", { class: "node-tools" });
+    const node = h("div", { class: "node-card", tabindex: "0" },
+      label, clientBadge, toolChips,
+      h("p", { class: "node-error error", role: "alert", hidden: true }));
+    const port = h("button", { type: "button", class: "port", title: "Drag onto another agent to connect" }, "\u2192");
+    node.append(port);
+    port.addEventListener("click", () => { /** @type {any} */ (edgeFrom).value = key; edgeTo.focus(); });
+    const agentName = () => v(nameInput);
+    const refresh = () => {
+      label.textContent = agentName() || "(no name)";
+      node.dataset.nodeId = agentName();
+      port.setAttribute("aria-label", `Connect ${agentName()} to another agent`);
+      clientBadge.textContent = v(client.type) || "no client";
+      const chosen = [...tools].filter(([, b]) => b.checked).map(([n]) => n);
+      toolChips.textContent = chosen.length ? `tools: ${chosen.join(", ")}` : "";
+    };
+    if (values?.client) client.load(values.client);
+    for (const t of values?.tools || []) { const box = tools.get(t); if (box) box.checked = true; }
+    nameInput.addEventListener("input", () => { refresh(); syncEdges(); });
+    client.type.addEventListener("input", refresh);
+    const entry = {
+      key, card, node, name: agentName, client, tools, number,
+      draft: () => ({
+        name: agentName(), description: v(desc), instructions: v(instructions), client: client.draft(),
+        tools: [...tools].filter(([, b]) => b.checked).map(([n]) => n),
+      }),
+    };
+    remove.addEventListener("click", () => {
+      agents.splice(agents.indexOf(entry), 1);
+      edges = edges.filter((e) => e.from !== key && e.to !== key);
+      card.remove();
+      canvas.remove(key);
+      syncEdges();
+      changed();
+    });
+    card.addEventListener("focusin", () => select(key));
+    agents.push(entry);
+    list.append(card);
+    const spot = x === null || y === null ? canvas.spot(agents.length - 1) : { x: Math.max(0, x - 60), y: Math.max(0, y - 20) };
+    canvas.place(key, agentName, node, spot.x, spot.y);
+    refresh();
+    syncEdges();
+    changed();
+    return entry;
+  }
+
+  /** @param {string} key */
+  function select(key) {
+    selected = key;
+    for (const a of agents) a.node.classList.toggle("selected", a.key === key);
+  }
+
+  /** A library item dropped at (x, y) on the canvas, on agent `key`, or pressed. @param {DOMStringMap} item */
+  function drop(item, /** @type {number | null} */ x, /** @type {number | null} */ y, /** @type {string | null} */ key) {
+    if (item.kind === "agent") {
+      const a = addAgent(undefined, x, y);
+      select(a.key);
+      libraryNote.textContent = `Added ${a.name()}.`;
+      return;
+    }
+    const target = agents.find((a) => a.key === key) || agents.find((a) => a.key === selected);
+    if (!target) { libraryNote.textContent = "Drop it on an agent (or select one first)."; return; }
+    if (item.kind === "tool" && item.value) {
+      const box = target.tools.get(item.value);
+      if (box) box.checked = true;
+      libraryNote.textContent = `${item.value} is a tool of ${target.name()}.`;
+    } else if (item.kind === "client") {
+      /** @type {any} */ (target.client.type).value = item.value;
+      target.client.sync();
+      libraryNote.textContent = `${target.name()} uses a ${item.value} client.`;
+    }
+    target.client.type.dispatchEvent(new Event("input", { bubbles: true }));
+    select(target.key);
+  }
+
+  /** @param {string} from @param {string} to keys */
+  function addEdge(from, to) {
+    if (edges.some((e) => e.from === from && e.to === to)) return;
+    edges.push({ from, to });
+    syncEdges();
+    changed();
+  }
+
+  /** The edge list, the selects and the canvas arrows, from `edges` and the agents' names. */
+  function syncEdges(/** @type {Set<number>} */ invalid = new Set()) {
+    const byKey = new Map(agents.map((a) => [a.key, a]));
+    const options = () => agents.map((a) => h("option", { value: a.key }, a.name() || "(no name)"));
+    for (const select of [edgeFrom, edgeTo, start]) {
+      const before = /** @type {any} */ (select).value;
+      select.replaceChildren(...options());
+      if (before && byKey.has(before)) /** @type {any} */ (select).value = before;
+    }
+    if (!/** @type {any} */ (edgeTo).value && agents[1]) /** @type {any} */ (edgeTo).value = agents[1].key;
+    edgeList.replaceChildren(...edges.map((e, i) => {
+      const label = `${byKey.get(e.from)?.name()} \u2192 ${byKey.get(e.to)?.name()}`;
+      const remove = h("button", { type: "button", class: "secondary", "aria-label": `Remove edge ${label}` }, "Remove");
+      remove.addEventListener("click", () => { edges.splice(i, 1); syncEdges(); changed(); });
+      return h("li", { "data-edge-index": i, class: invalid.has(i) ? "invalid" : "" }, label, " ", remove,
+        h("p", { class: "error field-error", role: "alert", hidden: true }));
+    }));
+    if (!edges.length) edgeList.append(h("li", { class: "muted" }, "(no edges)"));
+    canvas.setEdges(edges.map((e, i) => ({ ...e, invalid: invalid.has(i) })));
+  }
+
+  function syncKind() {
+    const k = v(kind);
+    rounds.hidden = k !== "group_chat";
+    magentic.hidden = k !== "magentic";
+    startField.hidden = !EDGED.has(k);
+    edgesBox.hidden = !EDGED.has(k);
+    canvas.el.classList.toggle("edged", EDGED.has(k));
+  }
+
+  function draft() {
     /** @type {Record<string, any>} */
     const options = {};
-    if (v(kind) === "group_chat" && v(maxRounds)) options.max_rounds = Number(v(maxRounds));
-    const draft = {
-      name: v(name), kind: v(kind), description: v(description), options,
-      agents: [...list.children].map((card) => /** @type {any} */ (card).draft()),
+    const k = v(kind);
+    if (k === "group_chat" && v(maxRounds)) options.max_rounds = Number(v(maxRounds));
+    if (k === "magentic") {
+      if (v(maxRoundCount)) options.max_round_count = Number(v(maxRoundCount));
+      options.plan_review = /** @type {HTMLInputElement} */ (planReview).checked;
+    }
+    const byKey = new Map(agents.map((a) => [a.key, a.name()]));
+    /** @type {Record<string, any>} */
+    const d = {
+      name: v(name), kind: k, description: v(description), options,
+      agents: agents.map((a) => a.draft()),
     };
+    if (EDGED.has(k)) {
+      d.edges = edges.map((e) => ({ from: byKey.get(e.from), to: byKey.get(e.to) }));
+      d.start = byKey.get(/** @type {any} */ (start).value) || null;
+    }
+    if (k === "magentic") d.manager = { client: manager.draft() };
+    return d;
+  }
+
+  /** Show each problem at the node, edge or field its path names. @param {{path: string, message: string}[]} problems */
+  function showProblems(problems) {
+    for (const el of form.querySelectorAll(".field-error, .node-error")) { el.textContent = ""; /** @type {HTMLElement} */ (el).hidden = true; }
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    for (const a of agents) a.node.classList.remove("invalid");
+    const general = /** @type {HTMLElement} */ (form.querySelector("#builder-error"));
+    general.textContent = "";
+    /** @type {Set<number>} */
+    const badEdges = new Set();
+    /** @type {[HTMLElement, string][]} */
+    const notes = [];
+    for (const { path, message } of problems) {
+      const indexed = /^agents\[(\d+)\](?:\.(\w+))?/.exec(path);
+      const named = /^agents\.([^.[]+)(?:\.([a-z_]+))?/.exec(path);
+      const edge = /^edges\[(\d+)\]/.exec(path);
+      let agent = indexed ? agents[Number(indexed[1])] : named ? agents.find((a) => a.name() === named[1]) : undefined;
+      const key = indexed ? (indexed[2] || "name") : named ? (named[2] || "") : "";
+      if (agent) {
+        const slot = key && agent.card.querySelector(`[data-path="${key}"]`);
+        if (slot) notes.push([/** @type {HTMLElement} */ (slot), message]);
+        notes.push([agent.node, message]);
+        agent.node.classList.add("invalid");
+      } else if (edge) {
+        badEdges.add(Number(edge[1]));
+      } else {
+        const team = path === "edges" ? edgesBox : form.querySelector(`.team [data-path="${path.split(".")[0] === "manager" ? "manager.client" : path.split(".")[0]}"]`);
+        if (team) notes.push([/** @type {HTMLElement} */ (team), message]);
+        else general.textContent += `${path ? path + ": " : ""}${message} `;
+      }
+    }
+    syncEdges(badEdges);
+    for (const { path, message } of problems) {
+      const edge = /^edges\[(\d+)\]/.exec(path);
+      const item = edge && edgeList.querySelector(`[data-edge-index="${edge[1]}"]`);
+      if (item) notes.push([/** @type {HTMLElement} */ (item), message]);
+    }
+    for (const [where, message] of notes) {
+      const slot = /** @type {HTMLElement | null} */ (where.querySelector(":scope > .field-error, :scope > .node-error"));
+      if (!slot) continue;
+      slot.textContent = (slot.textContent ? slot.textContent + " " : "") + message;
+      slot.hidden = false;
+      where.querySelector("input, textarea, select")?.setAttribute("aria-invalid", "true");
+    }
+  }
+
+  let timer = 0;
+  let asked = 0;
+  function changed() {
+    clearTimeout(timer);
+    timer = window.setTimeout(validate, 350);
+  }
+  async function validate() {
+    const mine = ++asked;
+    const d = draft();
+    if (!d.agents.length && !d.name) { verdict.textContent = ""; return; }
+    let result;
+    try { result = await api.validateTeam(d); } catch (error) { verdict.textContent = String(error); return; }
+    if (mine !== asked) return; // a newer draft is on its way
+    showProblems(result.problems);
+    verdict.textContent = result.ok ? "Valid: ready to save." : `${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}.`;
+    verdict.className = result.ok ? "verdict ok" : "verdict error";
+    if (result.ok) {
+      specText.textContent = result.spec;
+      diagram.replaceChildren(result.diagram
+        ? h("img", { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(result.diagram)}`, alt: `Diagram of ${d.name}` })
+        : h("p", { class: "muted" }, "(no diagram: Graphviz's dot is not installed)"));
+    }
+  }
+
+  /** Fill the form from a draft (a saved team, or the file after an edit on disk). @param {Record<string, any>} d */
+  function load(d) {
+    for (const a of [...agents]) { a.card.remove(); canvas.remove(a.key); }
+    agents.length = 0;
+    edges = [];
+    /** @type {any} */ (name).value = d.name || "";
+    /** @type {any} */ (description).value = d.description || "";
+    /** @type {any} */ (kind).value = d.kind || "group_chat";
+    const o = d.options || {};
+    if (o.max_rounds) /** @type {any} */ (maxRounds).value = o.max_rounds;
+    if (o.max_round_count) /** @type {any} */ (maxRoundCount).value = o.max_round_count;
+    /** @type {HTMLInputElement} */ (planReview).checked = !!o.plan_review;
+    if (d.manager) manager.load(d.manager.client || {});
+    for (const a of d.agents || []) addAgent(a);
+    const keyOf = new Map(agents.map((a) => [a.name(), a.key]));
+    for (const e of d.edges || []) if (keyOf.has(e.from) && keyOf.has(e.to)) edges.push({ from: /** @type {string} */ (keyOf.get(e.from)), to: /** @type {string} */ (keyOf.get(e.to)) });
+    syncEdges();
+    if (d.start && keyOf.has(d.start)) /** @type {any} */ (start).value = keyOf.get(d.start);
+    syncKind();
+    savedJson = JSON.stringify(draft());
+    changed();
+  }
+
+  async function openTeam(/** @type {string} */ team) {
+    const found = await api.studioTeam(team);
+    load(found.draft);
+    disk.replaceChildren(found.editable ? "" : h("p", { class: "error" }, `The builder cannot show all of ${found.file}: ${found.reason}. Saving would drop those parts.`));
+    return found;
+  }
+
+  async function watch() {
+    if (!editing) return;
+    let listing;
+    try { listing = await api.studioTeams(); } catch { return; }
+    const entry = listing.teams.find((/** @type {any} */ t) => t.name === editing);
+    if (!entry) return;
+    if (entry.error) {
+      disk.replaceChildren(h("p", { class: "error", role: "alert" }, `${entry.file} on disk has a problem: ${entry.error}`));
+      knownStamp = entry.mtime_ns;
+      return;
+    }
+    if (knownStamp === null) { knownStamp = entry.mtime_ns; return; }
+    if (entry.mtime_ns === knownStamp) return;
+    knownStamp = entry.mtime_ns;
+    if (JSON.stringify(draft()) === savedJson) {
+      await openTeam(editing);
+      disk.replaceChildren(h("p", { class: "notice" }, `${entry.file} changed on disk: reloaded.`));
+    } else {
+      const reload = h("button", { type: "button" }, "Reload from disk");
+      reload.addEventListener("click", async () => { await openTeam(/** @type {string} */ (editing)); disk.replaceChildren(); });
+      disk.replaceChildren(h("p", { class: "notice" }, `${entry.file} changed on disk; your edits here are not saved. `, reload));
+    }
+  }
+
+  form.addEventListener("input", changed);
+  form.addEventListener("change", (event) => { if (event.target === kind) syncKind(); changed(); });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const d = draft();
     status.textContent = "Saving…";
     try {
-      const saved = await api.saveTeam(draft);
-      showProblems(form, []);
+      const saved = await api.saveTeam({ ...d, replace: editing === d.name });
+      showProblems([]);
+      editing = saved.name;
+      savedJson = JSON.stringify(d);
+      history.replaceState(null, "", `#/team/${encodeURIComponent(saved.name)}`);
+      const listing = await api.studioTeams().catch(() => null);
+      knownStamp = listing?.teams.find((/** @type {any} */ t) => t.name === saved.name)?.mtime_ns ?? null;
       status.replaceChildren(`Saved ${saved.path}. `, h("a", { href: `#/w/${encodeURIComponent(saved.name)}` }, `Open ${saved.name} in the playground`));
     } catch (error) {
       status.textContent = "Not saved.";
       const problems = error instanceof api.ApiError && error.problems ? error.problems : [{ path: "", message: String(error instanceof Error ? error.message : error) }];
-      showProblems(form, problems);
+      showProblems(problems);
     }
   });
-  sync();
-  page("New team", form);
+
+  syncKind();
+  page(teamName ? `Team ${teamName}` : "New team", form);
+  syncEdges();
+  if (teamName) {
+    const found = await openTeam(teamName);
+    knownStamp = null;
+    if (found.error) disk.replaceChildren(h("p", { class: "error", role: "alert" }, `${found.file} on disk has a problem: ${found.error}`));
+  }
+  const poll = window.setInterval(watch, 1000);
+  return () => { clearInterval(poll); clearTimeout(timer); };
 }

@@ -28,6 +28,7 @@ export async function runView(runId, page) {
   const calls = h("section", { "aria-label": "Model calls", class: "messages", hidden: true }, h("h2", null, "Agent turns and tokens"), callList);
   const timeline = h("ol", { class: "timeline", "aria-label": "Timeline" });
   const checkpointsBox = h("section", { "aria-label": "Checkpoints", class: "checkpoints" }, h("h2", null, "Checkpoints"));
+  const traceBox = h("section", { "aria-label": "Trace", class: "trace" }, h("h2", null, "Trace"), h("p", { class: "muted" }, "The trace appears when the run stops."));
   const errorBox = h("div");
   /** @type {Map<string, HTMLElement>} */
   const bubbles = new Map();
@@ -46,7 +47,8 @@ export async function runView(runId, page) {
     errorBox,
     h("div", { class: "run-grid" },
       h("div", null, live.el, requests, outputs),
-      h("div", null, messages, calls, ledger, h("section", { "aria-label": "Events", class: "events" }, h("h2", null, "Timeline"), timeline), checkpointsBox)));
+      h("div", null, messages, calls, ledger, h("section", { "aria-label": "Events", class: "events" }, h("h2", null, "Timeline"), timeline), checkpointsBox)),
+    traceBox);
 
   // a fork (its id is "<original>.fork-xxxxxxxx") is shown beside the run it came from
   const cut = runId.lastIndexOf(".fork-");
@@ -135,6 +137,7 @@ export async function runView(runId, page) {
           live.setStatus(request.executor_id, "waiting");
         }
         loadCheckpoints();
+        loadTrace();
         loadCompare();
         break;
       default:
@@ -168,10 +171,14 @@ export async function runView(runId, page) {
         form.remove();
       } catch (error) { note.replaceChildren(alert(error)); }
     };
-    const title = h("h2", null, `${request.executor_id} asks`);
-    const payload = h("pre", null, show(request.payload));
     /** @type {HTMLElement} */
     let form;
+    if (isPlanReview(request)) {
+      form = planReviewForm(request, send, note);
+      return form;
+    }
+    const title = h("h2", null, `${request.executor_id} asks`);
+    const payload = h("pre", null, show(request.payload));
     if (approval) {
       const reasonKey = "reason" in props ? "reason" : "note" in props ? "note" : null;
       const fieldId = `reason-${request.request_id}`;
@@ -203,6 +210,48 @@ export async function runView(runId, page) {
       });
     }
     return form;
+  }
+
+  /**
+   * A Magentic plan review: the task, the facts, the plan in an editable field, and
+   * "Approve" (go ahead) or "Revise" (replan with the edited plan and any feedback).
+   * @param {import("./api.js").Pending} request @param {(answer: any) => Promise<void>} send @param {HTMLElement} note
+   */
+  function planReviewForm(request, send, note) {
+    const payload = request.payload;
+    const ledger = payload.ledger || {};
+    const id = request.request_id.replace(/[^A-Za-z0-9_-]/g, "_");
+    const original = String(ledger.plan || "");
+    const plan = /** @type {HTMLTextAreaElement} */ (h("textarea", { id: `plan-${id}`, rows: String(Math.min(16, original.split("\n").length + 3)), spellcheck: "true" }, original));
+    const feedback = /** @type {HTMLTextAreaElement} */ (h("textarea", { id: `feedback-${id}`, rows: "2", placeholder: "What should change, and why" }));
+    const heading = payload.kind === "stall" ? "The team stalled: review the plan" : payload.kind === "replan" ? "Review the revised plan" : "Review the plan";
+    const approve = h("button", { type: "button" }, "Approve");
+    const revise = h("button", { type: "button", class: "secondary" }, "Revise");
+    const edited = h("p", { class: "muted", hidden: true }, "You changed the plan: \u201cRevise\u201d sends your version for the manager to replan with.");
+    plan.addEventListener("input", () => { edited.hidden = plan.value === original; note.replaceChildren(); });
+    feedback.addEventListener("input", () => note.replaceChildren());
+    approve.addEventListener("click", () => send({ approved: true }));
+    revise.addEventListener("click", () => {
+      const parts = [];
+      if (plan.value.trim() !== original.trim()) parts.push(`Use this plan instead:\n${plan.value.trim()}`);
+      if (feedback.value.trim()) parts.push(feedback.value.trim());
+      if (!parts.length) { note.replaceChildren(alert("Edit the plan or write what should change, then press Revise (or Approve the plan as it is).")); return; }
+      send({ approved: false, feedback: parts.join("\n\n") });
+    });
+    const form = h("form", { class: "request plan-review", "aria-label": `Plan review ${request.request_id}` },
+      h("h2", null, heading),
+      h("p", null, h("strong", null, "Task: "), String(payload.task || "")),
+      h("details", { open: true }, h("summary", null, "Facts"), h("pre", null, String(ledger.facts || ""))),
+      payload.progress ? h("details", null, h("summary", null, "Last progress ledger"), h("pre", null, show(payload.progress))) : null,
+      h("label", { for: plan.id }, "Plan"), plan, edited,
+      h("label", { for: feedback.id }, "Feedback (optional)"), feedback,
+      h("div", { class: "buttons" }, approve, revise), note);
+    form.addEventListener("submit", (event) => event.preventDefault());
+    return form;
+  }
+
+  async function loadTrace() {
+    try { traceBox.replaceChildren(h("h2", null, "Trace"), traceView(await api.trace(runId))); } catch (error) { traceBox.append(alert(error)); }
   }
 
   async function loadCheckpoints() {
@@ -291,4 +340,50 @@ function messageText(response) {
   if (!Array.isArray(list) || !list.length) return "";
   const last = list[list.length - 1];
   return typeof last.text === "string" ? last.text : typeof last.content === "string" ? last.content : "";
+}
+
+/**
+ * A run's spans as a waterfall: each span's name (indented under its parent), when it started
+ * after the run did, how long it took, and a model call's tokens.
+ * @param {{recorded: boolean, spans: any[], model_calls: number, input_tokens: number, output_tokens: number}} trace
+ */
+function traceView(trace) {
+  if (!trace.spans.length) {
+    return h("p", { class: "muted" }, trace.recorded ? "(no spans yet)" : "No trace: spans are kept in memory by the studio process that ran the run (this run ran before it started).");
+  }
+  const byId = new Map(trace.spans.map((s) => [s.span_id, s]));
+  /** @param {any} s */
+  const depth = (s) => { let d = 0; for (let p = byId.get(s.parent_id); p; p = byId.get(p.parent_id)) d += 1; return d; };
+  const t0 = Math.min(...trace.spans.map((s) => s.start_ns));
+  const t1 = Math.max(...trace.spans.map((s) => s.end_ns));
+  const total = Math.max(1, t1 - t0);
+  const ms = (/** @type {number} */ ns) => (ns / 1e6).toFixed(ns < 1e7 ? 2 : 0);
+  const rows = trace.spans.map((s) => {
+    const a = s.attributes;
+    const what = a["ledgerflow.executor.id"] ? ` ${a["ledgerflow.executor.id"]}` : a["ledgerflow.superstep.index"] !== undefined && s.name === "workflow.superstep" ? ` ${a["ledgerflow.superstep.index"]}` : "";
+    const tokens = "gen_ai.usage.input_tokens" in a || "gen_ai.request.model" in a ? `${a["gen_ai.usage.input_tokens"] || 0} in / ${a["gen_ai.usage.output_tokens"] || 0} out` : "";
+    // through the CSSOM: the page's CSP forbids style attributes
+    const bar = h("span", { class: "bar" });
+    bar.style.marginLeft = `${((s.start_ns - t0) / total * 100).toFixed(2)}%`;
+    bar.style.width = `${Math.max(0.5, (s.end_ns - s.start_ns) / total * 100).toFixed(2)}%`;
+    const label = h("th", { scope: "row" }, s.name + what);
+    label.style.paddingLeft = `${0.4 + depth(s)}rem`;
+    return h("tr", { "data-span": s.name, class: s.status === "error" ? "failed" : "" },
+      label,
+      h("td", null, `${ms(s.start_ns - t0)} ms`),
+      h("td", null, `${ms(s.end_ns - s.start_ns)} ms`),
+      h("td", null, tokens),
+      h("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
+  });
+  return h("div", null,
+    h("p", null, `${trace.spans.length} spans over ${ms(total)} ms · ${trace.model_calls} model call${trace.model_calls === 1 ? "" : "s"} · ${trace.input_tokens} tokens in, ${trace.output_tokens} out (OpenTelemetry spans recorded by the studio)`),
+    h("div", { class: "trace-scroll" }, h("table", { class: "spans" },
+      h("thead", null, h("tr", null, h("th", { scope: "col" }, "Span"), h("th", { scope: "col" }, "Start"), h("th", { scope: "col" }, "Duration"), h("th", { scope: "col" }, "Tokens"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Timeline")))),
+      h("tbody", null, ...rows))));
+}
+
+/** A Magentic plan review request: a ledger with a plan, answered by {approved, feedback}. @param {import("./api.js").Pending} request */
+function isPlanReview(request) {
+  const p = request.payload, props = (request.response_schema || {}).properties || {};
+  return !!(p && typeof p === "object" && p.ledger && typeof p.ledger.plan === "string" && "task" in p && props.approved && "feedback" in props);
 }

@@ -21,6 +21,7 @@ from workflow._workflow import Workflow
 from ._encode import plain
 from ._errors import ApiError
 from ._studio_folder import StudioTeams, team_routes
+from ._studio_trace import RunTraces
 
 __all__ = ("graph_json", "studio_routes")
 
@@ -62,6 +63,10 @@ def studio_routes(
     files = {p.name: p for p in static_dir.iterdir() if p.is_file() and p.suffix in _TYPES}
 
     def factory(workflows: Mapping[str, Workflow]) -> Sequence[BaseRoute]:
+        traces = RunTraces()
+        for wf in workflows.values():  # the very objects the service runs
+            traces.attach(wf)
+
         def asset(name: str) -> Response:
             path = files.get(name)
             if path is None:
@@ -129,13 +134,18 @@ def studio_routes(
                 }
             )
 
-        def add(request: Request, wf: Workflow) -> None:
-            manager = request.app.state.manager
-            manager.workflows[wf.name] = wf.with_store(manager.store)
+        def bind(request: Request, wf: Workflow) -> Workflow:
+            return traces.attach(wf.with_store(request.app.state.manager.store))
+
+        async def trace(request: Request) -> Response:
+            run_id = request.path_params["run_id"]
+            await request.app.state.manager.record(run_id)  # 404 for a run that is not there
+            return JSONResponse(traces.trace(run_id))
 
         return [
             Route("/", index, methods=["GET"]),
-            *team_routes(config, add),
+            *team_routes(config, bind),
+            Route("/api/runs/{run_id}/trace", trace, methods=["GET"]),
             Route("/api/runs/{run_id}/checkpoints/{cid}", checkpoint, methods=["GET"]),
             Route("/studio/{file}", static, methods=["GET"]),
             Route("/api/workflows/{name}/graph", graph, methods=["GET"]),

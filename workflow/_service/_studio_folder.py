@@ -213,8 +213,10 @@ def _problems(problems: list[tuple[str, str]], status: int = 422) -> Response:
     )
 
 
-def team_routes(teams: StudioTeams, add: Callable[[Request, Workflow], None]) -> list[BaseRoute]:
-    """The builder's routes (see the module docstring)."""
+def team_routes(
+    teams: StudioTeams, bind: Callable[[Request, Workflow], Workflow]
+) -> list[BaseRoute]:
+    """The builder's routes (see the module docstring); ``bind`` readies a workflow to serve."""
     folder = TeamFolder(teams.folder, teams.load_file) if teams.folder is not None else None
     imports = {name: value[0] for name, value in teams.tools.items()}
 
@@ -289,14 +291,14 @@ def team_routes(teams: StudioTeams, add: Callable[[Request, Workflow], None]) ->
 
         target.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
         folder.wrote(target, wf.name)
-        add(request, wf)
+        request.app.state.manager.workflows[wf.name] = bind(request, wf)
         return JSONResponse({"name": wf.name, "path": str(target)}, status_code=201)
 
     async def listing(request: Request) -> Response:
         if folder is None:
             return JSONResponse({"version": 0, "folder": None, "teams": []})
         manager = request.app.state.manager
-        folder.scan(manager.workflows, lambda wf: wf.with_store(manager.store))
+        folder.scan(manager.workflows, lambda wf: bind(request, wf))
         return JSONResponse(
             {"version": folder.version, "folder": str(folder.folder), "teams": folder.listing()}
         )
