@@ -43,17 +43,19 @@ only its own executor; the rest of the run goes on, and it pauses once nothing e
 from __future__ import annotations
 
 from collections import deque
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
+from ._commit import SuperstepRecord
 from ._errors import ExecutorFailedError
 from ._history import Breakpoint, breakpoint_request
 from ._invocation import InvocationOutcome, new_request
 from ._result import PendingRequest
 from ._routing import route
-from ._runner import _EMPTY, Invocation, Runner, StepRecord, _delivery_key
+from ._runner import _EMPTY, Invocation, Runner, _delivery_key
 from ._runstate import Delivery
 from ._types import RunStatus
 from .events import (
@@ -134,7 +136,8 @@ class EagerRunner(Runner):
             return self._fail_run()
         status = self._status()
         if self._unsaved and self.durability is not None and status is RunStatus.AWAITING_INPUT:
-            await self.durability.paused(self)  # a breakpoint no commit has recorded yet
+            # a breakpoint no commit has recorded yet
+            await self.durability.paused(st.snapshot(RunStatus.AWAITING_INPUT))
         return status
 
     # -- scheduling ------------------------------------------------------------------------
@@ -312,7 +315,11 @@ class EagerRunner(Runner):
                 except Exception as exc:
                     inv.error = exc
             if inv.error is None and self.durability is not None:
-                self._check_recordable(inv)
+                # a value the checkpoint cannot hold fails this invocation, not the commit
+                record = inv.record(st.run_id, depth, self.graph.groups, False)
+                failure = await self.durability.invocation_finished(record)
+                if failure is not None:
+                    inv.error = failure
             if inv.error is not None:
                 if obs is not None:
                     obs.executor_failed(executor_id=eid, error=inv.error)
@@ -336,16 +343,6 @@ class EagerRunner(Runner):
         if sink.streaming:
             await self._flush()
 
-    def _check_recordable(self, inv: _EagerInvocation) -> None:
-        """A value the checkpoint cannot hold fails this invocation, not the commit."""
-        from ._durable import _encode_outcome, registry_for
-        from ._serde import SerializationError
-
-        try:
-            _encode_outcome(inv, registry_for(self.workflow))
-        except SerializationError as exc:
-            inv.error = exc
-
     async def _commit_durably(self, inv: _EagerInvocation) -> None:
         """Group commit: whoever finds the store idle commits everything finished so far.
 
@@ -367,11 +364,16 @@ class EagerRunner(Runner):
                 runnable = self._admit(candidates)  # queued only once saved
                 idle = not (self._running or self._finished or self._ready or runnable)
                 status = self._status() if idle and not self._failed else RunStatus.RUNNING
-                record = StepRecord(
-                    self.state.superstep, tuple(d.node.id for d in group), edges, status
+                st = self.state
+                record = SuperstepRecord(
+                    st.superstep,
+                    tuple(d.node.id for d in group),
+                    MappingProxyType(edges),
+                    status,
+                    st.snapshot(status),
                 )
                 with anyio.CancelScope(shield=True):
-                    await self.durability.superstep_committed(self, record)
+                    await self.durability.superstep_committed(record)
                 self._unsaved = False
                 self._enqueue(runnable)
         finally:
