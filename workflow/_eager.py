@@ -2,8 +2,9 @@
 committed, without waiting for a superstep barrier.
 
 Supersteps make every branch wait for the slowest executor of each step: a branch of ten
-10 ms steps beside one 100 ms step takes ~1 s. Here each finished invocation is committed on
-its own, at once, and whatever it sent can run right away, so that run takes ~0.1 s.
+10 ms steps beside a branch of 100 ms steps delivers its result after ~1 s. Here each
+finished invocation is committed on its own, at once, and whatever it sent can run right
+away, so that result comes after ~0.1 s (``benchmarks/eager_bench.py``).
 
 What stays as in superstep mode:
 
@@ -31,8 +32,9 @@ What a checkpoint is here: the committed state after one *commit*, which is one 
 invocation, or several that finished while the previous checkpoint was being written
 (group commit). Messages in flight include those of invocations still running: resuming
 from any checkpoint runs them again, and nothing committed runs twice. A commit's results
-(messages, state) become visible to other executors only once it is durable. A crash loses
-only the invocations in flight. ``resume(checkpoint_id=...)`` forks from that committed
+(messages, state) become visible to other executors only once it is durable (with
+``durability="async"``: once its write has started). A crash loses only the invocations in
+flight. ``resume(checkpoint_id=...)`` forks from that committed
 prefix, as in superstep mode; checkpoints of either mode resume in either mode.
 
 When an executor fails (after its retries), nothing new starts; invocations in flight finish

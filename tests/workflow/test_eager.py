@@ -15,6 +15,7 @@ import pytest
 
 from builders import WorkflowBuilder
 from workflow import (
+    BreakpointError,
     Executor,
     GraphValidationError,
     RetryPolicy,
@@ -92,8 +93,11 @@ async def test_scheduling_defaults_to_superstep_and_a_bad_value_names_the_choice
     with pytest.raises(GraphValidationError, match=r"'superstep' or 'eager', got 'lazy'"):
         WorkflowBuilder(start=step("a"), scheduling="lazy").build()
     wf = skew("eager")
-    with pytest.raises(GraphValidationError, match=r"got 'Eager'"):
-        Workflow(wf.graph, scheduling="Eager")  # type: ignore[arg-type]
+    for bad in ("Eager", None, 1, ""):
+        with pytest.raises(GraphValidationError, match=rf"or 'eager', got {bad!r}"):
+            Workflow(wf.graph, scheduling=bad)  # type: ignore[arg-type]
+    with pytest.raises(BreakpointError, match="'nope'"):
+        await wf.run(0, pause_before=["nope"])
     assert wf.with_store(None).scheduling == "eager"
 
 
@@ -212,6 +216,16 @@ async def test_same_input_same_events() -> None:
 
     runs = [shape((await skew("eager").run(0, run_id="same")).events) for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]
+
+    async def with_reply() -> list[tuple[str, int, Any]]:
+        wf = asking("eager")
+        first = await wf.run(0, run_id="r")
+        (request,) = first.pending_requests
+        second = await wf.resume("r", responses={request.request_id: 3})
+        return shape(first.events) + shape(second.events)
+
+    replies = [await with_reply() for _ in range(3)]
+    assert replies[0] == replies[1] == replies[2]
 
 
 async def test_streamed_events_are_the_result_events_once_each() -> None:
@@ -411,17 +425,24 @@ async def test_retries_and_timeouts_in_both_modes(scheduling: str) -> None:
 async def test_a_failure_lets_running_siblings_commit_and_resume_reruns_only_it() -> None:
     broken = {"bad"}
     log: list[str] = []
+    started = anyio.Event()
 
     @executor(id="bad")
     async def bad(x: int) -> int:
-        await anyio.sleep(0.002)  # good has started by then
+        await started.wait()  # good is running
         log.append("bad")
         if "bad" in broken:
             raise RuntimeError("boom")
         return x + 1
 
+    @executor(id="good")
+    async def good(x: int) -> int:
+        started.set()
+        await anyio.sleep(0.01)
+        log.append("good")
+        return x + 1
+
     start = step("start", log=log)
-    good = step("good", 0.01, log=log)
     wf = (
         WorkflowBuilder(start=start, scheduling="eager")
         .add_fan_out_edges(start, [bad, good])

@@ -8,7 +8,8 @@ Committed executors never run again; only what was in flight does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,7 @@ class Counted(Executor):
         self.delay: float = kw.get("delay", 0.0)
         self.crash: set[str] = kw.get("crash", set())
         self.gate: anyio.Event | None = kw.get("gate")
-        self.done: anyio.Event | None = kw.get("done")
+        self.wait: Callable[[], Awaitable[None]] | None = kw.get("wait")
 
     @handler
     async def on(self, x: int, ctx: WorkflowContext[int]) -> None:
@@ -78,20 +79,28 @@ class Counted(Executor):
             await anyio.sleep(self.delay)
         if self.gate is not None:
             await self.gate.wait()
+        if self.wait is not None:
+            await self.wait()
         if self.id in self.crash:
             self.crash.discard(self.id)
             raise Crash(f"{self.id} crashed")
         await ctx.set_state(f"seen {self.id}", x)
-        if self.done is not None:
-            self.done.set()
         await ctx.send_message(x + 1)
+
+
+async def committed(store: Any, run_id: str, executor_id: str) -> None:
+    """Until the latest checkpoint of ``run_id`` holds ``executor_id``'s commit."""
+    while True:
+        latest = await store.latest(run_id)
+        if latest is not None and f"seen {executor_id}" in json.dumps(latest.data["run"]["state"]):
+            return
+        await anyio.sleep(0.002)
 
 
 def branches(store: Any, calls: dict[str, int], **slow: Any) -> Workflow:
     """``start`` feeds a quick chain a1 -> a2 -> a3 and a ``slow`` step (options ``slow``)."""
     start = Counted("start", calls)
     chain = [Counted(f"a{i}", calls) for i in (1, 2, 3)]
-    chain[-1].done = slow.pop("chain_done", None)
     late = Counted("slow", calls, **slow)
     b = WorkflowBuilder(start=start, name="branches", checkpoint_store=store, scheduling="eager")
     b.add_fan_out_edges(start, [chain[0], late])
@@ -121,7 +130,8 @@ async def test_every_commit_is_a_checkpoint_and_a_completed_run_is_recorded(stor
 
 async def test_a_crash_loses_only_what_was_in_flight(stores: Stores) -> None:
     calls: dict[str, int] = {}
-    wf = branches(stores.store, calls, delay=0.02, crash={"slow"})
+    wait = lambda: committed(stores.store, "crash", "a3")  # noqa: E731
+    wf = branches(stores.store, calls, wait=wait, crash={"slow"})
     with pytest.raises((Crash, BaseExceptionGroup)):
         await wf.run(0, run_id="crash")
     assert calls == {"start": 1, "a1": 1, "a2": 1, "a3": 1, "slow": 1}
@@ -136,16 +146,15 @@ async def test_a_crash_loses_only_what_was_in_flight(stores: Stores) -> None:
 
 async def test_a_cancelled_run_keeps_its_commits(stores: Stores) -> None:
     calls: dict[str, int] = {}
-    gate, chain_done = anyio.Event(), anyio.Event()
-    wf = branches(stores.store, calls, gate=gate, chain_done=chain_done)
+    gate = anyio.Event()
+    wf = branches(stores.store, calls, gate=gate)
     async with anyio.create_task_group() as tg:
 
         async def run() -> None:
             await wf.run(0, run_id="cancel")
 
         tg.start_soon(run)
-        await chain_done.wait()  # a3 ran; slow waits at its gate
-        await anyio.sleep(0.01)  # a3's commit is written
+        await committed(stores.store, "cancel", "a3")  # slow waits at its gate
         tg.cancel_scope.cancel()
     gate.set()
     resumed = await branches(stores.reopen(), calls, gate=gate).resume("cancel")
@@ -275,3 +284,21 @@ async def test_a_superstep_checkpoint_resumes_eagerly_without_rerunning_finished
     assert second.status is RunStatus.COMPLETED
     assert sorted(second.outputs) == [1, 2]
     assert calls == {"start": 1, "good": 1, "bad": 2}
+
+
+async def test_async_durability_writes_while_the_run_goes_on(tmp_path: Any) -> None:
+    from workflow import SQLiteCheckpointStore
+
+    calls: dict[str, int] = {}
+    store = SQLiteCheckpointStore(tmp_path / "runs.db")
+    try:
+        wf = branches(store, calls, delay=0.01)
+        wf = Workflow(wf.graph, checkpoint_store=store, durability="async", scheduling="eager")
+        result = await wf.run(0, run_id="async")
+        assert result.status is RunStatus.COMPLETED
+        history = await store.list_checkpoints("async")
+        assert history[-1].status == "completed"
+        saved = [e.checkpoint_id for e in result.events if isinstance(e, CheckpointSaved)]
+        assert saved == [c.id for c in history]
+    finally:
+        await store.aclose()
