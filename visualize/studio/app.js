@@ -6,7 +6,6 @@
 //   #/runs         history, filtered by workflow and status
 //   #/runs/ID      a run, live: graph, agents' messages, requests, outputs, checkpoints, fork
 import * as api from "./api.js";
-import { builderView } from "./builder.js";
 import { h, show } from "./dom.js";
 import { LiveGraph } from "./graph.js";
 import { runView } from "./run.js";
@@ -156,8 +155,11 @@ async function route() {
     else if (parts[0] === "w" && parts[1]) await playground(parts[1], draw);
     else if (parts[0] === "runs" && parts[1]) stop = await runView(parts[1], draw);
     else if (parts[0] === "runs") await history(draw);
-    else if (parts[0] === "new") stop = await builderView(draw);
-    else if (parts[0] === "team" && parts[1]) stop = await builderView(draw, parts[1]);
+    else if (parts[0] === "new" || (parts[0] === "team" && parts[1])) {
+      // the builder (and its canvas) load only when asked for: the other pages stay light
+      const { builderView } = await import("./builder.js");
+      stop = await builderView(draw, parts[0] === "team" ? parts[1] : null);
+    }
     else draw("Not found", h("p", null, "No such page. "), h("a", { href: "#/" }, "Gallery"));
   } catch (error) {
     draw("Error", failure(error));

@@ -204,7 +204,13 @@ export async function builderView(page, teamName) {
       h("p", { class: "node-error error", role: "alert", hidden: true }));
     const port = h("button", { type: "button", class: "port", title: "Drag onto another agent to connect" }, "\u2192");
     node.append(port);
-    port.addEventListener("click", () => { /** @type {any} */ (edgeFrom).value = key; edgeTo.focus(); });
+    port.addEventListener("click", () => {
+      if (port.dataset.dragged) { delete port.dataset.dragged; return; }
+      /** @type {any} */ (edgeFrom).value = key;
+      const other = agents.find((a) => a.key !== key);
+      if (other && /** @type {any} */ (edgeTo).value === key) /** @type {any} */ (edgeTo).value = other.key;
+      edgeTo.focus();
+    });
     const agentName = () => v(nameInput);
     const refresh = () => {
       label.textContent = agentName() || "(no name)";
@@ -290,7 +296,8 @@ export async function builderView(page, teamName) {
       select.replaceChildren(...options());
       if (before && byKey.has(before)) /** @type {any} */ (select).value = before;
     }
-    if (!/** @type {any} */ (edgeTo).value && agents[1]) /** @type {any} */ (edgeTo).value = agents[1].key;
+    const to = /** @type {any} */ (edgeTo);
+    if ((!to.value || to.value === /** @type {any} */ (edgeFrom).value) && agents[1]) to.value = agents[1].key;
     edgeList.replaceChildren(...edges.map((e, i) => {
       const label = `${byKey.get(e.from)?.name()} \u2192 ${byKey.get(e.to)?.name()}`;
       const remove = h("button", { type: "button", class: "secondary", "aria-label": `Remove edge ${label}` }, "Remove");

@@ -161,6 +161,8 @@ export class Canvas {
         port.removeEventListener("pointerup", up);
         band.remove();
         for (const n of this.el.querySelectorAll(".node-card.target")) n.classList.remove("target");
+        // a drag, not a press: the click that follows must not start the keyboard path
+        if (Math.hypot(e.clientX - event.clientX, e.clientY - event.clientY) >= 5) port.dataset.dragged = "true";
         const over = this.keyAt(e);
         if (over && over !== key) this.hooks.onEdge(key, over);
       };
