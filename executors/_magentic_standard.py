@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from workflow import model_call_span
+
 from ._chat import ChatClient, ChatMessage, ChatResponse
 from ._magentic_ledger import (
     PROGRESS_FIELDS,
@@ -357,9 +359,13 @@ class StandardMagenticManager(MagenticManager):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         max_tokens: int | None = None,
     ) -> ChatResponse:
-        response = await self.chat_client.get_response(
-            messages, response_format=response_format, max_tokens=max_tokens
-        )
+        # a GenAI span per ledger request, as agents have (free when nothing is traced)
+        model = str(getattr(self.chat_client, "model", None) or type(self.chat_client).__name__)
+        with model_call_span(model) as span:
+            response = await self.chat_client.get_response(
+                messages, response_format=response_format, max_tokens=max_tokens
+            )
+            span.record_tokens(response.usage.input_tokens, response.usage.output_tokens)
         ctx.add_usage(response.usage)
         return response
 

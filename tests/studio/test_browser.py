@@ -212,6 +212,9 @@ def test_a_magentic_plan_review_is_its_own_form_approve_or_revise(
     page.get_by_role("button", name="Run").click()
     review = page.get_by_role("form", name=re.compile("^Plan review"))
     review.get_by_role("heading", name="Review the plan").wait_for(timeout=60_000)
+    # the manager's facts and plan requests are model calls in the run's trace
+    trace = page.get_by_role("region", name="Trace")
+    trace.locator('tr[data-span^="chat "]').nth(1).wait_for()
     plan = review.get_by_label("Plan", exact=True)
     assert "researcher:" in plan.input_value()
     assert review.get_by_label("Answer").count() == 0  # not the generic answer form
