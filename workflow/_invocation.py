@@ -16,7 +16,7 @@ from ._result import PendingRequest
 if TYPE_CHECKING:
     from .events import WorkflowEvent
 
-__all__ = ("Delivery", "EmitEvent", "InvocationOutcome", "InvocationRequest")
+__all__ = ("Delivery", "EmitEvent", "HeldValue", "InvocationOutcome", "InvocationRequest")
 
 # How a backend passes an invocation's events on to the run's stream (in order, as emitted).
 EmitEvent = Callable[["WorkflowEvent"], Awaitable[None]]
@@ -26,6 +26,31 @@ EmitEvent = Callable[["WorkflowEvent"], Awaitable[None]]
 Delivery = tuple[str | None, Any, bool]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class HeldValue:
+    """A sent message a backend keeps outside the driver's memory (e.g. Ray's object store).
+
+    A backend may put one in an outcome's ``sends`` in place of a large value, and must
+    resolve it back to the value wherever the receiving invocation runs (also inside a
+    fan-in's list). The runner routes it by ``held_type`` (the value's class) without
+    fetching it; it fetches the value only where it must have it: an edge condition,
+    selection function or switch case evaluated on the message, a message that becomes a run
+    output, and a checkpoint (stores keep values, never handles, so a run resumes anywhere).
+    """
+
+    __slots__ = ("held_type",)
+
+    def __init__(self, held_type: type) -> None:
+        self.held_type = held_type
+
+    async def fetch(self) -> Any:
+        """The value, brought into this process."""
+        raise NotImplementedError
+
+    def fetch_blocking(self) -> Any:
+        """The value, brought into this process without an event loop (for the serializer)."""
+        raise NotImplementedError
 
 
 class InvocationRequest(NamedTuple):

@@ -4,6 +4,10 @@ This runs in the runner, whatever the backend: edge conditions, selection functi
 switch cases are user code that decides where messages go, and must give the same result on
 every backend. Messages a target cannot handle are dropped (reported as ``MessageDropped``),
 or fail the invocation with ``strict=True``.
+
+A message a backend holds outside this process (a ``HeldValue``) is routed by its type
+without being fetched; a condition, selection or switch on it, or its becoming an output,
+fetches it (once per message and edge group).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import WorkflowError
+from ._invocation import HeldValue
 from ._typing import type_name
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ async def route(
                 f"one of its successors ({known})"
             )
         if not routes:
-            inv.outputs.append(message)
+            inv.outputs.append(await message.fetch() if isinstance(message, HeldValue) else message)
             continue
         for r in routes:
             group = r.group
@@ -84,13 +89,25 @@ def _deliver(
     if node.can_handle(message):
         inv.deliveries.append((dst, key, message))
         return
+    tp = type(message)
+    if isinstance(message, HeldValue):  # routed by the held value's type, not fetched
+        tp = message.held_type
+        if _handles(node, tp):
+            inv.deliveries.append((dst, key, message))
+            return
     reason = (
-        f"{dst!r} has no handler for {type(message).__name__} "
-        f"(accepts {_accepts(node)}) on {group.describe()}"
+        f"{dst!r} has no handler for {tp.__name__} (accepts {_accepts(node)}) on {group.describe()}"
     )
     if strict:
         raise TypeError(f"message dropped: {reason}; strict=True makes this an error")
-    inv.dropped.append((dst, type(message).__name__, reason))
+    inv.dropped.append((dst, tp.__name__, reason))
+
+
+def _handles(node: Executor, tp: type) -> bool:
+    try:
+        return node._calls[tp] is not None
+    except KeyError:
+        return node._resolve(tp) is not None
 
 
 class _SelfEdge:
@@ -107,6 +124,8 @@ def _accepts(node: Executor) -> str:
 
 
 async def _check(cond: Callable[[Any], Any], message: Any, group: Any) -> bool:
+    if isinstance(message, HeldValue):  # a condition sees the value itself
+        message = await message.fetch()
     try:
         result = cond(message)
         if inspect.isawaitable(result):
@@ -117,6 +136,8 @@ async def _check(cond: Callable[[Any], Any], message: Any, group: Any) -> bool:
 
 
 async def _select(group: Any, message: Any) -> set[str]:
+    if isinstance(message, HeldValue):
+        message = await message.fetch()
     try:
         chosen: Any = group.selector(message, list(group.targets))
         if inspect.isawaitable(chosen):
@@ -135,6 +156,8 @@ async def _select(group: Any, message: Any) -> set[str]:
 
 async def _switch(group: Any, message: Any) -> int:
     default = -1
+    if isinstance(message, HeldValue):  # fetched once for all the cases
+        message = await message.fetch()
     for i, cond in enumerate(group.conditions):
         if cond is None:
             default = i

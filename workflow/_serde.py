@@ -49,6 +49,7 @@ import pydantic
 import pydantic_core
 
 from ._errors import CheckpointError, WorkflowError
+from ._invocation import HeldValue
 
 __all__ = (
     "JSON",
@@ -352,6 +353,8 @@ class _Encoder:
         entry = self.registry._by_type.get(t)
         if entry is not None:
             return self.enc_registered(v, t, entry[0], entry[1])
+        if isinstance(v, HeldValue):  # held outside this process: a checkpoint keeps the value
+            return self.enc(v.fetch_blocking(), lenient)
         if not lenient or _kind_of(t) is not None:
             if _kind_of(t) is not None:
                 raise _Fail(_unregistered(t))
