@@ -1,6 +1,6 @@
 """Ray backend benchmarks: one JSON line per workload.
 
-Usage: python benchmarks/ray_bench.py [ray_overhead [N]] [ray_fanout [N]]
+Usage: python benchmarks/ray_bench.py [ray_overhead [N] | ray_fanout [N] | ray_large_message [MB]]
 
 Both start a cluster in this box like the tests do (a head that runs nothing and two 1-CPU
 worker nodes, all on 127.0.0.1) and measure after a warm-up run:
@@ -10,15 +10,23 @@ worker nodes, all on 127.0.0.1) and measure after a warm-up run:
 - ``ray_fanout``: N CPU-bound 50 ms executors fanned out over the two 1-CPU nodes, against
   the same workflow on ``LocalBackend`` (one process, so one core at a time for Python code);
   the driver's peak RSS for both.
+- ``ray_large_message``: an executor on one node sends MB megabytes (default 200) to an
+  executor on the other: time and the driver's peak RSS above its baseline, with the message
+  held in Ray's object store (the default), sent back through the driver
+  (``large_message_bytes=None``), and held but with a SQLite checkpoint store (whose
+  checkpoints need the value, so the driver fetches it).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -32,13 +40,27 @@ for _key, _value in {
 import anyio  # noqa: E402
 
 from builders import WorkflowBuilder  # noqa: E402
-from workflow import LocalBackend, RayBackend, executor  # noqa: E402
+from workflow import (  # noqa: E402
+    LocalBackend,
+    RayBackend,
+    Resources,
+    SQLiteCheckpointStore,
+    executor,
+)
 
 
 def _peak_rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
                 return float(line.split()[1]) / 1024
     return float("nan")
 
@@ -151,6 +173,51 @@ def ray_fanout(n: int) -> None:
     )
 
 
+@executor(id="produce")
+async def produce(n: int) -> bytes:
+    return bytes([7]) * n
+
+
+@executor(id="consume")
+async def consume(data: bytes) -> str:
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def big_pipeline(store: Any = None) -> Any:
+    return (
+        WorkflowBuilder(start=produce, name="big", checkpoint_store=store)
+        .add_executor(produce, resources=Resources(custom={"node_a": 1}))
+        .add_executor(consume, resources=Resources(custom={"node_b": 1}))
+        .add_edge(produce, consume)
+        .build()
+    )
+
+
+def ray_large_message(mb: int) -> None:
+    size = mb << 20
+    want = [f"{size} {hashlib.sha256(bytes([7]) * size).hexdigest()[:16]}"]
+    fields: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteCheckpointStore(os.path.join(tmp, "runs.db"))
+        cases = {
+            "held": (big_pipeline(), RayBackend()),
+            "through_driver": (big_pipeline(), RayBackend(large_message_bytes=None)),
+            "held_durable": (big_pipeline(store), RayBackend()),
+        }
+        for name, (wf, backend) in cases.items():
+            anyio.run(functools.partial(wf.run, 1024, backend=backend))  # warm-up
+            _reset_peak()
+            base = _rss_mb()
+            start = time.perf_counter()
+            result = anyio.run(functools.partial(wf.run, size, backend=backend))
+            took = time.perf_counter() - start
+            assert result.outputs == want, (name, result.outputs, result.error)
+            fields[f"{name}_s"] = round(took, 2)
+            fields[f"{name}_driver_peak_rss_growth_mb"] = round(_peak_rss_mb() - base, 1)
+        anyio.run(store.aclose)
+    emit("ray_large_message", mb, **fields)
+
+
 def main(argv: list[str]) -> None:
     import ray
     from ray.cluster_utils import Cluster
@@ -163,7 +230,11 @@ def main(argv: list[str]) -> None:
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     try:
-        todo = {"ray_overhead": (ray_overhead, 1000), "ray_fanout": (ray_fanout, 200)}
+        todo = {
+            "ray_overhead": (ray_overhead, 1000),
+            "ray_fanout": (ray_fanout, 200),
+            "ray_large_message": (ray_large_message, 200),
+        }
         names = [argv[0]] if argv else list(todo)
         for name in names:
             fn, default = todo[name]

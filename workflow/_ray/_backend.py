@@ -20,8 +20,9 @@ How an invocation travels:
 - Ray's own retries are off (``max_retries=0``): the executor's ``RetryPolicy`` is the one
   retry layer, also for a worker or node that dies mid-invocation. A timeout (or any
   cancellation of the run) cancels the remote invocation with ``ray.cancel(force=True)``.
-- Large values stay out of the driver only as far as Ray allows: a message a task returns
-  passes through the driver, which routes it (see docs/ray.md for the measured limits).
+- A sent value of at least ``large_message_bytes`` stays out of the driver: the worker puts
+  it in Ray's object store and the outcome carries a handle, which the runner routes by type
+  and the receiving worker resolves (``_held``; see docs/ray.md for what still fetches it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ from workflow._backend import (
 from workflow._errors import WorkflowError
 from workflow._invocation import EmitEvent, InvocationOutcome, InvocationRequest
 
+from ._held import (
+    HeldMark,
+    RayHeld,
+    attach_held,
+    hold_sends,
+    resolve_request,
+    resolve_request_async,
+    split_large,
+)
+
 if TYPE_CHECKING:
     from workflow._executor import Executor
     from workflow._workflow import Workflow
@@ -63,6 +74,10 @@ class RayUnavailableError(WorkflowError, RuntimeError):
     """Ray is not installed, or the cluster cannot be reached or cannot place an executor."""
 
 
+class RayArgumentError(WorkflowError, ValueError):
+    """An argument of ``RayBackend`` is out of range."""
+
+
 class RayBackend:
     """Run invocations on a Ray cluster.
 
@@ -72,6 +87,10 @@ class RayBackend:
             When this process is already connected to Ray, that connection is used.
         runtime_env: Ray's runtime environment for the workers (packages, working dir, env).
         namespace: Ray namespace for the warm actors this backend keeps.
+        large_message_bytes: A sent value at least this large (estimated from its bytes,
+            strings and arrays) goes from worker to worker through Ray's object store and
+            never enters the driver unless routing or a checkpoint needs it; ``None`` sends
+            every value back through the driver.
     """
 
     def __init__(
@@ -80,9 +99,20 @@ class RayBackend:
         *,
         runtime_env: Mapping[str, Any] | None = None,
         namespace: str | None = None,
+        large_message_bytes: int | None = 1 << 20,
     ) -> None:
         if address is not None and not isinstance(address, str):
             raise TypeError(f"RayBackend address must be None or a string, got {address!r}")
+        if large_message_bytes is not None and (
+            isinstance(large_message_bytes, bool)
+            or not isinstance(large_message_bytes, int)
+            or large_message_bytes < 1
+        ):
+            raise RayArgumentError(
+                f"RayBackend large_message_bytes must be a positive int (bytes) or None, got "
+                f"{large_message_bytes!r}"
+            )
+        self.large_message_bytes = large_message_bytes
         self.address = address
         self.runtime_env = dict(runtime_env) if runtime_env is not None else None
         self.namespace = namespace
@@ -236,7 +266,9 @@ class _RayRun:
         task = self.tasks.get(key)
         if task is None:
             task = self.tasks[key] = self.task.options(max_retries=0, **options)
-        pending = task.remote(self.nodes, request, _trace_carrier())
+        pending = task.remote(
+            self.nodes, request, _trace_carrier(), self.backend.large_message_bytes
+        )
         try:
             outcome: InvocationOutcome = await pending
         except anyio.get_cancelled_exc_class():
@@ -252,13 +284,23 @@ class _RayRun:
         self, node: Executor, request: InvocationRequest, emit: EmitEvent, options: dict[str, Any]
     ) -> InvocationOutcome:
         actor = self.backend._actor(self.ray, node, options)
-        stream = actor.invoke.options(num_returns="streaming").remote(request, _trace_carrier())
+        stream = actor.invoke.options(num_returns="streaming").remote(
+            request, _trace_carrier(), self.backend.large_message_bytes
+        )
         outcome: InvocationOutcome | None = None
+        held: dict[int, RayHeld] = {}
+        mark: HeldMark | None = None
         try:
             async for ref in stream:
+                if mark is not None:  # a large sent value: keep its reference, never fetch it
+                    held[mark.index] = RayHeld(ref, mark.held_type)
+                    mark = None
+                    continue
                 item = await ref
                 if isinstance(item, InvocationOutcome):
                     outcome = item
+                elif isinstance(item, HeldMark):
+                    mark = item
                 else:
                     await emit(item)
         except anyio.get_cancelled_exc_class():
@@ -268,7 +310,7 @@ class _RayRun:
             raise _cause(exc) from None
         if outcome is None:  # pragma: no cover - the actor always ends with the outcome
             raise WorkflowError(f"executor {node.id!r} returned no outcome from its Ray actor")
-        return outcome
+        return attach_held(outcome, held)
 
     async def aclose(self) -> None:
         self.nodes = None
@@ -349,12 +391,13 @@ async def _run_traced(
 
 
 def _invoke_task(
-    ref: list[Any], request: InvocationRequest, carrier: dict[str, str]
+    ref: list[Any], request: InvocationRequest, carrier: dict[str, str], threshold: int | None
 ) -> InvocationOutcome:
     """A Ray task: handle one invocation in a worker process."""
     node = _worker_node(ref, request.executor_id)
+    request = resolve_request(request)
     outcome: InvocationOutcome = _portal().call(_run_traced, node, request, carrier)
-    return outcome
+    return hold_sends(outcome, threshold)
 
 
 class _WarmExecutor:
@@ -364,7 +407,10 @@ class _WarmExecutor:
         self.node = node
         self.local: Backend = LocalBackend()
 
-    async def invoke(self, request: InvocationRequest, carrier: dict[str, str]) -> Any:
+    async def invoke(
+        self, request: InvocationRequest, carrier: dict[str, str], threshold: int | None
+    ) -> Any:
+        request = await resolve_request_async(request)
         send, receive = anyio.create_memory_object_stream[Any](64)
         result: list[InvocationOutcome] = []
 
@@ -379,4 +425,8 @@ class _WarmExecutor:
             async with receive:
                 async for event in receive:
                     yield event
-        yield result[0]
+        outcome, large = split_large(result[0], threshold)
+        for index, value in large:  # each its own stream item, owned by the caller
+            yield HeldMark(index, type(value))
+            yield value
+        yield outcome
