@@ -8,10 +8,9 @@ The encoding is the checkpoint's: nothing is pickled, and decoding imports nothi
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._backend import InvocationOutcome, InvocationRequest
 from ._result import PendingRequest
+from ._schema import dump_request, load_request
 from ._serde import JSON, TypeRegistry, decode, encode
 
 __all__ = ("decode_outcome", "decode_request", "encode_outcome", "encode_request")
@@ -87,27 +86,10 @@ def decode_outcome(
         outputs=tuple(decode(data["outputs"], registry)),
         state_writes=decode(data["state_writes"], registry),
         local_writes=decode(data["local_writes"], registry),
-        requests=tuple(
-            PendingRequest(
-                r[0],
-                r[1],
-                decode(r[2], registry),
-                registry.name_to_type(r[3]),
-                (r[4], decode(r[5], registry)) if len(r) > 4 else None,
-            )
-            for r in data["requests"]
-        ),
+        requests=tuple(load_request(r, registry) for r in data["requests"]),
         events=tuple(decode(data["events"], events or registry)),
     )
 
 
-def _encode_request(r: PendingRequest, registry: TypeRegistry, where: str) -> list[Any]:
-    data = [
-        r.request_id,
-        r.executor_id,
-        encode(r.payload, registry, path=f"{where}: request {r.request_id!r}.payload"),
-        registry.type_to_name(r.response_type),
-    ]
-    if r.via is not None:
-        data += [r.via[0], encode(r.via[1], registry, path=f"{where}: request envelope")]
-    return data
+def _encode_request(r: PendingRequest, registry: TypeRegistry, where: str) -> JSON:
+    return dump_request(r, registry, where=f"{where}: request {r.request_id!r}")

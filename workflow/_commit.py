@@ -3,7 +3,8 @@
 The scheduler (``_runner``, and any other loop that commits invocations, like eager
 scheduling) produces these records; durability (``_durable``) consumes them through the
 narrow ``Durability`` protocol below and never sees the scheduler, its event sink or the
-workflow. Three records:
+workflow. The records are named tuples: immutable plain data, and the cheapest records Python
+builds (a durable run makes one per invocation and per superstep). Three records:
 
 - ``InvocationRecord``: one finished invocation (executor id, superstep, its routed sends
   with their targets, fan-in contributions, outputs, state writes, requests, drops, and the
@@ -19,9 +20,9 @@ goes: announce an event, tell the observer, and start a write in the background.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._result import PendingRequest
 from ._types import RunStatus
@@ -45,10 +46,6 @@ __all__ = (
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def _empty() -> Mapping[str, Any]:
-    return _EMPTY
-
-
 def count_sent(
     deliveries: tuple[tuple[str, int, Any], ...] | list[tuple[str, int, Any]],
     fan_in_targets: tuple[str, ...] | list[str] = (),
@@ -63,8 +60,7 @@ def count_sent(
     return sent
 
 
-@dataclass(frozen=True, slots=True)
-class InvocationRecord:
+class InvocationRecord(NamedTuple):
     """One finished invocation, routed: what committing it changes.
 
     Attributes:
@@ -89,16 +85,15 @@ class InvocationRecord:
     deliveries: tuple[tuple[str, int, Any], ...] = ()
     fan_in: tuple[tuple[int, Any], ...] = ()
     outputs: tuple[Any, ...] = ()
-    state_writes: Mapping[str, Any] = field(default_factory=_empty)
-    local_writes: Mapping[str, Any] = field(default_factory=_empty)
+    state_writes: Mapping[str, Any] = _EMPTY
+    local_writes: Mapping[str, Any] = _EMPTY
     requests: tuple[PendingRequest, ...] = ()
     dropped: tuple[tuple[str, str, str], ...] = ()
-    messages: Mapping[str, int] = field(default_factory=_empty)
+    messages: Mapping[str, int] = _EMPTY
     concurrent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RunSnapshot:
+class RunSnapshot(NamedTuple):
     """Everything a run has committed at a boundary: what one checkpoint holds.
 
     The containers are copies (the run goes on); the values in them are the committed values.
@@ -128,8 +123,7 @@ class RunSnapshot:
     outputs: tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class SuperstepRecord:
+class SuperstepRecord(NamedTuple):
     """One committed superstep.
 
     Attributes:
@@ -147,8 +141,7 @@ class SuperstepRecord:
     snapshot: RunSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class RunEnd:
+class RunEnd(NamedTuple):
     """How a run (or this process's part of it) ended.
 
     Attributes:

@@ -23,19 +23,13 @@ import anyio
 
 from ._allowlist import registry_for
 from ._checkpoint import Checkpoint, CheckpointStore
-from ._commit import (
-    CommitContext,
-    InvocationRecord,
-    RunEnd,
-    RunSnapshot,
-    SuperstepRecord,
-    count_sent,
-)
+from ._commit import CommitContext, InvocationRecord, RunEnd, RunSnapshot, SuperstepRecord
 from ._errors import CheckpointError, store_call
 from ._graph import describe_changes
 from ._result import RunResult
 from ._runstate import RunState
-from ._serde import SerializationError, TypeRegistry, decode, encode
+from ._schema import VERSION, dump_record, dump_run, load_record, load_run
+from ._serde import SerializationError, TypeRegistry
 from ._types import RunStatus
 from .events import CheckpointSaved
 
@@ -52,113 +46,6 @@ __all__ = (
 
 # Pending-write key of a failure record; "!" cannot start an executor id that matters here.
 FAILURE_KEY = "!failed"
-
-
-def _encode_snapshot(snap: RunSnapshot, count: int, registry: TypeRegistry) -> dict[str, Any]:
-    inbox = [[eid, [list(d) for d in box]] for eid, box in snap.inbox.items()]
-    fan_in = [
-        [gi, [(src, list(msgs)) for src, msgs in bufs.items()]] for gi, bufs in snap.fan_in.items()
-    ]
-    return {
-        "run_id": snap.run_id,
-        "superstep": snap.superstep,
-        "seq": snap.seq,
-        "checkpoint_count": count,
-        "status": snap.status.value,
-        "inbox": encode(inbox, registry, path="messages in flight"),
-        "state": encode(dict(snap.state), registry, path="state"),
-        "local": encode(
-            {eid: dict(v) for eid, v in snap.local.items()}, registry, path="executor_state"
-        ),
-        "fan_in": encode(fan_in, registry, path="fan_in_buffers"),
-        "pending": [_encode_request(r.to_list(), registry) for r in snap.pending],
-        "outputs": encode(list(snap.outputs), registry, path="outputs"),
-    }
-
-
-def _encode_request(r: list[Any], registry: TypeRegistry) -> list[Any]:
-    data = [
-        r[0],
-        r[1],
-        encode(r[2], registry, path=f"request {r[0]!r}.payload"),
-        registry.type_to_name(r[3]),
-    ]
-    if len(r) > 4:  # a nested workflow's request: the node taking the answer, its envelope
-        data += [r[4], encode(r[5], registry, path=f"request {r[0]!r}.envelope")]
-    return data
-
-
-def _decode_request(r: list[Any], registry: TypeRegistry) -> list[Any]:
-    data = [r[0], r[1], decode(r[2], registry), registry.name_to_type(r[3])]
-    if len(r) > 4:
-        data += [r[4], decode(r[5], registry)]
-    return data
-
-
-def _decode_state(data: dict[str, Any], registry: TypeRegistry) -> RunState:
-    return RunState.from_dict(
-        {
-            "run_id": data["run_id"],
-            "superstep": data["superstep"],
-            "seq": data["seq"],
-            "checkpoint_count": data["checkpoint_count"],
-            "status": data["status"],
-            "inbox": decode(data["inbox"], registry),
-            "state": decode(data["state"], registry),
-            "local": decode(data["local"], registry),
-            "fan_in": decode(data["fan_in"], registry),
-            "pending": [_decode_request(r, registry) for r in data["pending"]],
-            "outputs": decode(data["outputs"], registry),
-        }
-    )
-
-
-def _encode_record(record: InvocationRecord, registry: TypeRegistry) -> dict[str, Any]:
-    """An invocation record as a pending write (the layout older code wrote, too)."""
-    where = f"executor {record.executor_id!r}"
-    raw: dict[str, Any] = {
-        "deliveries": [list(d) for d in record.deliveries],
-        "fan_in": [list(f) for f in record.fan_in],
-        "outputs": list(record.outputs),
-        "state": dict(record.state_writes),
-        "local": dict(record.local_writes),
-        "dropped": [list(d) for d in record.dropped],
-    }
-    out = {k: encode(v, registry, path=f"{where} {k}") for k, v in raw.items()}
-    out["requests"] = [_encode_request(r.to_list(), registry) for r in record.requests]
-    return out
-
-
-def _decode_record(
-    data: dict[str, Any],
-    registry: TypeRegistry,
-    *,
-    run_id: str,
-    executor_id: str,
-    superstep: int,
-    fan_in_targets: Mapping[int, str],
-) -> InvocationRecord:
-    """Inverse of :func:`_encode_record` (the superstep and targets come from the graph)."""
-    from ._result import PendingRequest
-
-    deliveries = tuple((d[0], d[1], d[2]) for d in decode(data["deliveries"], registry))
-    fan_in = tuple((f[0], f[1]) for f in decode(data["fan_in"], registry))
-    return InvocationRecord(
-        run_id=run_id,
-        executor_id=executor_id,
-        superstep=superstep,
-        deliveries=deliveries,
-        fan_in=fan_in,
-        outputs=tuple(decode(data["outputs"], registry)),
-        state_writes=dict(decode(data["state"], registry)),
-        local_writes=dict(decode(data["local"], registry)),
-        requests=tuple(
-            PendingRequest.from_list(_decode_request(r, registry)) for r in data["requests"]
-        ),
-        dropped=tuple((d[0], d[1], d[2]) for d in decode(data["dropped"], registry)),
-        messages=count_sent(deliveries, [fan_in_targets[gi] for gi, _ in fan_in]),
-        concurrent=True,
-    )
 
 
 class StoreDurability:
@@ -221,7 +108,7 @@ class StoreDurability:
         # value; siblings' results and the last checkpoint are kept) instead of escaping
         # ``run`` from the commit, after the run's state already moved on.
         try:
-            data = _encode_record(record, self.registry)
+            data = dump_record(record, self.registry)
         except SerializationError as exc:
             return exc
         if record.concurrent and self._checkpoint_id is not None:
@@ -282,14 +169,14 @@ class StoreDurability:
     def _checkpoint(self, snap: RunSnapshot) -> Checkpoint:
         parent = self._checkpoint_id
         count = self._count + 1
-        run = _encode_snapshot(snap, count, self.registry)  # raises: the ids do not move on
+        run = dump_run(snap, count, self.registry)  # raises: the ids do not move on
         self._status = snap.status
         self._count = count
         self._checkpoint_id = checkpoint_id = f"{snap.run_id}@{count}"
         # what this superstep did, for diagrams (``visualize.load_overlay`` adds up a run)
         overlay = {"ran": self._ran, "messages": self._messages}
         self._ran, self._messages = [], {}
-        data: dict[str, Any] = {"run": run, "overlay": overlay}
+        data: dict[str, Any] = {"version": VERSION, "run": run, "overlay": overlay}
         if parent is None or (self.fork_of is not None and count == 1):
             # a run's first checkpoint describes the graph, to explain a refused resume later
             data["graph"] = dict(self.graph_description)
@@ -424,16 +311,8 @@ async def load_state(
             f"({changes}); resume it with the workflow that made it"
         )
     registry = registry_for(wf)
-    try:
-        state = _decode_state(checkpoint.data["run"], registry)
-    except KeyError as exc:
-        raise CheckpointError(f"checkpoint {checkpoint.id!r} is missing {exc}") from None
-    except (CheckpointError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        # passed its checksum but not the allowlist or the layout: edited, or foreign
-        raise CheckpointError(
-            f"checkpoint {checkpoint.id!r} of run {run_id!r} cannot be decoded ({exc}); "
-            "resume from (or fork off) an earlier checkpoint instead"
-        ) from None
+    # passed its checksum; the layout and the allowlist are checked here (edited, or foreign)
+    state = load_run(checkpoint.data, registry, checkpoint_id=checkpoint.id)
     state.checkpoint_id = checkpoint.id
     link = checkpoint.trace
     if fork or checkpoint is not latest:  # time travel: a new run, its first parent that one
@@ -450,21 +329,16 @@ async def load_state(
     for eid, data in writes.items():
         if eid == FAILURE_KEY:
             continue
-        try:
-            state.done[eid] = _decode_record(
-                data,
-                registry,
-                run_id=run_id,
-                executor_id=eid,
-                superstep=state.superstep + 1,
-                fan_in_targets=targets,
-            )
-            durability.carried[eid] = data
-        except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as exc:
-            raise CheckpointError(
-                f"the pending write of executor {eid!r} after checkpoint {checkpoint.id!r} "
-                f"cannot be decoded ({exc}); resume from (or fork off) an earlier checkpoint"
-            ) from None
+        state.done[eid] = load_record(
+            data,
+            registry,
+            what=f"the pending write of executor {eid!r} after checkpoint {checkpoint.id!r}",
+            run_id=run_id,
+            executor_id=eid,
+            superstep=state.superstep + 1,
+            fan_in_targets=targets,
+        )
+        durability.carried[eid] = data
     if checkpoint.status == RunStatus.COMPLETED.value:
         recorded = RunResult(
             run_id=run_id,

@@ -143,15 +143,11 @@ class ChildRun:
 
         registry = registry_for(self.workflow)
         data = self.state.to_dict()
-        pending = []
         for request in data["pending"]:
-            request = list(request)
             try:
-                request[3] = registry.type_to_name(request[3])
+                request["response_type"] = registry.type_to_name(request["response_type"])
             except SerializationError:
                 pass
-            pending.append(request)
-        data["pending"] = pending
         return data
 
     @classmethod
@@ -160,9 +156,12 @@ class ChildRun:
         from ._allowlist import registry_for
 
         registry = registry_for(workflow)
-        data = dict(data)
-        data["pending"] = [
-            [*r[:3], registry.name_to_type(r[3]) if isinstance(r[3], str) else r[3], *r[4:]]
-            for r in data["pending"]
-        ]
+        pending = []
+        for raw in data["pending"]:  # by name, or positional as older code froze them
+            request = PendingRequest.from_fields(raw)
+            if isinstance(request.response_type, str):
+                tp = registry.name_to_type(request.response_type)
+                request = dataclasses.replace(request, response_type=tp)
+            pending.append(request.fields())
+        data = {**data, "pending": pending}
         return cls(workflow, node_id, RunState.from_dict(data))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,16 +34,33 @@ class PendingRequest:
         """The executor of this run the answer is delivered to."""
         return self.via[0] if self.via is not None else self.executor_id
 
-    def to_list(self) -> list[Any]:
-        """Positional form for checkpoints: ``[id, executor, payload, type(, owner, envelope)]``."""
-        data = [self.request_id, self.executor_id, self.payload, self.response_type]
-        if self.via is not None:
-            data += [self.via[0], self.via[1]]
-        return data
+    def fields(self) -> dict[str, Any]:
+        """Its fields by name, values as they are (``via`` as ``{"owner", "envelope"}``)."""
+        return {
+            "request_id": self.request_id,
+            "executor_id": self.executor_id,
+            "payload": self.payload,
+            "response_type": self.response_type,
+            "via": None if self.via is None else {"owner": self.via[0], "envelope": self.via[1]},
+        }
 
     @classmethod
-    def from_list(cls, data: list[Any]) -> PendingRequest:
-        """Inverse of :meth:`to_list` (also reads the 4-element form of older checkpoints)."""
+    def from_fields(cls, data: Mapping[str, Any] | Sequence[Any]) -> PendingRequest:
+        """Inverse of :meth:`fields`; also reads the positional form older code wrote,
+        ``[id, executor, payload, type(, owner, envelope)]`` (the one place that knows it)."""
+        if isinstance(data, Mapping):
+            via = data.get("via")
+            return cls(
+                data["request_id"],
+                data["executor_id"],
+                data["payload"],
+                data["response_type"],
+                None if via is None else (via["owner"], via["envelope"]),
+            )
+        if len(data) not in (4, 6):
+            raise ValueError(
+                f"a positional request has 4 or 6 fields, not {len(data)}: {list(data)!r}"
+            )
         via = (data[4], data[5]) if len(data) > 4 else None
         return cls(data[0], data[1], data[2], data[3], via)
 

@@ -130,23 +130,31 @@ class Invocation:
     def record(
         self, run_id: str, superstep: int, groups: Sequence[EdgeGroup], concurrent: bool
     ) -> InvocationRecord:
-        """This finished invocation as a frozen commit record."""
+        """This finished invocation as a frozen commit record.
+
+        The containers are copies; the write mappings are the outcome's, which nothing
+        mutates once the backend returned them.
+        """
         fan_in = tuple(self.fan_in)
+        deliveries = tuple(self.deliveries)
+        sent = (
+            count_sent(deliveries, [groups[gi].targets[0] for gi, _ in fan_in])
+            if fan_in
+            else count_sent(deliveries)
+        )
         return InvocationRecord(
-            run_id=run_id,
-            executor_id=self.node.id,
-            superstep=superstep,
-            deliveries=tuple(self.deliveries),
-            fan_in=fan_in,
-            outputs=tuple(self.outputs),
-            state_writes=MappingProxyType(dict(self.state_writes)),
-            local_writes=MappingProxyType(dict(self.local_writes)),
-            requests=tuple(self.requests),
-            dropped=tuple(self.dropped),
-            messages=MappingProxyType(
-                count_sent(self.deliveries, [groups[gi].targets[0] for gi, _ in fan_in])
-            ),
-            concurrent=concurrent,
+            run_id,
+            self.node.id,
+            superstep,
+            deliveries,
+            fan_in,
+            tuple(self.outputs),
+            self.state_writes,
+            self.local_writes,
+            tuple(self.requests),
+            tuple(self.dropped),
+            sent,
+            concurrent,
         )
 
     @classmethod

@@ -67,7 +67,7 @@ class RunState:
             "state": self.state,
             "local": self.local,
             "fan_in": [[gi, list(bufs.items())] for gi, bufs in self.fan_in.items()],
-            "pending": [r.to_list() for r in self.pending.values()],
+            "pending": [r.fields() for r in self.pending.values()],
             "outputs": self.outputs,
             "status": self.status.value,
             "checkpoint_count": self.checkpoint_count,
@@ -84,7 +84,7 @@ class RunState:
             state=dict(data["state"]),
             local={k: dict(v) for k, v in data["local"].items()},
             fan_in={int(gi): {s: list(m) for s, m in bufs} for gi, bufs in data["fan_in"]},
-            pending={r[0]: PendingRequest.from_list(r) for r in data["pending"]},
+            pending={r.request_id: r for r in map(PendingRequest.from_fields, data["pending"])},
             outputs=list(data["outputs"]),
             status=RunStatus(data["status"]),
             checkpoint_count=data.get("checkpoint_count", 0),
@@ -95,19 +95,18 @@ class RunState:
         from ._commit import RunSnapshot
 
         return RunSnapshot(
-            run_id=self.run_id,
-            superstep=self.superstep,
-            seq=self.seq,
-            status=status,
-            inbox={eid: tuple(box) for eid, box in self.inbox.items()},
-            state=dict(self.state),
-            local={eid: dict(values) for eid, values in self.local.items()},
-            fan_in={
-                gi: {src: tuple(msgs) for src, msgs in bufs.items()}
-                for gi, bufs in self.fan_in.items()
-            },
-            pending=tuple(self.pending.values()),
-            outputs=tuple(self.outputs),
+            self.run_id,
+            self.superstep,
+            self.seq,
+            status,
+            {eid: tuple(box) for eid, box in self.inbox.items()},
+            dict(self.state),
+            {eid: dict(values) for eid, values in self.local.items()} if self.local else {},
+            {gi: {src: tuple(m) for src, m in bufs.items()} for gi, bufs in self.fan_in.items()}
+            if self.fan_in
+            else {},
+            tuple(self.pending.values()),
+            tuple(self.outputs),
         )
 
     def deliver(self, target: str, message: Any, *, reply: bool = False) -> None:

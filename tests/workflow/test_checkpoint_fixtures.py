@@ -6,7 +6,8 @@ siblings' pending writes, a run paused for two answers, a nested workflow paused
 requests in the old ``SubWorkflowRequest`` form), and an agent conversation paused at a
 person. Each is copied (resuming writes) and resumed to completion. ``fixtures/unversioned/``
 holds the same runs written by the code of the commit record, the last unversioned layout
-(positional pending requests; nested requests already in the asker's own form).
+(positional pending requests; nested requests already in the asker's own form), and
+``fixtures/v2/`` by the first code of the typed payload, version 2 (``workflow/_schema.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 # every set of stores written by an older layout, each test run on each
-SETS = ["", "unversioned"]
+SETS = ["", "unversioned", "v2"]
 
 
 @pytest.fixture(params=SETS, ids=lambda s: s or "2026-12-04")
@@ -105,8 +106,11 @@ async def test_an_agent_conversation_paused_at_a_person_continues(
     assert texts[:4] == ["a poem", "draft one", "make it rhyme", "edited"]
 
 
-async def test_a_nested_run_paused_in_the_askers_form_is_answered(tmp_path: Path) -> None:
-    wf = restore("nested", tmp_path, "unversioned")
+@pytest.mark.parametrize("fixture_set", ["unversioned", "v2"])
+async def test_a_nested_run_paused_in_the_askers_form_is_answered(
+    tmp_path: Path, fixture_set: str
+) -> None:
+    wf = restore("nested", tmp_path, fixture_set)
     first = await wf.resume("nested")
     assert first.status is RunStatus.AWAITING_INPUT
     by_type = {r.response_type: r for r in first.pending_requests}

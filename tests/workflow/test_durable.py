@@ -44,7 +44,8 @@ from workflow import (
     response_handler,
 )
 from workflow._checkpoint import SCHEMA_VERSION
-from workflow._durable import _decode_state, registry_for
+from workflow._durable import registry_for
+from workflow._schema import load_run
 from workflow._serde import SerializationError, dumps, loads
 from workflow._stores._common import fs_key
 
@@ -181,7 +182,7 @@ def siblings(store: Any, calls: Calls, broken: set[str], **options: Any) -> Work
 async def state_of(store: Any, checkpoint_id: str, wf: Workflow) -> Any:
     """The ``RunState`` a checkpoint holds, decoded the way a resume decodes it."""
     checkpoint = await store.load(checkpoint_id)
-    return _decode_state(checkpoint.data["run"], registry_for(wf))
+    return load_run(checkpoint.data, registry_for(wf), checkpoint_id=checkpoint_id)
 
 
 # --------------------------------------------------------------------------- checkpoints
