@@ -357,6 +357,10 @@ class EagerRunner(Runner):
         self._committing = True
         assert self.durability is not None
         try:
+            if self._ready:
+                # let the others finish what is ready first and join this commit: executors
+                # that never wait would otherwise commit (and checkpoint) one by one
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             while self._finished:
                 group, self._finished = self._finished, []
                 candidates: list[str] = []

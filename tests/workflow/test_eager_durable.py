@@ -302,3 +302,34 @@ async def test_async_durability_writes_while_the_run_goes_on(tmp_path: Any) -> N
         assert saved == [c.id for c in history]
     finally:
         await store.aclose()
+
+
+async def test_executors_that_never_wait_share_a_commit(stores: Stores) -> None:
+    def worker(i: int) -> Any:
+        async def run(x: int) -> int:
+            return x + i
+
+        return executor(id=f"w{i}")(run)
+
+    @executor(id="total")
+    async def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    start = executor(id="start")(_ident)
+    workers = [worker(i) for i in range(50)]
+    wf = (
+        WorkflowBuilder(start=start, checkpoint_store=stores.store, scheduling="eager")
+        .add_fan_out_edges(start, workers)
+        .add_fan_in_edges(workers, total)
+        .build()
+    )
+    result = await wf.run(0, run_id="wide")
+    assert result.outputs == [sum(range(50))]
+    history = await stores.store.list_checkpoints("wide")
+    assert len(history) < 10  # not one per executor
+    again = await wf.resume("wide")
+    assert again.outputs == [sum(range(50))]
+
+
+async def _ident(x: int) -> int:
+    return x
