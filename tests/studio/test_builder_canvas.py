@@ -169,6 +169,12 @@ def test_the_keyboard_alone_builds_a_handoff_team_in_a_narrow_window(
         tab.get_by_role("button", name="Add edge").press("Enter")
         tab.get_by_role("list", name="Edges").get_by_text("triage \u2192 billing").wait_for()
         tab.get_by_role("group", name="Agent 1").get_by_label("transfer").check()
+        box = node(tab, "billing")  # the boxes move with the arrow keys too
+        before = box.evaluate("e => e.offsetTop")
+        box.focus()
+        tab.keyboard.press("ArrowDown")
+        tab.keyboard.press("Shift+ArrowDown")
+        assert box.evaluate("e => e.offsetTop") == before + 50
         tab.get_by_text("Valid: ready to save.").wait_for()
         shot(tab, "builder-narrow")
         tab.get_by_role("button", name="Save").press("Enter")

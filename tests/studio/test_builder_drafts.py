@@ -228,3 +228,17 @@ def test_a_hand_written_spec_the_builder_cannot_edit_says_why() -> None:
     for words in ("client 'shared'", "condition", "not one of the agents"):
         assert words in reason
     assert draft["agents"][0]["client"] == {"type": "scripted", "replies": ["x"]}
+
+
+def test_oversized_drafts_are_refused(client: Any) -> None:
+    crowd = {**team("sequential"), "agents": [agent(f"a{i}") for i in range(65)]}
+    answer = client.post("/api/studio/validate", json=crowd)
+    assert "agents" in paths(answer)
+    assert "64 at most" in answer.json()["problems"][0]["message"]
+    huge = client.post(
+        "/api/studio/validate",
+        content=b'{"name": "' + b"x" * 1_100_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert client.post("/api/studio/validate", content=b"{nope").status_code == 400

@@ -199,7 +199,7 @@ export async function builderView(page, teamName) {
     const label = h("strong", { class: "node-name" });
     const clientBadge = h("span", { class: "node-client" });
     const toolChips = h("span", { class: "node-tools" });
-    const node = h("div", { class: "node-card", tabindex: "0" },
+    const node = h("div", { class: "node-card", tabindex: "0", role: "group" },
       label, clientBadge, toolChips,
       h("p", { class: "node-error error", role: "alert", hidden: true }));
     const port = h("button", { type: "button", class: "port", title: "Drag onto another agent to connect" }, "\u2192");
@@ -215,6 +215,7 @@ export async function builderView(page, teamName) {
     const refresh = () => {
       label.textContent = agentName() || "(no name)";
       node.dataset.nodeId = agentName();
+      node.setAttribute("aria-label", `Agent box ${agentName()} (arrow keys move it)`);
       port.setAttribute("aria-label", `Connect ${agentName()} to another agent`);
       clientBadge.textContent = v(client.type) || "no client";
       const chosen = [...tools].filter(([, b]) => b.checked).map(([n]) => n);

@@ -114,6 +114,18 @@ export class Canvas {
   /** @param {Placed} placed */
   #movable(placed) {
     const node = placed.node;
+    node.addEventListener("keydown", (event) => {
+      const step = event.shiftKey ? 40 : 10;
+      const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      const move = moves[/** @type {keyof typeof moves} */ (event.key)];
+      if (!move || event.target !== node) return;
+      event.preventDefault();
+      placed.x = Math.max(0, placed.x + move[0]);
+      placed.y = Math.max(0, placed.y + move[1]);
+      node.style.left = `${placed.x}px`;
+      node.style.top = `${placed.y}px`;
+      this.draw();
+    });
     node.addEventListener("pointerdown", (event) => {
       const target = /** @type {HTMLElement} */ (event.target);
       if (target.closest(".port, button, input")) return;

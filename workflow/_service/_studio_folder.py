@@ -12,6 +12,7 @@ inotify: nothing runs when nobody looks.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ._studio_teams import KINDS, DraftError, SpecLoader, draft_to_spec, spec_to
 __all__ = ("StudioTeams", "TeamFolder", "team_routes")
 
 _SPECS = (".yaml", ".yml", ".json")
+MAX_DRAFT_BYTES = 1_000_000
 
 
 @dataclass
@@ -221,9 +223,16 @@ def team_routes(
     imports = {name: value[0] for name, value in teams.tools.items()}
 
     async def body(request: Request) -> Any:
+        # the service's limit for a request body (a draft is a few kilobytes)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_DRAFT_BYTES:
+                raise ApiError(413, "too_large", f"a draft is limited to {MAX_DRAFT_BYTES} bytes")
+            chunks.append(chunk)
         try:
-            return await request.json()
-        except ValueError:
+            return json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "invalid_json", "the body is not JSON") from None
 
     def check(draft: Any) -> tuple[dict[str, Any], Workflow]:

@@ -25,6 +25,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 KINDS = ("group_chat", "sequential", "concurrent", "handoff", "graph", "magentic")
 _EDGED = ("graph", "handoff")
 MANAGER_CLIENT = "magentic_manager"
+MAX_AGENTS = 64  # each draft is loaded and drawn as the person types: keep that quick
 # Team options a draft may set, per kind, with the type each must have.
 _OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "group_chat": {"max_rounds": (int,), "max_supersteps": (int,)},
@@ -67,6 +68,11 @@ def _agents(
     agents_in = draft.get("agents")
     if not isinstance(agents_in, list) or not agents_in:
         problems.append(("agents", "add at least one agent (drag one from the library)"))
+        agents_in = []
+    elif len(agents_in) > MAX_AGENTS:
+        problems.append(
+            ("agents", f"{len(agents_in)} agents; a team built here has {MAX_AGENTS} at most")
+        )
         agents_in = []
     agents: dict[str, Any] = {}
     clients: dict[str, Any] = {}
@@ -119,6 +125,9 @@ def _edges(
     edges_in = draft.get("edges") or []
     if not isinstance(edges_in, list):
         problems.append(("edges", "expected a list of {from, to}"))
+        return []
+    if len(edges_in) > MAX_AGENTS * MAX_AGENTS:
+        problems.append(("edges", f"{len(edges_in)} edges; at most one per pair of agents"))
         return []
     edges: list[tuple[str, str]] = []
     for i, raw in enumerate(edges_in):
