@@ -23,6 +23,11 @@ from executors import tool
 def transfer(to: str, amount: int) -> str:
     """Send money from the company account."""
     return f"sent {amount} EUR to {to}"
+
+
+def unhappy(reply: object) -> bool:
+    """True while the critic has not approved."""
+    return "approved" not in str(reply).lower()
 '''
 CALL = '{"tool_calls": [{"name": "transfer", "arguments": {"to": "alice", "amount": 250}}]}'
 
@@ -184,3 +189,29 @@ def test_the_keyboard_alone_builds_a_handoff_team_in_a_narrow_window(
         assert width <= 440  # nothing forces a sideways scroll
     finally:
         context.close()
+
+
+def test_a_loop_needs_a_condition_on_one_of_its_edges(tab: Any, canvas_studio: Studio) -> None:
+    tab.goto(canvas_studio.url + "/#/new")
+    tab.get_by_label("Team name").fill("loop")
+    tab.get_by_label("Team kind").select_option("graph")
+    for _ in range(2):
+        tab.get_by_role("button", name="Add agent").click()
+    card(tab, 1, "writer", "A draft.")
+    card(tab, 2, "critic", "Approved.")
+    tab.get_by_label("Edge from").select_option(label="writer")
+    tab.get_by_label("Edge to").select_option(label="critic")
+    tab.get_by_role("button", name="Add edge").click()
+    tab.get_by_label("Edge from").select_option(label="critic")
+    tab.get_by_label("Edge to").select_option(label="writer")
+    tab.get_by_role("button", name="Add edge").click()
+    edges = tab.get_by_role("region", name="Edges and handoffs")
+    edges.get_by_role("alert").filter(has_text="loop").wait_for()
+    shot(tab, "builder-loop-error")
+    edges.get_by_label("Condition of critic \u2192 writer").select_option("unhappy")
+    tab.get_by_text("Valid: ready to save.").wait_for()
+    canvas = tab.get_by_role("region", name="Team canvas")
+    assert canvas.locator("text.wire-label").text_content() == "when unhappy"
+    shot(tab, "builder-loop-condition")
+    tab.get_by_role("button", name="Save").click()
+    tab.get_by_role("link", name="Open loop in the playground").wait_for()

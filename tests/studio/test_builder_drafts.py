@@ -38,6 +38,11 @@ def transfer(to: str, amount: int) -> str:
 def lookup(key: str) -> str:
     """Look a key up."""
     return key
+
+
+def unhappy(reply: object) -> bool:
+    """True while the critic has not approved."""
+    return "approved" not in str(reply).lower()
 '''
 
 
@@ -125,6 +130,16 @@ def test_every_kind_validates_with_a_diagram_and_saves(
             "loop",
         ),
         (team("sequential", edges=[{"from": "a", "to": "b"}]), "edges[0]", "no edges"),
+        (
+            team("graph", edges=[{"from": "a", "to": "b", "when": "nope"}]),
+            "edges[0].when",
+            "'nope'",
+        ),
+        (
+            team("handoff", edges=[{"from": "a", "to": "b", "when": "unhappy"}]),
+            "edges[0].when",
+            "only a graph",
+        ),
         (team("magentic"), "manager.client", "manager"),
         (team("group_chat", options={"max_rounds": "2"}), "max_rounds", "expected int"),
         (team("group_chat", options={"max_rounds": 0}), "max_rounds", ""),
@@ -159,6 +174,7 @@ def test_tools_from_the_studio_go_into_the_spec_and_its_imports(client: Any, fol
     assert {t["name"]: t["description"] for t in library["tools"]} == {
         "lookup": "Look a key up.",
         "transfer": "Send money.",
+        "unhappy": "True while the critic has not approved.",
     }
     draft = {**team("sequential"), "agents": [agent("a", tools=["transfer"]), agent("b")]}
     assert client.post("/api/studio/teams", json=draft).status_code == 201
@@ -221,11 +237,11 @@ def test_a_hand_written_spec_the_builder_cannot_edit_says_why() -> None:
         "agents": {"a": {"client": "shared"}},
         "executors": {"a": {"agent": "a"}, "f": {"function": "f"}},
         "start": "a",
-        "edges": [{"from": "a", "to": "f", "when": "ok"}],
+        "edges": [{"from": "a", "cases": [{"when": "ok", "to": "f"}, {"to": "a"}]}],
     }
     draft, reason = spec_to_draft(spec)
     assert reason is not None
-    for words in ("client 'shared'", "condition", "not one of the agents"):
+    for words in ("client 'shared'", "cases", "not one of the agents"):
         assert words in reason
     assert draft["agents"][0]["client"] == {"type": "scripted", "replies": ["x"]}
 
@@ -242,3 +258,16 @@ def test_oversized_drafts_are_refused(client: Any) -> None:
     )
     assert huge.status_code == 413
     assert client.post("/api/studio/validate", content=b"{nope").status_code == 400
+
+
+def test_a_loop_with_a_condition_is_a_valid_graph(client: Any, folder: Path) -> None:
+    loop = [{"from": "a", "to": "b"}, {"from": "b", "to": "a", "when": "unhappy"}]
+    answer = client.post("/api/studio/validate", json=team("graph", edges=loop))
+    assert answer.json()["ok"], answer.json()
+    assert client.post("/api/studio/teams", json=team("graph", edges=loop)).status_code == 201
+    text = (folder / "t_graph.yaml").read_text()
+    assert "when: unhappy" in text
+    assert "unhappy: tools:unhappy" in text
+    back = client.get("/api/studio/teams/t_graph").json()
+    assert back["editable"]
+    assert back["draft"]["edges"] == loop

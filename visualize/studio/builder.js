@@ -82,7 +82,7 @@ export async function builderView(page, teamName) {
   const library = await api.studioLibrary().catch(() => ({ kinds: [], tools: [], clients: [], folder: null }));
   /** @type {{key: string, card: HTMLElement, node: HTMLElement, name: () => string, draft: () => Record<string, any>, client: ReturnType<typeof clientFields>, tools: Map<string, HTMLInputElement>, number: number}[]} */
   const agents = [];
-  /** @type {{from: string, to: string}[]} edges by agent key */
+  /** @type {{from: string, to: string, when?: string}[]} edges by agent key; `when` names a condition function */
   let edges = [];
   let editing = teamName || null;
   let savedJson = "";
@@ -303,11 +303,29 @@ export async function builderView(page, teamName) {
       const label = `${byKey.get(e.from)?.name()} \u2192 ${byKey.get(e.to)?.name()}`;
       const remove = h("button", { type: "button", class: "secondary", "aria-label": `Remove edge ${label}` }, "Remove");
       remove.addEventListener("click", () => { edges.splice(i, 1); syncEdges(); changed(); });
-      return h("li", { "data-edge-index": i, class: invalid.has(i) ? "invalid" : "" }, label, " ", remove,
+      // a graph edge may carry a condition: one of the studio's functions, of the message
+      let condition = null;
+      if (v(kind) === "graph") {
+        const pick = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": `Condition of ${label}` },
+          h("option", { value: "" }, "always"),
+          ...library.tools.map((/** @type {{name: string}} */ t) => h("option", { value: t.name, selected: e.when === t.name }, `when ${t.name}`))));
+        pick.addEventListener("change", () => { e.when = pick.value || undefined; syncEdges(); changed(); });
+        condition = pick;
+      }
+      return h("li", { "data-edge-index": i, class: invalid.has(i) ? "invalid" : "" }, h("span", null, label), " ", condition, " ", remove,
         h("p", { class: "error field-error", role: "alert", hidden: true }));
     }));
     if (!edges.length) edgeList.append(h("li", { class: "muted" }, "(no edges)"));
-    canvas.setEdges(edges.map((e, i) => ({ ...e, invalid: invalid.has(i) })));
+    markEdges(invalid);
+  }
+
+  /** Mark the edges with problems (list and arrows) without rebuilding the list: focus stays. @param {Set<number>} invalid */
+  function markEdges(invalid) {
+    for (const item of edgeList.querySelectorAll("[data-edge-index]")) {
+      item.classList.toggle("invalid", invalid.has(Number(/** @type {HTMLElement} */ (item).dataset.edgeIndex)));
+    }
+    const graph = v(kind) === "graph";
+    canvas.setEdges(edges.map((e, i) => ({ from: e.from, to: e.to, label: graph && e.when ? `when ${e.when}` : "", invalid: invalid.has(i) })));
   }
 
   function syncKind() {
@@ -317,6 +335,7 @@ export async function builderView(page, teamName) {
     startField.hidden = !EDGED.has(k);
     edgesBox.hidden = !EDGED.has(k);
     canvas.el.classList.toggle("edged", EDGED.has(k));
+    syncEdges();
   }
 
   function draft() {
@@ -335,7 +354,7 @@ export async function builderView(page, teamName) {
       agents: agents.map((a) => a.draft()),
     };
     if (EDGED.has(k)) {
-      d.edges = edges.map((e) => ({ from: byKey.get(e.from), to: byKey.get(e.to) }));
+      d.edges = edges.map((e) => ({ from: byKey.get(e.from), to: byKey.get(e.to), ...(k === "graph" && e.when ? { when: e.when } : {}) }));
       d.start = byKey.get(/** @type {any} */ (start).value) || null;
     }
     if (k === "magentic") d.manager = { client: manager.draft() };
@@ -372,7 +391,7 @@ export async function builderView(page, teamName) {
         else general.textContent += `${path ? path + ": " : ""}${message} `;
       }
     }
-    syncEdges(badEdges);
+    markEdges(badEdges);
     for (const { path, message } of problems) {
       const edge = /^edges\[(\d+)\]/.exec(path);
       const item = edge && edgeList.querySelector(`[data-edge-index="${edge[1]}"]`);
@@ -426,7 +445,10 @@ export async function builderView(page, teamName) {
     if (d.manager) manager.load(d.manager.client || {});
     for (const a of d.agents || []) addAgent(a);
     const keyOf = new Map(agents.map((a) => [a.name(), a.key]));
-    for (const e of d.edges || []) if (keyOf.has(e.from) && keyOf.has(e.to)) edges.push({ from: /** @type {string} */ (keyOf.get(e.from)), to: /** @type {string} */ (keyOf.get(e.to)) });
+    for (const e of d.edges || []) {
+      const from = keyOf.get(e.from), to = keyOf.get(e.to);
+      if (from && to) edges.push({ from, to, ...(e.when ? { when: e.when } : {}) });
+    }
     syncEdges();
     if (d.start && keyOf.has(d.start)) /** @type {any} */ (start).value = keyOf.get(d.start);
     syncKind();

@@ -33,7 +33,7 @@ export class Canvas {
     this.el.append(this.wires);
     /** @type {Map<string, Placed>} */
     this.placed = new Map();
-    /** @type {{from: string, to: string, invalid: boolean}[]} */
+    /** @type {{from: string, to: string, label: string, invalid: boolean}[]} */
     this.edges = [];
   }
 
@@ -62,29 +62,41 @@ export class Canvas {
   /** A free spot for the n-th box. @param {number} n */
   spot(n) {
     const width = Math.max(this.el.clientWidth, 400);
-    const perRow = Math.max(1, Math.floor((width - 20) / 200));
+    const perRow = Math.max(1, Math.floor((width - 20) / 320));
     const hint = /** @type {HTMLElement} */ (this.el.querySelector(".canvas-hint"));
-    return { x: 20 + (n % perRow) * 200, y: hint.offsetHeight + 16 + Math.floor(n / perRow) * 120 };
+    return { x: 20 + (n % perRow) * 320, y: hint.offsetHeight + 16 + Math.floor(n / perRow) * 130 };
   }
 
-  /** @param {{from: string, to: string, invalid: boolean}[]} edges by agent key */
+  /** @param {{from: string, to: string, label: string, invalid: boolean}[]} edges by agent key */
   setEdges(edges) {
     this.edges = edges;
     this.draw();
   }
 
   draw() {
-    for (const old of this.wires.querySelectorAll("line")) old.remove();
+    for (const old of this.wires.querySelectorAll("line, text")) old.remove();
     let height = 260;
     for (const p of this.placed.values()) height = Math.max(height, p.y + p.node.offsetHeight + 30);
     this.el.style.height = `${height}px`;
     for (const edge of this.edges) {
       const a = this.placed.get(edge.from), b = this.placed.get(edge.to);
       if (!a || !b) continue;
-      const [x1, y1] = this.#anchor(a, b), [x2, y2] = this.#anchor(b, a);
+      let [x1, y1] = this.#anchor(a, b), [x2, y2] = this.#anchor(b, a);
+      let [lx, ly] = [0, -8]; // where the label goes, from the arrow's middle
+      if (this.edges.some((e) => e.from === edge.to && e.to === edge.from)) {
+        // both ways: two parallel arrows, each shifted to its own side, its label beyond it
+        const len = Math.hypot(x2 - x1, y2 - y1) || 1, nx = -(y2 - y1) / len * 14, ny = (x2 - x1) / len * 14;
+        x1 += nx; y1 += ny; x2 += nx; y2 += ny;
+        [lx, ly] = [nx * 0.8, ny * 0.8 + (ny > 0 ? 10 : -2)];
+      }
       const line = svg("line", { x1, y1, x2, y2, class: edge.invalid ? "wire invalid" : "wire", "marker-end": "url(#arrow)" });
       line.dataset.edge = `${a.name()}->${b.name()}`;
       this.wires.append(line);
+      if (edge.label) {
+        const text = svg("text", { x: (x1 + x2) / 2 + lx, y: (y1 + y2) / 2 + ly, class: "wire-label", "text-anchor": "middle" });
+        text.textContent = edge.label;
+        this.wires.append(text);
+      }
     }
   }
 

@@ -120,8 +120,13 @@ def _agents(
 
 
 def _edges(
-    draft: Mapping[str, Any], kind: str, agents: Mapping[str, Any], problems: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
+    draft: Mapping[str, Any],
+    kind: str,
+    agents: Mapping[str, Any],
+    tools: Mapping[str, str],
+    problems: list[tuple[str, str]],
+) -> list[tuple[str, str, str | None]]:
+    """The draft's edges ``(from, to, when)``; ``when`` names a function (graph teams only)."""
     edges_in = draft.get("edges") or []
     if not isinstance(edges_in, list):
         problems.append(("edges", "expected a list of {from, to}"))
@@ -129,7 +134,8 @@ def _edges(
     if len(edges_in) > MAX_AGENTS * MAX_AGENTS:
         problems.append(("edges", f"{len(edges_in)} edges; at most one per pair of agents"))
         return []
-    edges: list[tuple[str, str]] = []
+    edges: list[tuple[str, str, str | None]] = []
+    pairs: set[tuple[str, str]] = set()
     for i, raw in enumerate(edges_in):
         if not isinstance(raw, Mapping):
             problems.append((f"edges[{i}]", "expected an object with from and to"))
@@ -147,21 +153,28 @@ def _edges(
         for end, name in (("from", source), ("to", target)):
             if name not in agents:
                 problems.append((f"edges[{i}].{end}", f"{name!r} is not an agent of this team"))
+        when = raw.get("when") or None
+        if when is not None and kind != "graph":
+            problems.append((f"edges[{i}].when", "only a graph team's edges take a condition"))
+        elif when is not None and when not in tools:
+            known = ", ".join(sorted(tools)) or "none (start the studio with --tools FILE.py)"
+            problems.append((f"edges[{i}].when", f"unknown function {when!r}; known: {known}"))
         if source in agents and target in agents:
             if source == target:
                 problems.append((f"edges[{i}]", f"{source!r} cannot hand over to itself"))
-            elif (source, target) in edges:
+            elif (source, target) in pairs:
                 problems.append((f"edges[{i}]", f"{source!r} -> {target!r} is there twice"))
             else:
-                edges.append((source, target))
+                pairs.add((source, target))
+                edges.append((source, target, when if isinstance(when, str) else None))
     return edges
 
 
-def _reachable(start: str, edges: list[tuple[str, str]]) -> set[str]:
+def _reachable(start: str, edges: list[tuple[str, str, str | None]]) -> set[str]:
     seen, todo = {start}, [start]
     while todo:
         node = todo.pop()
-        for source, target in edges:
+        for source, target, _ in edges:
             if source == node and target not in seen:
                 seen.add(target)
                 todo.append(target)
@@ -173,9 +186,10 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
 
     Args:
         draft: ``{name, kind, description, agents: [{name, description, instructions,
-            client, tools}], edges: [{from, to}], start, options, manager: {client}}``.
-        tools: The tools the studio was given, name -> ``module:attr`` (written to the
-            spec's ``imports`` so ``ledgerflow run`` finds them too).
+            client, tools}], edges: [{from, to, when}], start, options, manager: {client}}``.
+        tools: The functions the studio was given, name -> ``module:attr``: agents' tools and
+            edges' conditions (written to the spec's ``imports`` so ``ledgerflow run`` finds
+            them too).
 
     Raises:
         DraftError: The draft's shape is wrong (a bad name, duplicate agents, no agents, an
@@ -195,7 +209,8 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
         problems.append(("kind", f"unknown team kind {kind!r}; expected one of {list(KINDS)}"))
         kind = "sequential"
     agents, clients, used = _agents(draft, tools, problems)
-    edges = _edges(draft, kind, agents, problems)
+    edges = _edges(draft, kind, agents, tools, problems)
+    used.update(when for _, _, when in edges if when is not None)
     start = draft.get("start") or next(iter(agents), None)
     if kind in _EDGED and agents and start not in agents:
         problems.append(("start", f"start {start!r} is not an agent of this team"))
@@ -243,13 +258,15 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
     if kind == "graph":
         spec["executors"] = {agent: {"agent": agent} for agent in agents}
         spec["start"] = start
-        spec["edges"] = [{"from": s, "to": t} for s, t in edges]
+        spec["edges"] = [
+            {"from": s, "to": t, **({"when": when} if when else {})} for s, t, when in edges
+        ]
     else:
         spec["participants"] = list(agents)
     if kind == "handoff":
         spec["start"] = start
         handoffs: dict[str, list[str]] = {}
-        for source, target in edges:
+        for source, target, _ in edges:
             handoffs.setdefault(source, []).append(target)
         spec["handoffs"] = handoffs
     spec.update(chosen)
@@ -289,14 +306,12 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     if kind == "graph":
         for edge in spec.get("edges") or []:
             source, target = edge.get("from"), edge.get("to")
-            if (
-                set(edge) - {"from", "to"}
-                or not isinstance(source, str)
-                or not isinstance(target, str)
-            ):
-                reasons.append("an edge has a condition, a fan-out or a fan-in")
+            simple = isinstance(source, str) and isinstance(target, str)
+            if set(edge) - {"from", "to", "when"} or not simple:
+                reasons.append("an edge has cases, a fan-out or a fan-in")
                 continue
-            edges.append({"from": source, "to": target})
+            when = {"when": edge["when"]} if edge.get("when") else {}
+            edges.append({"from": source, "to": target, **when})
         executors = spec.get("executors") or {}
         if any(set(e) != {"agent"} for e in executors.values()):
             reasons.append("an executor is not one of the agents")
