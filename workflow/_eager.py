@@ -83,7 +83,21 @@ class _EagerInvocation(Invocation):
     def __init__(
         self, runner: EagerRunner, node: Executor, inbox: list[Delivery], depth: int, taken: int
     ) -> None:
-        super().__init__(runner.sink, node, inbox)
+        # the base class's fields, set here: one call fewer per invocation
+        self.sink = runner.sink
+        self.node = node
+        self.inbox = inbox
+        self.live = True
+        self.buffer = None
+        self.replayed = False
+        self.error = None
+        self.outputs = []
+        self.state_writes = _EMPTY
+        self.local_writes = _EMPTY
+        self.requests = ()
+        self.deliveries = []
+        self.fan_in = []
+        self.dropped = []
         self.runner = runner
         self.depth = depth
         self.taken = taken  # how many of the executor's queued deliveries it handles
@@ -452,19 +466,25 @@ class EagerRunner(Runner):
     def _buffer(self, gi: int, source: str, message: Any, depth: int) -> bool:
         """Add to a fan-in buffer; fire it while every source has a message (True if fired)."""
         st = self.state
-        bufs = st.fan_in.setdefault(gi, {})
-        waiting = bufs.get(source)
-        if waiting:
-            waiting.append(message)
-        else:
-            bufs[source] = [message]
-            self._filled[gi] = self._filled.get(gi, 0) + 1
-        group = self.graph.groups[gi]
-        dst = group.targets[0]
+        bufs = st.fan_in.get(gi)
+        if bufs is None:
+            bufs = st.fan_in[gi] = {}
         # a batch counts as deep as its deepest part (an upper bound once more are waiting)
-        if self._fdepth.get(gi, self._base) < depth:
-            self._fdepth[gi] = depth
-        depth = self._fdepth.get(gi, self._base)
+        fdepth = self._fdepth
+        deepest = fdepth.get(gi, self._base)
+        if deepest < depth:
+            fdepth[gi] = deepest = depth
+        waiting = bufs.get(source)
+        if waiting:  # this source was not missing: nothing can fire
+            waiting.append(message)
+            return False
+        bufs[source] = [message]
+        filled = self._filled[gi] = self._filled.get(gi, 0) + 1
+        group = self.graph.groups[gi]
+        if filled < len(group.sources):
+            return False
+        dst = group.targets[0]
+        depth = deepest
         fired = False
         sources = group.sources
         while self._filled[gi] == len(sources):
