@@ -215,3 +215,29 @@ def test_a_loop_needs_a_condition_on_one_of_its_edges(tab: Any, canvas_studio: S
     shot(tab, "builder-loop-condition")
     tab.get_by_role("button", name="Save").click()
     tab.get_by_role("link", name="Open loop in the playground").wait_for()
+
+
+def test_team_options_aggregator_and_stop_text(
+    tab: Any, canvas_studio: Studio, folder: Path
+) -> None:
+    tab.goto(canvas_studio.url + "/#/new")
+    tab.get_by_label("Team name").fill("panel")
+    tab.get_by_label("Team kind").select_option("concurrent")
+    for _ in range(3):
+        tab.get_by_role("button", name="Add agent").click()
+    card(tab, 1, "optimist", "It will work.")
+    card(tab, 2, "pessimist", "It will not.")
+    card(tab, 3, "judge", "Both have a point.")
+    tab.get_by_label("Aggregator").select_option(label="agent judge")
+    tab.get_by_text("Valid: ready to save.").wait_for()
+    spec = tab.get_by_role("region", name="Live diagram").locator(".spec-text")
+    assert "aggregator: judge" in spec.text_content()
+    tab.get_by_role("button", name="Save").click()
+    tab.get_by_role("link", name="Open panel in the playground").wait_for()
+    text = (folder / "panel.yaml").read_text()
+    assert "participants:\n- optimist\n- pessimist\naggregator: judge" in text
+    tab.get_by_label("Team kind").select_option("group_chat")
+    tab.get_by_label("Stop when a message mentions").fill("a point")
+    tab.get_by_text("Valid: ready to save.").wait_for()
+    spec.get_by_text("text_mention: a point").wait_for(state="attached")
+    shot(tab, "builder-options")

@@ -86,10 +86,15 @@ def paths(answer: Any) -> list[str]:
 @pytest.mark.parametrize(
     "draft",
     [
-        team("group_chat", options={"max_rounds": 2}),
+        team("group_chat", options={"max_rounds": 2, "stop_text": "DONE"}),
         team("sequential"),
         team("concurrent"),
-        team("handoff", edges=[{"from": "a", "to": "b"}]),
+        {
+            **team("concurrent", options={"aggregator": "c"}),
+            "agents": [agent("a"), agent("b"), agent("c")],
+        },
+        team("concurrent", options={"aggregator": "lookup"}),
+        team("handoff", edges=[{"from": "a", "to": "b"}], options={"stop_text": "BYE"}),
         team("graph", edges=[{"from": "a", "to": "b"}]),
         team(
             "magentic",
@@ -113,9 +118,11 @@ def test_every_kind_validates_with_a_diagram_and_saves(
     back = client.get(f"/api/studio/teams/{draft['name']}").json()
     assert back["editable"], back["reason"]
     assert back["draft"]["kind"] == draft["kind"]
-    assert [a["name"] for a in back["draft"]["agents"]] == ["a", "b"]
+    assert [a["name"] for a in back["draft"]["agents"]] == [a["name"] for a in draft["agents"]]
+    assert back["draft"]["options"] == {**draft.get("options", {})}
     assert back["draft"]["edges"] == draft.get("edges", [])
-    assert draft_to_spec(back["draft"], {}) == draft_to_spec(draft, {})
+    imports = {name: f"tools:{name}" for name in ("lookup", "transfer", "unhappy")}
+    assert draft_to_spec(back["draft"], imports) == draft_to_spec(draft, imports)
 
 
 @pytest.mark.parametrize(
@@ -141,6 +148,7 @@ def test_every_kind_validates_with_a_diagram_and_saves(
             "only a graph",
         ),
         (team("magentic"), "manager.client", "manager"),
+        (team("concurrent", options={"aggregator": "zed"}), "aggregator", "neither"),
         (team("group_chat", options={"max_rounds": "2"}), "max_rounds", "expected int"),
         (team("group_chat", options={"max_rounds": 0}), "max_rounds", ""),
         (

@@ -104,6 +104,10 @@ export async function builderView(page, teamName) {
     h("fieldset", { class: "manager", "data-path": "manager.client" }, h("legend", null, "Manager's model client"), ...manager.els,
       h("p", { class: "error field-error", role: "alert", hidden: true })));
   const startField = field("Start agent", start, "start");
+  const stopText = h("input", { name: "stop-text", autocomplete: "off", placeholder: "e.g. APPROVED" });
+  const stopField = field("Stop when a message mentions", stopText, "stop_text");
+  const aggregator = h("select", { name: "aggregator" });
+  const aggregatorField = field("Aggregator", aggregator, "aggregator");
 
   const canvas = new Canvas({
     onEdge: (from, to) => addEdge(from, to),
@@ -162,7 +166,7 @@ export async function builderView(page, teamName) {
   const form = h("form", { class: "builder", "aria-label": "Team builder" },
     h("div", { class: "team" },
       field("Team name", name, "name"), field("Team kind", kind, "kind"),
-      field("Description", description, "description"), rounds, startField, magentic),
+      field("Description", description, "description"), rounds, startField, stopField, aggregatorField, magentic),
     h("div", { class: "builder-grid" }, aside, h("div", { class: "canvas-box" }, canvas.el, edgesBox)),
     h("div", { class: "builder-grid2" },
       h("div", null, h("h2", null, "Agents"), list, add),
@@ -297,6 +301,11 @@ export async function builderView(page, teamName) {
       select.replaceChildren(...options());
       if (before && byKey.has(before)) /** @type {any} */ (select).value = before;
     }
+    const chosen = /** @type {any} */ (aggregator).value;
+    aggregator.replaceChildren(h("option", { value: "" }, "(none: the replies as they are)"),
+      ...agents.map((a) => h("option", { value: a.name() }, `agent ${a.name()}`)),
+      ...library.tools.map((/** @type {{name: string}} */ t) => h("option", { value: t.name }, `function ${t.name}`)));
+    /** @type {any} */ (aggregator).value = chosen;
     const to = /** @type {any} */ (edgeTo);
     if ((!to.value || to.value === /** @type {any} */ (edgeFrom).value) && agents[1]) to.value = agents[1].key;
     edgeList.replaceChildren(...edges.map((e, i) => {
@@ -331,6 +340,8 @@ export async function builderView(page, teamName) {
   function syncKind() {
     const k = v(kind);
     rounds.hidden = k !== "group_chat";
+    stopField.hidden = k !== "group_chat" && k !== "handoff";
+    aggregatorField.hidden = k !== "concurrent";
     magentic.hidden = k !== "magentic";
     startField.hidden = !EDGED.has(k);
     edgesBox.hidden = !EDGED.has(k);
@@ -347,6 +358,8 @@ export async function builderView(page, teamName) {
       if (v(maxRoundCount)) options.max_round_count = Number(v(maxRoundCount));
       options.plan_review = /** @type {HTMLInputElement} */ (planReview).checked;
     }
+    if ((k === "group_chat" || k === "handoff") && v(stopText)) options.stop_text = v(stopText);
+    if (k === "concurrent" && v(aggregator)) options.aggregator = v(aggregator);
     const byKey = new Map(agents.map((a) => [a.key, a.name()]));
     /** @type {Record<string, any>} */
     const d = {
@@ -386,7 +399,9 @@ export async function builderView(page, teamName) {
       } else if (edge) {
         badEdges.add(Number(edge[1]));
       } else {
-        const team = path === "edges" ? edgesBox : form.querySelector(`.team [data-path="${path.split(".")[0] === "manager" ? "manager.client" : path.split(".")[0]}"]`);
+        const head = path.split(".")[0];
+        const slot = head === "manager" ? "manager.client" : head === "termination" ? "stop_text" : head;
+        const team = path === "edges" ? edgesBox : form.querySelector(`.team [data-path="${slot}"]`);
         if (team) notes.push([/** @type {HTMLElement} */ (team), message]);
         else general.textContent += `${path ? path + ": " : ""}${message} `;
       }
@@ -441,6 +456,7 @@ export async function builderView(page, teamName) {
     const o = d.options || {};
     if (o.max_rounds) /** @type {any} */ (maxRounds).value = o.max_rounds;
     if (o.max_round_count) /** @type {any} */ (maxRoundCount).value = o.max_round_count;
+    /** @type {any} */ (stopText).value = o.stop_text || "";
     /** @type {HTMLInputElement} */ (planReview).checked = !!o.plan_review;
     if (d.manager) manager.load(d.manager.client || {});
     for (const a of d.agents || []) addAgent(a);
@@ -451,6 +467,7 @@ export async function builderView(page, teamName) {
     }
     syncEdges();
     if (d.start && keyOf.has(d.start)) /** @type {any} */ (start).value = keyOf.get(d.start);
+    /** @type {any} */ (aggregator).value = o.aggregator || "";
     syncKind();
     savedJson = JSON.stringify(draft());
     changed();

@@ -28,10 +28,10 @@ MANAGER_CLIENT = "magentic_manager"
 MAX_AGENTS = 64  # each draft is loaded and drawn as the person types: keep that quick
 # Team options a draft may set, per kind, with the type each must have.
 _OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
-    "group_chat": {"max_rounds": (int,), "max_supersteps": (int,)},
+    "group_chat": {"max_rounds": (int,), "max_supersteps": (int,), "stop_text": (str,)},
     "sequential": {},
-    "concurrent": {},
-    "handoff": {"max_supersteps": (int,)},
+    "concurrent": {"aggregator": (str,)},
+    "handoff": {"max_supersteps": (int,), "stop_text": (str,)},
     "graph": {"max_supersteps": (int,)},
     "magentic": {
         "max_round_count": (int,),
@@ -234,7 +234,16 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
         ):
             problems.append((key, f"expected {allowed[key][0].__name__}, got {value!r}"))
             continue
-        chosen[key] = value
+        chosen[key] = value.strip() if isinstance(value, str) else value
+    aggregator: str | None = chosen.get("aggregator")
+    if aggregator and aggregator not in agents and aggregator not in tools:
+        problems.append(
+            ("aggregator", f"{aggregator!r} is neither an agent of this team nor a function")
+        )
+    elif aggregator and len(agents) < 2 and aggregator in agents:
+        problems.append(("aggregator", "the aggregator needs at least one other agent to ask"))
+    elif aggregator is not None and aggregator in tools:
+        used.add(aggregator)
     manager: Any = None
     if kind == "magentic":
         raw_manager = draft.get("manager")
@@ -262,7 +271,10 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
             {"from": s, "to": t, **({"when": when} if when else {})} for s, t, when in edges
         ]
     else:
-        spec["participants"] = list(agents)
+        spec["participants"] = [a for a in agents if a != aggregator]
+    stop = chosen.pop("stop_text", None)
+    if stop:  # the run ends once a message mentions it
+        spec["termination"] = {"text_mention": stop}
     if kind == "handoff":
         spec["start"] = start
         handoffs: dict[str, list[str]] = {}
@@ -321,6 +333,11 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     if kind != "graph" and spec.get("executors"):
         reasons.append("the team has executors that are not agents")
     options = {k: v for k, v in spec.items() if k in _OPTIONS.get(str(kind), {})}
+    termination = spec.get("termination")
+    if isinstance(termination, Mapping) and isinstance(termination.get("text_mention"), str):
+        options["stop_text"] = termination["text_mention"]
+    elif termination is not None:
+        reasons.append("the termination condition is not a text mention")
     draft: dict[str, Any] = {
         "name": spec.get("name", ""),
         "kind": kind,
