@@ -74,6 +74,8 @@ class Workflow:
                 "'eager' runs an executor as soon as a message for it is committed"
             )
         self.scheduling: Scheduling = scheduling
+        if scheduling == "eager":  # loaded with the definition, not in its first run
+            from . import _eager  # noqa: F401
         self._graph = graph
         self.max_supersteps = max_supersteps
         self.max_concurrency = max_concurrency
