@@ -8,70 +8,11 @@
 import * as api from "./api.js";
 import { Canvas } from "./canvas.js";
 import { h } from "./dom.js";
+import { clientFields, field, nextId, v } from "./fields.js";
 
 const KINDS = [["group_chat", "Group chat (round robin)"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
   ["handoff", "Handoff (agents hand over)"], ["graph", "Graph (edges)"], ["magentic", "Magentic (a manager plans)"]];
 const EDGED = new Set(["graph", "handoff"]);
-let counter = 0;
-
-/** One labelled field. @param {string} label @param {HTMLElement} input @param {string} path */
-function field(label, input, path) {
-  const id = input.id || `f${++counter}`;
-  input.id = id;
-  const error = h("p", { class: "error field-error", id: `${id}-error`, role: "alert", hidden: true });
-  input.setAttribute("aria-describedby", error.id);
-  return h("div", { class: "field", "data-path": path }, h("label", { for: id }, label), input, error);
-}
-
-const v = (/** @type {any} */ el) => el.value.trim();
-
-/** Replies, one a line; a line that is a JSON object is a reply with tool calls. @param {string} text */
-function parseReplies(text) {
-  return text.split("\n").map((s) => s.trim()).filter(Boolean).map((line) => {
-    if (!line.startsWith("{")) return line;
-    try { return JSON.parse(line); } catch { return line; }
-  });
-}
-
-/** Client fields (type, replies, model, base URL, key variable) with a draft reader. @param {string} prefix */
-function clientFields(prefix) {
-  const type = h("input", { name: `${prefix}client-type`, list: "client-types", value: "scripted", autocomplete: "off" });
-  const replies = h("textarea", { name: `${prefix}client-replies`, rows: "2", placeholder: "one reply per line" });
-  const model = h("input", { name: `${prefix}client-model`, placeholder: "gpt-4o-mini" });
-  const baseUrl = h("input", { name: `${prefix}client-base-url`, placeholder: "http://127.0.0.1:8080/v1" });
-  const keyEnv = h("input", { name: `${prefix}client-key-env`, placeholder: "OPENAI_API_KEY" });
-  const scripted = h("div", { class: "scripted" }, field(prefix ? "Manager replies" : "Replies", replies, "client.replies"));
-  const openai = h("div", { class: "openai", hidden: true },
-    field(prefix ? "Manager model" : "Model", model, "client.model"), field("Base URL", baseUrl, "client.base_url"),
-    field("API key environment variable", keyEnv, "client.api_key_env"));
-  const sync = () => { scripted.hidden = v(type) === "openai"; openai.hidden = v(type) !== "openai"; };
-  type.addEventListener("input", sync);
-  return {
-    type, sync,
-    els: [field(prefix ? "Manager client" : "Client", type, "client"), scripted, openai],
-    /** @returns {Record<string, any>} */
-    draft() {
-      const kind = v(type);
-      if (kind === "scripted") return { type: kind, replies: parseReplies(/** @type {any} */ (replies).value) };
-      if (kind !== "openai") return { type: kind };
-      /** @type {Record<string, any>} */
-      const client = { type: kind, model: v(model) };
-      if (v(baseUrl)) client.base_url = v(baseUrl);
-      if (v(keyEnv)) client.api_key_env = v(keyEnv);
-      return client;
-    },
-    /** @param {Record<string, any>} c */
-    load(c) {
-      /** @type {any} */ (type).value = c.type || "scripted";
-      /** @type {any} */ (replies).value = (c.replies || []).map((/** @type {any} */ r) => typeof r === "string" ? r : JSON.stringify(r)).join("\n");
-      /** @type {any} */ (model).value = c.model || "";
-      /** @type {any} */ (baseUrl).value = c.base_url || "";
-      /** @type {any} */ (keyEnv).value = c.api_key_env || "";
-      sync();
-    },
-  };
-}
-
 /**
  * The builder page.
  * @param {(title: string, ...content: any[]) => void} page
@@ -178,7 +119,7 @@ export async function builderView(page, teamName) {
   /** @param {Record<string, any>} [values] */
   function addAgent(values, /** @type {number | null} */ x = null, /** @type {number | null} */ y = null) {
     const number = agents.length ? Math.max(...agents.map((a) => a.number)) + 1 : 1;
-    const key = `k${++counter}`;
+    const key = `k${nextId()}`;
     const nameInput = h("input", { name: "agent-name", required: true, autocomplete: "off", value: values?.name ?? `agent_${number}` });
     const desc = h("input", { name: "agent-description", value: values?.description ?? "" });
     const instructions = h("textarea", { name: "agent-instructions", rows: "2" }, values?.instructions ?? "");
