@@ -9,7 +9,9 @@ worker nodes, all on 127.0.0.1) and measure after a warm-up run:
   ``ray.get(f.remote(x))`` round trips on the same cluster (the floor any Ray user pays).
 - ``ray_fanout``: N CPU-bound 50 ms executors fanned out over the two 1-CPU nodes, against
   the same workflow on ``LocalBackend`` (one process, so one core at a time for Python code);
-  the driver's peak RSS for both.
+  the driver's peak RSS for both. Ray runs its workers at nice 15: on a machine loaded by
+  other work, ``RAY_worker_niceness=0 python benchmarks/ray_bench.py ray_fanout`` compares
+  at equal priority (each line records the niceness and the load average).
 - ``ray_large_message``: an executor on one node sends MB megabytes (default 200) to an
   executor on the other: time and the driver's peak RSS above its baseline, with the message
   held in Ray's object store (the default), sent back through the driver
@@ -112,7 +114,16 @@ def fanout(n: int) -> Any:
 
 
 def emit(workload: str, n: int, **fields: Any) -> None:
-    line = {"workload": workload, "n": n, "python": platform.python_version(), **fields}
+    line = {
+        "workload": workload,
+        "n": n,
+        "python": platform.python_version(),
+        **fields,
+        # Ray starts its workers at this nice level (15 unless RAY_worker_niceness is set):
+        # on a machine busy with other work they get the CPU last (see docs/ray.md)
+        "worker_niceness": int(os.environ.get("RAY_worker_niceness", "15")),
+        "load": round(os.getloadavg()[0], 1),
+    }
     print(json.dumps(line), flush=True)
 
 
