@@ -102,6 +102,10 @@ def test_after_a_restart_the_run_is_in_the_history(page: Any, studio: Studio) ->
     page.get_by_role("link", name=run_id).click()
     page.get_by_role("button", name="Approve").click()
     page.get_by_role("region", name="Outputs").get_by_text("published: Restarts").wait_for()
+    # spans live in the studio's memory: only the part after the restart is traced, and it says so
+    trace = page.get_by_role("region", name="Trace")
+    trace.get_by_text("Part of this run ran before this studio process started").wait_for()
+    assert trace.locator('tr[data-span="workflow.run"]').count() == 1
 
 
 def test_fork_from_a_checkpoint_runs_again_from_there(page: Any, studio: Studio) -> None:

@@ -59,6 +59,7 @@ def test_a_runs_trace_has_its_spans_durations_and_tokens(client: Any) -> None:
     assert finished(client, run_id)["status"] == "completed"
     trace = client.get(f"/api/runs/{run_id}/trace").json()
     assert trace["recorded"]
+    assert trace["complete"]
     names = [s["name"] for s in trace["spans"]]
     assert names[0] == "workflow.run"
     assert {"workflow.superstep", "executor.process", "chat scripted"} <= set(names)

@@ -4,7 +4,7 @@ import { h } from "./dom.js";
 /**
  * A run's spans as a waterfall: each span's name (indented under its parent), when it started
  * after the run did, how long it took, and a model call's tokens.
- * @param {{recorded: boolean, spans: any[], model_calls: number, input_tokens: number, output_tokens: number}} trace
+ * @param {{recorded: boolean, complete: boolean, spans: any[], model_calls: number, input_tokens: number, output_tokens: number}} trace
  */
 export function traceView(trace) {
   if (!trace.spans.length) {
@@ -35,6 +35,7 @@ export function traceView(trace) {
       h("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
   });
   return h("div", null,
+    trace.complete ? null : h("p", { class: "notice" }, "Part of this run ran before this studio process started: only the spans since then are here."),
     h("p", null, `${trace.spans.length} spans over ${ms(total)} ms · ${trace.model_calls} model call${trace.model_calls === 1 ? "" : "s"} · ${trace.input_tokens} tokens in, ${trace.output_tokens} out (OpenTelemetry spans recorded by the studio)`),
     h("div", { class: "trace-scroll" }, h("table", { class: "spans" },
       h("thead", null, h("tr", null, h("th", { scope: "col" }, "Span"), h("th", { scope: "col" }, "Start"), h("th", { scope: "col" }, "Duration"), h("th", { scope: "col" }, "Tokens"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Timeline")))),

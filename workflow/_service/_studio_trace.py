@@ -108,10 +108,14 @@ class RunTraces:
             spans = sorted(self._runs.get(run_id, ()), key=lambda s: (s["start_ns"], s["name"]))
             recorded = run_id in self._runs
         calls = [s for s in spans if "gen_ai.request.model" in s["attributes"]]
+        runs = [s for s in spans if s["name"] == "workflow.run"]
+        # whole when its first execution ran here (a first run span that is not a resume)
+        whole = bool(runs) and runs[0]["attributes"].get("ledgerflow.run.resumed") is False
         return {
             "run_id": run_id,
             "source": "opentelemetry",
             "recorded": recorded,
+            "complete": whole,
             "spans": spans,
             "model_calls": len(calls),
             "input_tokens": sum(s["attributes"].get("gen_ai.usage.input_tokens", 0) for s in calls),
