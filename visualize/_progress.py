@@ -16,6 +16,7 @@ from typing import IO, Any, Protocol
 from workflow.events import (
     ExecutorCompleted,
     ExecutorFailed,
+    ExecutorInvoked,
     OutputEmitted,
     RequestInfo,
     RunFinished,
@@ -73,6 +74,10 @@ class RunProgress:
                 self.workflow, self.run_id, self.superstep = name, run_id, step
             case SuperstepStarted(superstep=step, executor_ids=ids):
                 self.superstep, self.running = step, list(ids)
+            case ExecutorInvoked(executor_id=eid, superstep=step) if eid not in self.running:
+                # eager scheduling: no superstep events, executors start one by one
+                self.running.append(eid)
+                self.superstep = max(self.superstep, step)
             case ExecutorCompleted(executor_id=eid):
                 self.done[eid] = self.done.get(eid, 0) + 1
                 self._stop(eid)

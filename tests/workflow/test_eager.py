@@ -459,3 +459,19 @@ async def test_a_failure_lets_running_siblings_commit_and_resume_reruns_only_it(
     assert second.status is RunStatus.COMPLETED
     assert second.outputs == [2, 2]
     assert log == ["start", "bad", "good", "bad"]
+
+
+async def test_the_live_progress_shows_eager_executors_running() -> None:
+    from visualize._progress import RunProgress
+
+    seen: list[tuple[int, list[str]]] = []
+    progress = RunProgress()
+    async with skew("eager").run_stream(0) as events:
+        async for event in events:
+            progress.handle(event)
+            if isinstance(event, ExecutorInvoked):
+                seen.append((progress.superstep, list(progress.running)))
+    assert (4, ["slow", "f2"]) in seen  # the fast branch goes on while slow runs
+    assert progress.superstep == 6
+    assert progress.running == []
+    assert progress.done["slow"] == 1
