@@ -241,3 +241,36 @@ def test_team_options_aggregator_and_stop_text(
     tab.get_by_text("Valid: ready to save.").wait_for()
     spec.get_by_text("text_mention: a point").wait_for(state="attached")
     shot(tab, "builder-options")
+
+
+def test_an_openai_compatible_client_dragged_onto_an_agent(
+    tab: Any, canvas_studio: Studio, folder: Path
+) -> None:
+    tab.goto(canvas_studio.url + "/#/new")
+    tab.get_by_label("Team name").fill("remote")
+    tab.get_by_label("Team kind").select_option("sequential")
+    canvas = tab.get_by_role("region", name="Team canvas")
+    library = tab.get_by_role("complementary", name="Library")
+    library.get_by_role("button", name="Agent", exact=True).drag_to(
+        canvas, target_position={"x": 150, "y": 90}
+    )
+    library.get_by_role("button", name="OpenAI-compatible model client").drag_to(
+        node(tab, "agent_1")
+    )
+    group = tab.get_by_role("group", name="Agent 1")
+    assert group.get_by_label("Client").input_value() == "openai"
+    assert node(tab, "agent_1").get_by_text("openai").is_visible()
+    group.get_by_label("Model").fill("qwen2.5-0.5b")
+    group.get_by_label("Base URL").fill("http://127.0.0.1:8080/v1")
+    group.get_by_label("API key environment variable").fill("sk-live key")  # a key, not a name
+    field = group.locator('[data-path="client.api_key_env"]')
+    field.get_by_role("alert").wait_for()
+    assert "sk-live" not in field.get_by_role("alert").inner_text()  # never echoed
+    group.get_by_label("API key environment variable").fill("LOCAL_LLM_KEY")
+    tab.get_by_text("Valid: ready to save.").wait_for()
+    shot(tab, "builder-openai")
+    tab.get_by_role("button", name="Save").click()
+    tab.get_by_role("link", name="Open remote in the playground").wait_for()
+    text = (folder / "remote.yaml").read_text()
+    assert "api_key_env: LOCAL_LLM_KEY" in text
+    assert "base_url: http://127.0.0.1:8080/v1" in text

@@ -162,14 +162,15 @@ export async function builderView(page, teamName) {
       node.dataset.nodeId = agentName();
       node.setAttribute("aria-label", `Agent box ${agentName()} (arrow keys move it)`);
       port.setAttribute("aria-label", `Connect ${agentName()} to another agent`);
-      clientBadge.textContent = v(client.type) || "no client";
+      const picked = client.draft();
+      clientBadge.textContent = (v(client.type) || "no client") + (picked.model && picked.type === "openai" ? ` \u00b7 ${picked.model}` : "");
       const chosen = [...tools].filter(([, b]) => b.checked).map(([n]) => n);
       toolChips.textContent = chosen.length ? `tools: ${chosen.join(", ")}` : "";
     };
     if (values?.client) client.load(values.client);
     for (const t of values?.tools || []) { const box = tools.get(t); if (box) box.checked = true; }
     nameInput.addEventListener("input", () => { refresh(); syncEdges(); });
-    client.type.addEventListener("input", refresh);
+    card.addEventListener("input", refresh);
     const entry = {
       key, card, node, name: agentName, client, tools, number,
       draft: () => ({
@@ -219,7 +220,7 @@ export async function builderView(page, teamName) {
     } else if (item.kind === "client") {
       /** @type {any} */ (target.client.type).value = item.value;
       target.client.sync();
-      libraryNote.textContent = `${target.name()} uses a ${item.value} client.`;
+      libraryNote.textContent = `${target.name()} uses ${item.value === "openai" ? "an OpenAI-compatible" : "a scripted"} model client.`;
     }
     target.client.type.dispatchEvent(new Event("input", { bubbles: true }));
     select(target.key);
@@ -328,12 +329,13 @@ export async function builderView(page, teamName) {
     const notes = [];
     for (const { path, message } of problems) {
       const indexed = /^agents\[(\d+)\](?:\.(\w+))?/.exec(path);
-      const named = /^agents\.([^.[]+)(?:\.([a-z_]+))?/.exec(path);
+      const named = /^agents\.([^.[]+)(?:\.([a-z_.]+))?/.exec(path);
       const edge = /^edges\[(\d+)\]/.exec(path);
       let agent = indexed ? agents[Number(indexed[1])] : named ? agents.find((a) => a.name() === named[1]) : undefined;
       const key = indexed ? (indexed[2] || "name") : named ? (named[2] || "") : "";
       if (agent) {
-        const slot = key && agent.card.querySelector(`[data-path="${key}"]`);
+        // the most precise field: client.api_key_env, else client
+        const slot = key && (agent.card.querySelector(`[data-path="${key.replace(/\.$/, "")}"]`) || agent.card.querySelector(`[data-path="${key.split(".")[0]}"]`));
         if (slot) notes.push([/** @type {HTMLElement} */ (slot), message]);
         notes.push([agent.node, message]);
         agent.node.classList.add("invalid");
