@@ -279,3 +279,20 @@ def test_a_loop_with_a_condition_is_a_valid_graph(client: Any, folder: Path) -> 
     back = client.get("/api/studio/teams/t_graph").json()
     assert back["editable"]
     assert back["draft"]["edges"] == loop
+
+
+def test_replace_never_overwrites_a_spec_with_parts_the_builder_cannot_show(
+    client: Any, folder: Path
+) -> None:
+    assert client.post("/api/studio/teams", json=team("sequential")).status_code == 201
+    path = folder / "t_sequential.yaml"
+    hand = path.read_text().replace("client: b\n", "client: a\n")  # b now shares a's client
+    bump(path, hand)
+    import time
+
+    time.sleep(0.25)
+    client.get("/api/studio/teams")  # the folder is looked at
+    answer = client.post("/api/studio/teams", json={**team("sequential"), "replace": True})
+    assert answer.status_code == 422
+    assert "cannot show" in answer.json()["error"]["message"]
+    assert path.read_text() == hand

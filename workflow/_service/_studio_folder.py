@@ -296,6 +296,21 @@ def team_routes(
             return _problems(
                 [("name", f"a workflow named {spec['name']!r} exists already; pick another name")]
             )
+        if target.exists():  # replacing: never a file with parts the builder cannot show
+            try:
+                _, reason = spec_to_draft(_read(target))
+            except Exception as exc:
+                reason = f"it does not read as a spec ({exc})"
+            if reason is not None:
+                return _problems(
+                    [
+                        (
+                            "name",
+                            f"{target.name} has parts the builder cannot show ({reason}); "
+                            "edit it by hand, or save this team under another name",
+                        )
+                    ]
+                )
         import yaml
 
         target.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
