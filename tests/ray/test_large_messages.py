@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
+import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +17,7 @@ from builders import WorkflowBuilder
 from workflow import (
     Case,
     Default,
+    ExecutorFailedError,
     LocalBackend,
     RayBackend,
     Resources,
@@ -24,7 +28,7 @@ from workflow import (
     handler,
 )
 from workflow import Executor as BaseExecutor
-from workflow._ray._held import RayHeld, is_large
+from workflow._ray._held import LostMessageError, RayHeld, is_large
 
 from .conftest import RayCluster
 from .scenarios import SCENARIOS
@@ -243,3 +247,58 @@ def test_bad_threshold_is_refused() -> None:
 
 def test_a_handle_names_its_type() -> None:
     assert repr(RayHeld("ref", Blob)).startswith("RayHeld(Blob, ")
+
+
+@executor(id="spread")
+async def spread(path: str) -> str:
+    return path
+
+
+@executor(id="produce_big")
+def produce_big(path: str) -> bytes:
+    pathlib.Path(path).write_text(str(os.getpid()))
+    return bytes([9]) * (2 * MB)
+
+
+@executor(id="killer")
+def killer(path: str) -> str:
+    """Kill the worker process that holds produce_big's value once its task has finished."""
+    pid_file = pathlib.Path(path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if pid_file.exists() and pid_file.read_text():
+            pid = int(pid_file.read_text())
+            title = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+            if title.startswith(b"ray::IDLE"):  # its task has returned
+                time.sleep(0.5)
+                os.kill(pid, signal.SIGKILL)
+                return "killed"
+        time.sleep(0.05)
+    raise AssertionError("produce_big never finished")
+
+
+@executor(id="gather")
+async def gather(items: list[Any]) -> str:
+    return f"got {len(items)}"
+
+
+async def test_a_held_message_lost_with_its_worker_fails_naming_the_receiver(
+    ray_cluster: RayCluster, tmp_path: pathlib.Path
+) -> None:
+    wf = (
+        WorkflowBuilder(start=spread)
+        .add_executor(produce_big, resources=Resources(custom={"node_a": 1}))
+        .add_executor(killer, resources=Resources(custom={"node_b": 1}))
+        .add_executor(gather, resources=Resources(custom={"node_b": 1}))
+        .add_fan_out_edges(spread, [produce_big, killer])
+        .add_fan_in_edges([produce_big, killer], gather)
+        .build()
+    )
+    result = await wf.run(str(tmp_path / "pid"), backend=RayBackend())
+    assert result.status is RunStatus.FAILED
+    assert isinstance(result.error, ExecutorFailedError)
+    assert result.error.executor_id == "gather"
+    cause = result.error.__cause__
+    assert isinstance(cause, LostMessageError), repr(cause)
+    assert "'gather' cannot read a large message sent to it (from a fan-in)" in str(cause)
+    assert "Resume the run from its last checkpoint" in str(cause)

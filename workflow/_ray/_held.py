@@ -21,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from workflow._errors import WorkflowError
 from workflow._invocation import HeldValue, InvocationOutcome, InvocationRequest
 
 __all__ = (
     "HeldMark",
+    "LostMessageError",
     "RayHeld",
     "attach_held",
     "hold_sends",
@@ -171,6 +173,28 @@ def attach_held(outcome: InvocationOutcome, held: dict[int, RayHeld]) -> Invocat
     return outcome._replace(sends=sends)
 
 
+class LostMessageError(WorkflowError, RuntimeError):
+    """A large message held in Ray's object store was lost before its receiver read it."""
+
+
+def _lost(request: InvocationRequest, exc: BaseException) -> LostMessageError:
+    sources = sorted(
+        {
+            repr(source) if source is not None else "a fan-in"
+            for source, message, _ in request.deliveries
+            if isinstance(message, RayHeld)
+            or (type(message) is list and any(isinstance(m, RayHeld) for m in message))
+        }
+    )
+    return LostMessageError(
+        f"executor {request.executor_id!r} cannot read a large message sent to it (from "
+        f"{', '.join(sources)}): Ray lost the value with the worker or node that held it "
+        f"({type(exc).__name__}). Resume the run from its last checkpoint (a durable run's "
+        f"checkpoints hold the value), or raise RayBackend(large_message_bytes=...) to send "
+        f"such values through the driver"
+    )
+
+
 def _refs(request: InvocationRequest) -> list[Any]:
     refs = []
     for _, message, _ in request.deliveries:
@@ -200,7 +224,11 @@ def resolve_request(request: InvocationRequest) -> InvocationRequest:
         return request
     import ray
 
-    return _replace(request, ray.get(refs))
+    try:
+        values = ray.get(refs)
+    except ray.exceptions.ObjectLostError as exc:
+        raise _lost(request, exc) from exc
+    return _replace(request, values)
 
 
 async def resolve_request_async(request: InvocationRequest) -> InvocationRequest:
@@ -208,4 +236,10 @@ async def resolve_request_async(request: InvocationRequest) -> InvocationRequest
     refs = _refs(request)
     if not refs:
         return request
-    return _replace(request, [await ref for ref in refs])  # Ray's refs are awaitable
+    import ray
+
+    try:
+        values = [await ref for ref in refs]  # Ray's refs are awaitable
+    except ray.exceptions.ObjectLostError as exc:
+        raise _lost(request, exc) from exc
+    return _replace(request, values)
