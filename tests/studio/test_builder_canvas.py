@@ -274,3 +274,24 @@ def test_an_openai_compatible_client_dragged_onto_an_agent(
     text = (folder / "remote.yaml").read_text()
     assert "api_key_env: LOCAL_LLM_KEY" in text
     assert "base_url: http://127.0.0.1:8080/v1" in text
+
+
+def test_a_magentic_team_with_its_managers_client_and_plan_review(
+    tab: Any, canvas_studio: Studio
+) -> None:
+    tab.goto(canvas_studio.url + "/#/new")
+    tab.get_by_label("Team name").fill("led")
+    tab.get_by_label("Team kind").select_option("magentic")
+    tab.get_by_role("button", name="Add agent").click()
+    card(tab, 1, "researcher", "Found it.")
+    manager = tab.get_by_role("group", name="Manager's model client")
+    manager.get_by_label("Manager client").fill("gpt")  # no such client type
+    manager.get_by_role("alert").first.wait_for()
+    shot(tab, "builder-magentic-error")
+    manager.get_by_label("Manager client").fill("scripted")
+    manager.get_by_label("Manager replies").fill("plan")
+    tab.get_by_label("Plan review (a person approves or revises the plan)").check()
+    tab.get_by_text("Valid: ready to save.").wait_for()
+    spec = tab.get_by_role("region", name="Live diagram").locator(".spec-text")
+    spec.get_by_text("plan_review: true").wait_for(state="attached")
+    assert "client: magentic_manager" in spec.text_content()
