@@ -16,11 +16,13 @@ order, events and durability stay here, the same for every backend.
 
 Lean on the hot path: a superstep with one ready executor runs it without a task group, and
 every routing decision that can be made at build time was (see ``_graph``).
+
+Split: an invocation on the runner's side is ``_step``; committing a superstep (or its
+failure) is ``_apply``; what durability is told is ``_commit``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -28,41 +30,31 @@ import anyio
 import anyio.lowlevel
 
 from . import _warmup  # noqa: F401 - see its docstring
+from ._apply import commit_step, emit_results, fail_step
 from ._backend import Backend, BackendRun, default_backend
-from ._commit import (
-    CommitContext,
-    Durability,
-    InvocationRecord,
-    RunEnd,
-    SuperstepRecord,
-    count_sent,
-)
-from ._errors import CheckpointError, ExecutorFailedError
-from ._executor import Executor
+from ._commit import CommitContext, Durability, RunEnd, SuperstepRecord
+from ._errors import CheckpointError
 from ._history import Breakpoint, breakpoint_request
 from ._invocation import InvocationOutcome, InvocationRequest, new_request
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
 from ._routing import route
-from ._runstate import Delivery, EventSink, Reply, RunState
+from ._runstate import EventSink, Reply, RunState
+from ._step import _EMPTY as _EMPTY  # re-exported: eager scheduling uses them
+from ._step import Invocation, _Step
+from ._step import _delivery_key as _delivery_key
 from ._types import RunStatus
 from .events import (
     BreakpointHit,
-    ExecutorCompleted,
-    ExecutorFailed,
     ExecutorInvoked,
-    MessageDropped,
-    OutputEmitted,
     RequestInfo,
     RunFinished,
     RunStarted,
     SuperstepCompleted,
     SuperstepStarted,
-    WorkflowEvent,
 )
 
 if TYPE_CHECKING:
-    from ._edges import EdgeGroup
     from ._graph import NodePolicy
     from ._workflow import Workflow
 
@@ -75,8 +67,6 @@ __all__ = (
     "status_after",
 )
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
 
 def status_after(state: RunState, max_supersteps: int) -> RunStatus:
     """The run's status at a superstep boundary: the one place this rule is written."""
@@ -85,130 +75,6 @@ def status_after(state: RunState, max_supersteps: int) -> RunStatus:
     if state.superstep >= max_supersteps:
         return RunStatus.MAX_SUPERSTEPS
     return RunStatus.RUNNING
-
-
-class Invocation:
-    """One executor handling its deliveries of one superstep, and what it produced (routed).
-
-    The runner's side of an invocation: the backend returns an ``InvocationOutcome``, which
-    the runner routes into deliveries, fan-in contributions, outputs and drops here.
-    """
-
-    __slots__ = (
-        "buffer",
-        "deliveries",
-        "dropped",
-        "error",
-        "fan_in",
-        "inbox",
-        "live",
-        "local_writes",
-        "node",
-        "outputs",
-        "replayed",
-        "requests",
-        "sink",
-        "state_writes",
-    )
-
-    def __init__(self, sink: EventSink, node: Executor, inbox: list[Delivery]) -> None:
-        self.sink = sink
-        self.node = node
-        self.inbox = inbox
-        self.live = True
-        self.buffer: list[WorkflowEvent] | None = None  # events held back while not live
-        self.replayed = False
-        self.error: BaseException | None = None
-        self.outputs: list[Any] = []
-        self.state_writes: Mapping[str, Any] = _EMPTY
-        self.local_writes: Mapping[str, Any] = _EMPTY
-        self.requests: Sequence[PendingRequest] = ()
-        self.deliveries: list[tuple[str, int, Any]] = []
-        self.fan_in: list[tuple[int, Any]] = []
-        self.dropped: list[tuple[str, str, str]] = []
-
-    def record(
-        self, run_id: str, superstep: int, groups: Sequence[EdgeGroup], concurrent: bool
-    ) -> InvocationRecord:
-        """This finished invocation as a frozen commit record.
-
-        The containers are copies; the write mappings are the outcome's, which nothing
-        mutates once the backend returned them.
-        """
-        fan_in = tuple(self.fan_in)
-        deliveries = tuple(self.deliveries)
-        sent = (
-            count_sent(deliveries, [groups[gi].targets[0] for gi, _ in fan_in])
-            if fan_in
-            else count_sent(deliveries)
-        )
-        return InvocationRecord(
-            run_id,
-            self.node.id,
-            superstep,
-            deliveries,
-            fan_in,
-            tuple(self.outputs),
-            self.state_writes,
-            self.local_writes,
-            tuple(self.requests),
-            tuple(self.dropped),
-            sent,
-            concurrent,
-        )
-
-    @classmethod
-    def replay(cls, sink: EventSink, node: Executor, record: InvocationRecord) -> Invocation:
-        """An invocation that already finished (recorded before a crash or failure)."""
-        inv = cls(sink, node, [])
-        inv.replayed = True
-        inv.deliveries = list(record.deliveries)
-        inv.fan_in = list(record.fan_in)
-        inv.outputs = list(record.outputs)
-        inv.state_writes = dict(record.state_writes)
-        inv.local_writes = dict(record.local_writes)
-        inv.requests = list(record.requests)
-        inv.dropped = list(record.dropped)
-        return inv
-
-    async def emit(self, event: WorkflowEvent) -> None:
-        """The event channel a backend passes this invocation's events through."""
-        if self.live:
-            sink = self.sink
-            sink.emit(event)
-            if sink.streaming:
-                await sink.flush()
-        elif self.buffer is None:
-            self.buffer = [event]
-        else:
-            self.buffer.append(event)
-
-
-class _Step:
-    """Releases concurrent executors' live events in graph order (the head streams live)."""
-
-    __slots__ = ("finished", "head", "invs", "sink")
-
-    def __init__(self, invs: list[Invocation], sink: EventSink) -> None:
-        self.invs = invs
-        self.sink = sink
-        self.head = 0
-        self.finished = [False] * len(invs)
-        for inv in invs[1:]:
-            inv.live = False
-
-    def done(self, index: int) -> None:
-        self.finished[index] = True
-        invs = self.invs
-        while self.head < len(invs) and self.finished[self.head]:
-            self.head += 1
-            if self.head < len(invs):
-                nxt = invs[self.head]
-                if nxt.buffer is not None:
-                    for event in nxt.buffer:
-                        self.sink.emit(event)
-                    nxt.buffer = None
-                nxt.live = True
 
 
 class Runner:
@@ -350,10 +216,12 @@ class Runner:
             else:
                 failed = [inv for inv in invs if inv.error is not None]
             if failed:
-                return self._fail(invs, failed, step)
+                return fail_step(st, sink.emit, invs, failed, step)
             if st.released:
                 st.released.difference_update(targets)
-            edges = self._commit(invs, step)
+            edges = commit_step(
+                st, graph, sink.emit, self.observer, invs, step, self.durability is not None
+            )
             sink.emit(SuperstepCompleted(run_id=st.run_id, superstep=step))
             if self.durability is not None:
                 status = status_after(st, self.max_supersteps)
@@ -542,144 +410,8 @@ class Runner:
                 request = request._replace(attempt=attempt)
 
     # -- commit ----------------------------------------------------------------------------
-    def _commit(self, invs: list[Invocation], step: int) -> dict[str, int] | None:
-        """Commit a superstep's results in graph order; per-edge message counts when durable."""
-        st = self.state
-        edges: dict[str, int] | None = {} if self.durability is not None else None
-        run_id = st.run_id
-        emit = self.sink.emit
-        obs = self.observer
-        inbox: dict[str, list[Delivery]] = {}
-        touched: list[int] = []
-        seq = st.seq
-        groups = self.graph.groups
-        for inv in invs:
-            eid = inv.node.id
-            for dst, key, message in inv.deliveries:
-                box = inbox.get(dst)
-                if box is None:
-                    inbox[dst] = [(key, seq, eid, message, False)]
-                else:
-                    box.append((key, seq, eid, message, False))
-                seq += 1
-                if obs is not None:
-                    obs.message_sent(source_id=eid, target_id=dst)
-            if inv.fan_in:
-                for gi, message in inv.fan_in:
-                    st.fan_in.setdefault(gi, {}).setdefault(eid, []).append(message)
-                    touched.append(gi)
-                sent = count_sent(inv.deliveries, [groups[gi].targets[0] for gi, _ in inv.fan_in])
-            else:
-                sent = count_sent(inv.deliveries)
-            if inv.state_writes:
-                st.state.update(inv.state_writes)
-            if inv.local_writes:
-                st.local.setdefault(eid, {}).update(inv.local_writes)
-            if inv.dropped or inv.outputs or inv.requests:
-                self._emit_results(inv, step)
-            emit(ExecutorCompleted(run_id=run_id, superstep=step, executor_id=eid, messages=sent))
-            if edges is not None:
-                for dst, n in sent.items():
-                    edge = f"{eid}->{dst}"
-                    edges[edge] = edges.get(edge, 0) + n
-            if inv.outputs:
-                st.outputs.extend(inv.outputs)
-            for request in inv.requests:
-                st.pending[request.request_id] = request
-        if touched:
-            for gi in sorted(set(touched)):
-                seq = self._fire_fan_in(gi, inbox, seq, step)
-        st.seq = seq
-        st.inbox = inbox
-        st.superstep = step
-        if st.done:
-            st.done = {}
-        return edges
-
     def _emit_results(self, inv: Invocation, step: int) -> None:
-        run_id = self.state.run_id
-        emit = self.sink.emit
-        eid = inv.node.id
-        for dst, dropped_type, reason in inv.dropped:
-            emit(
-                MessageDropped(
-                    run_id=run_id,
-                    superstep=step,
-                    source_id=eid,
-                    target_id=dst,
-                    message_type=dropped_type,
-                    reason=reason,
-                )
-            )
-        for value in inv.outputs:
-            emit(OutputEmitted(run_id=run_id, superstep=step, executor_id=eid, data=value))
-        for r in inv.requests:
-            emit(
-                RequestInfo(
-                    run_id=run_id,
-                    superstep=step,
-                    request_id=r.request_id,
-                    executor_id=r.executor_id,  # the asker's path for a nested one
-                    payload=r.payload,
-                    response_type=r.response_type,
-                )
-            )
-
-    def _fire_fan_in(self, gi: int, inbox: dict[str, list[Delivery]], seq: int, step: int) -> int:
-        group = self.graph.groups[gi]
-        buffers = self.state.fan_in[gi]
-        dst = group.targets[0]
-        node = self.graph.executors[dst]
-        key = self.graph.fan_in_key[gi]
-        while all(buffers.get(s) for s in group.sources):
-            batch = [buffers[s].pop(0) for s in group.sources]
-            if node.can_handle(batch):
-                inbox.setdefault(dst, []).append((key, seq, None, batch, False))
-                seq += 1
-            else:
-                self.sink.emit(
-                    MessageDropped(
-                        run_id=self.state.run_id,
-                        superstep=step,
-                        source_id=",".join(group.sources),
-                        target_id=dst,
-                        message_type="list",
-                        reason=f"{dst!r} has no handler for list on {group.describe()}",
-                    )
-                )
-        for s in [s for s, b in buffers.items() if not b]:
-            del buffers[s]
-        if not buffers:
-            del self.state.fan_in[gi]
-        return seq
-
-    def _fail(self, invs: list[Invocation], failed: list[Invocation], step: int) -> RunStatus:
-        st = self.state
-        emit = self.sink.emit
-        for inv in invs:
-            eid = inv.node.id
-            if inv.error is None:
-                if not inv.replayed:
-                    self._emit_results(inv, step)
-                    emit(ExecutorCompleted(run_id=st.run_id, superstep=step, executor_id=eid))
-                inv.replayed = True
-                st.done[eid] = inv
-            else:
-                emit(
-                    ExecutorFailed(
-                        run_id=st.run_id, superstep=step, executor_id=eid, error=repr(inv.error)
-                    )
-                )
-        first = failed[0]
-        err = ExecutorFailedError(
-            f"executor {first.node.id!r} failed in superstep {step}: {first.error!r}",
-            executor_id=first.node.id,
-            superstep=step,
-            run_id=st.run_id,
-        )
-        err.__cause__ = first.error
-        st.error = err
-        return RunStatus.FAILED
+        emit_results(self.sink.emit, self.state.run_id, inv, step)
 
     async def _finish(self, status: RunStatus) -> RunResult:
         st = self.state
@@ -738,7 +470,3 @@ def _store_failure(group: BaseExceptionGroup[Any]) -> CheckpointError:
         leaf = leaf.exceptions[0]
     assert isinstance(leaf, CheckpointError)
     return leaf
-
-
-def _delivery_key(d: Delivery) -> tuple[int, int]:
-    return (d[0], d[1])

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.anyio
 
 # qualified name -> why it may stay outside the tree
 ALLOWED = {
-    "workflow._serde._Fail": "private control flow: caught in _serde and re-raised as "
+    "workflow._serde_registry._Fail": "private control flow: caught in _serde and re-raised as "
     "SerializationError with the path to the value",
     "executors._openai_wire.MalformedResponse": "internal to the OpenAI client: its retry "
     "policy maps it to ChatResponseError",
