@@ -302,3 +302,41 @@ async def test_a_held_message_lost_with_its_worker_fails_naming_the_receiver(
     assert isinstance(cause, LostMessageError), repr(cause)
     assert "'gather' cannot read a large message sent to it (from a fan-in)" in str(cause)
     assert "Resume the run from its last checkpoint" in str(cause)
+
+
+@executor(id="fan")
+async def fan(n: int) -> Blob:
+    return Blob("fan", bytes([n]) * 8192)
+
+
+@executor(id="left_half")
+async def left_half(b: Blob) -> bytes:
+    return b.data[: len(b.data) // 2]
+
+
+@executor(id="right_half")
+async def right_half(b: Blob) -> bytes:
+    return b.data[len(b.data) // 2 :] + b"!"
+
+
+@executor(id="joined")
+async def joined(parts: list[bytes]) -> str:
+    return f"{sorted(len(p) for p in parts)} {parts[0][:1].hex()}"
+
+
+@pytest.mark.parametrize("scheduling", ["superstep", "eager"])
+async def test_held_messages_in_both_scheduling_modes(
+    ray_cluster: RayCluster, scheduling: str
+) -> None:
+    def build() -> Any:
+        return (
+            WorkflowBuilder(start=fan, types=[Blob], scheduling=scheduling)
+            .add_fan_out_edges(fan, [left_half, right_half])
+            .add_fan_in_edges([left_half, right_half], joined)
+            .build()
+        )
+
+    local = await build().run(5, backend=LocalBackend())
+    remote = await build().run(5, backend=RayBackend(large_message_bytes=1024))
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs == ["[4096, 4097] 05"]
