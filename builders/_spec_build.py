@@ -153,7 +153,10 @@ class _Builder(References):
 
         spec = self.spec
         builder = WorkflowBuilder(
-            start=self.executor(spec.start, "start"), name=spec.name, **self._options()
+            start=self.executor(spec.start, "start"),
+            name=spec.name,
+            scheduling=spec.scheduling,
+            **self._options(),
         )
         for name, node_spec in spec.executors.items():
             node = self.executor(name, f"executors.{name}")

@@ -232,4 +232,6 @@ class _Dumper(Parts):
                     edge["when"] = self.function(condition, f"{where}.when")
             edges.append(edge)
         body: dict[str, Any] = {"kind": "graph", "start": refs[graph.start], "edges": edges}
+        if self.wf.scheduling != "superstep":
+            body["scheduling"] = self.wf.scheduling
         return self._supersteps(body)

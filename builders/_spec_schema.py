@@ -304,6 +304,10 @@ class GraphSpec(_Base):
     start: Name
     edges: list[EdgeSpec] = Field(default_factory=list)
     max_supersteps: int | None = Field(None, ge=1)
+    scheduling: Literal["superstep", "eager"] = Field(
+        "superstep",
+        description="'eager' runs an executor as soon as a message for it is committed.",
+    )
 
 
 class MagenticSpec(_Team):

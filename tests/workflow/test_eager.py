@@ -475,3 +475,30 @@ async def test_the_live_progress_shows_eager_executors_running() -> None:
     assert progress.superstep == 6
     assert progress.running == []
     assert progress.done["slow"] == 1
+
+
+async def test_a_graph_spec_chooses_its_scheduling() -> None:
+    from builders import SpecError, dump_spec, load_spec
+
+    spec: dict[str, Any] = {
+        "kind": "graph",
+        "name": "review",
+        "clients": {"script": {"type": "scripted", "replies": ["draft", "looks good"]}},
+        "agents": {
+            "writer": {"instructions": "Write.", "client": "script"},
+            "critic": {"instructions": "Review.", "client": "script"},
+        },
+        "start": "writer",
+        "edges": [{"from": "writer", "to": "critic"}],
+    }
+    assert load_spec(spec).scheduling == "superstep"
+    assert "scheduling" not in dump_spec(load_spec(spec))
+    wf = load_spec({**spec, "scheduling": "eager"})
+    assert wf.scheduling == "eager"
+    assert dump_spec(wf)["scheduling"] == "eager"
+    assert load_spec(dump_spec(wf)).scheduling == "eager"
+    assert (await wf.run("Write a poem")).status is RunStatus.COMPLETED
+    with pytest.raises(SpecError) as info:
+        load_spec({**spec, "scheduling": "lazy"})
+    assert info.value.path == "scheduling"
+    assert "'superstep' or 'eager'" in str(info.value)
