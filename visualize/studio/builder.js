@@ -11,7 +11,7 @@ import { h } from "./dom.js";
 import { clientFields, field, nextId, v } from "./fields.js";
 
 const KINDS = [["group_chat", "Group chat (round robin)"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
-  ["handoff", "Handoff (agents hand over)"], ["graph", "Graph (edges)"], ["magentic", "Magentic (a manager plans)"]];
+  ["handoff", "Handoff"], ["graph", "Graph (edges)"], ["magentic", "Magentic (manager-led)"]];
 const EDGED = new Set(["graph", "handoff"]);
 /**
  * The builder page.
