@@ -126,6 +126,12 @@ def test_drag_a_team_together_fix_it_save_edit_on_disk_and_run(
     tab.get_by_text("payday.yaml changed on disk: reloaded.").wait_for()
     assert auditor.get_by_label("Description").input_value() == "Checks every payment twice."
     shot(tab, "builder-canvas-reloaded")
+    # with edits of its own not saved, the page does not overwrite them: it offers to reload
+    auditor.get_by_label("Instructions").fill("Check twice.")
+    path.write_text(path.read_text().replace("Checks every payment twice.", "Checks it all."))
+    tab.get_by_role("button", name="Reload from disk").click()
+    assert auditor.get_by_label("Description").input_value() == "Checks it all."
+    assert auditor.get_by_label("Instructions").input_value() == ""
     tab.get_by_role("link", name="Open payday in the playground").click()
     tab.get_by_label("Input").fill("Pay alice 250 EUR")
     tab.get_by_role("button", name="Run").click()
