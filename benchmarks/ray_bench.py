@@ -9,9 +9,10 @@ worker nodes, all on 127.0.0.1) and measure after a warm-up run:
   ``ray.get(f.remote(x))`` round trips on the same cluster (the floor any Ray user pays).
 - ``ray_fanout``: N CPU-bound 50 ms executors fanned out over the two 1-CPU nodes, against
   the same workflow on ``LocalBackend`` (one process, so one core at a time for Python code);
-  the driver's peak RSS for both. Ray runs its workers at nice 15: on a machine loaded by
-  other work, ``RAY_worker_niceness=0 python benchmarks/ray_bench.py ray_fanout`` compares
-  at equal priority (each line records the niceness and the load average).
+  the driver's peak RSS for both, and the cores the machine left idle during each run (the
+  two workers need two; the kernel shares CPU per session, and the whole cluster runs in
+  this one). ``RAY_worker_niceness=0`` runs the workers at normal priority instead of
+  Ray's nice 15 (each line records the niceness and the load average).
 - ``ray_large_message``: an executor on one node sends MB megabytes (default 200) to an
   executor on the other: time and the driver's peak RSS above its baseline, with the message
   held in Ray's object store (the default), sent back through the driver
@@ -67,6 +68,20 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _cpu_counters() -> tuple[int, int]:
+    """Machine-wide (idle, total) jiffies from /proc/stat (idle includes iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])
+
+
+def _idle_cores(before: tuple[int, int]) -> float:
+    """Mean number of idle cores on the machine since ``before``."""
+    idle, total = _cpu_counters()
+    span = total - before[1]
+    return round((os.cpu_count() or 1) * (idle - before[0]) / span, 2) if span else float("nan")
+
+
 def _reset_peak() -> None:
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -119,8 +134,7 @@ def emit(workload: str, n: int, **fields: Any) -> None:
         "n": n,
         "python": platform.python_version(),
         **fields,
-        # Ray starts its workers at this nice level (15 unless RAY_worker_niceness is set):
-        # on a machine busy with other work they get the CPU last (see docs/ray.md)
+        # Ray starts its workers at this nice level (15 unless RAY_worker_niceness is set)
         "worker_niceness": int(os.environ.get("RAY_worker_niceness", "15")),
         "load": round(os.getloadavg()[0], 1),
     }
@@ -163,14 +177,18 @@ def ray_fanout(n: int) -> None:
     backend = RayBackend()
     anyio.run(lambda: wf.run(1, backend=backend))
     _reset_peak()
+    cpu = _cpu_counters()
     start = time.perf_counter()
     remote = anyio.run(lambda: wf.run(1, backend=backend))
     on_ray = time.perf_counter() - start
+    ray_idle = _idle_cores(cpu)
     ray_rss = _peak_rss_mb()
     _reset_peak()
+    cpu = _cpu_counters()
     start = time.perf_counter()
     local = anyio.run(lambda: wf.run(1, backend=LocalBackend()))
     in_process = time.perf_counter() - start
+    local_idle = _idle_cores(cpu)
     local_rss = _peak_rss_mb()
     assert remote.outputs == local.outputs == [n]
     emit(
@@ -181,6 +199,9 @@ def ray_fanout(n: int) -> None:
         speedup=round(in_process / on_ray, 2),
         driver_peak_rss_mb_ray=round(ray_rss, 1),
         driver_peak_rss_mb_local=round(local_rss, 1),
+        # cores the machine left idle meanwhile: Ray's two workers need two of them
+        idle_cores_during_ray=ray_idle,
+        idle_cores_during_local=local_idle,
     )
 
 
