@@ -296,3 +296,17 @@ def test_replace_never_overwrites_a_spec_with_parts_the_builder_cannot_show(
     assert answer.status_code == 422
     assert "cannot show" in answer.json()["error"]["message"]
     assert path.read_text() == hand
+
+
+def test_a_file_that_did_not_load_at_start_up_is_listed_with_a_reason(
+    tmp_path: Path, folder: Path
+) -> None:
+    (folder / "broken.yaml").write_text("kind: sequential\nname: broken\nagents: {a: {}}\n")
+    store = SQLiteCheckpointStore(tmp_path / "runs.db")
+    teams = _teams(folder, {})
+    routes = studio_routes(static_dir(), teams=teams)
+    app = create_app([], store, adopt_interval=None, route_factories=[routes])
+    with TestClient(app) as test_client:
+        listed = test_client.get("/api/studio/teams").json()["teams"]
+        assert [(t["file"], t["name"]) for t in listed] == [("broken.yaml", "broken")]
+        assert "did not load when the studio started" in listed[0]["error"]

@@ -143,13 +143,20 @@ class TeamFolder:
         self.names[file] = wf.name
         workflows[wf.name] = bind(wf)
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self, served: Mapping[str, Workflow]) -> list[dict[str, Any]]:
+        """Each spec file: its team, when it changed, and why it is not served (if it is not)."""
         return [
             {
                 "file": file,
                 "name": self.names.get(file),
                 "mtime_ns": self.seen[file][0],
-                "error": self.errors.get(file),
+                "error": self.errors.get(file)
+                or (
+                    None
+                    if self.names.get(file) in served
+                    else "it did not load when the studio started (the studio's log says why); "
+                    "fix it and save: it is loaded again"
+                ),
             }
             for file in sorted(self.seen)
         ]
@@ -324,7 +331,11 @@ def team_routes(
         manager = request.app.state.manager
         folder.scan(manager.workflows, lambda wf: bind(request, wf))
         return JSONResponse(
-            {"version": folder.version, "folder": str(folder.folder), "teams": folder.listing()}
+            {
+                "version": folder.version,
+                "folder": str(folder.folder),
+                "teams": folder.listing(manager.workflows),
+            }
         )
 
     async def team(request: Request) -> Response:
