@@ -35,6 +35,7 @@ from workflow import (
     WorkflowContext,
     WorkflowError,
     handler,
+    model_call_span,
 )
 from workflow.events import WorkflowEvent
 
@@ -252,9 +253,12 @@ class LLMSelector:
         answers: list[str] = []
         fmt = speaker_format(candidates)
         for _ in range(self.attempts):
-            response = await self.client.get_response(
-                prompt, response_format=fmt, max_tokens=self.max_tokens
-            )
+            # a GenAI span per selection request, as agents have (free when nothing is traced)
+            with model_call_span(_model_name(self.client)) as span:
+                response = await self.client.get_response(
+                    prompt, response_format=fmt, max_tokens=self.max_tokens
+                )
+                span.record_tokens(response.usage.input_tokens, response.usage.output_tokens)
             usage = usage + response.usage
             answers.append(response.text)
             chosen = _match(_named(response.text), candidates)
@@ -551,3 +555,8 @@ def _description(executor: Executor) -> str:
         if isinstance(text, str) and text:
             return text
     return ""
+
+
+def _model_name(client: Any) -> str:
+    """The model a client asks (for its span's name), else the client's class name."""
+    return str(getattr(client, "model", None) or type(client).__name__)

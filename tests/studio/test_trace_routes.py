@@ -35,11 +35,26 @@ SPEC = {
 }
 
 
+CHAT = {
+    "kind": "group_chat",
+    "name": "chat",
+    "clients": {
+        "a": {"type": "scripted", "replies": ["one"]},
+        "b": {"type": "scripted", "replies": ["two"]},
+        "pick": {"type": "scripted", "replies": [reply("a", 20, 1), reply("b", 30, 1)]},
+    },
+    "agents": {"a": {"client": "a"}, "b": {"client": "b"}},
+    "selector": {"client": "pick"},
+    "max_rounds": 2,
+}
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[Any]:
     store = SQLiteCheckpointStore(tmp_path / "runs.db")
     routes = studio_routes(static_dir())
-    app = create_app([load_spec(SPEC)], store, adopt_interval=None, route_factories=[routes])
+    served = [load_spec(SPEC), load_spec(CHAT)]
+    app = create_app(served, store, adopt_interval=None, route_factories=[routes])
     with TestClient(app) as test_client:
         yield test_client
 
@@ -81,3 +96,17 @@ def test_a_runs_trace_has_its_spans_durations_and_tokens(client: Any) -> None:
 def test_an_unknown_run_has_no_trace(client: Any) -> None:
     answer = client.get("/api/runs/nope/trace")
     assert answer.status_code == 404
+
+
+def test_a_group_chats_model_speaker_selection_is_traced_too(client: Any) -> None:
+    run_id = client.post("/api/workflows/chat/runs", json={"input": "go"}).json()["run_id"]
+    assert finished(client, run_id)["status"] == "completed"
+    spans = client.get(f"/api/runs/{run_id}/trace").json()["spans"]
+    by_id = {s["span_id"]: s for s in spans}
+    picks = [
+        s
+        for s in spans
+        if s["name"] == "chat scripted"
+        and by_id[s["parent_id"]]["attributes"].get("ledgerflow.executor.id") == "manager"
+    ]
+    assert [s["attributes"]["gen_ai.usage.input_tokens"] for s in picks] == [20, 30]
