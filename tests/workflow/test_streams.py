@@ -251,6 +251,8 @@ BACKEND_ALLOWED = {
     "workflow/_stream.py": "the plain `async for` form has no block to own the run's task",
     "workflow/_warmup.py": "preloads anyio's asyncio backend (a guarded import, ~25 ms off a "
     "process's first concurrent superstep); nothing depends on it",
+    "workflow/_ray/_backend.py": "a Ray task thread keeps one asyncio loop between tasks (no "
+    "thread hop per invocation); Ray's own futures are asyncio's, and handlers still see anyio",
 }
 
 
