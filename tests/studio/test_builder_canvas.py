@@ -301,3 +301,38 @@ def test_a_magentic_team_with_its_managers_client_and_plan_review(
     spec = tab.get_by_role("region", name="Live diagram").locator(".spec-text")
     spec.get_by_text("plan_review: true").wait_for(state="attached")
     assert "client: magentic_manager" in spec.text_content()
+
+
+def test_a_person_in_a_handoff_team_is_asked_during_the_run(
+    tab: Any, canvas_studio: Studio, folder: Path
+) -> None:
+    tab.goto(canvas_studio.url + "/#/new")
+    tab.get_by_label("Team name").fill("desk")
+    tab.get_by_label("Team kind").select_option("handoff")
+    canvas = tab.get_by_role("region", name="Team canvas")
+    library = tab.get_by_role("complementary", name="Library")
+    library.get_by_role("button", name="Agent", exact=True).drag_to(
+        canvas, target_position={"x": 120, "y": 90}
+    )
+    library.get_by_role("button", name="Person", exact=True).drag_to(
+        canvas, target_position={"x": 520, "y": 90}
+    )
+    handoff = '{"tool_calls": [{"name": "handoff_to_customer", "arguments": {}}]}'
+    card(tab, 1, "triage", handoff)
+    tab.get_by_role("group", name="Person 1").get_by_label("Name").fill("customer")
+    library.get_by_role("button", name="Tool: transfer").drag_to(node(tab, "customer"))
+    library.get_by_text("customer is a person").wait_for()  # tools go to agents only
+    port = node(tab, "triage").get_by_role("button", name="Connect triage to another agent")
+    port.drag_to(node(tab, "customer"))
+    tab.get_by_text("Valid: ready to save.").wait_for()
+    shot(tab, "builder-person")
+    tab.get_by_role("button", name="Save").click()
+    tab.get_by_role("link", name="Open desk in the playground").click()
+    tab.get_by_label("Input").fill("My parcel is late.")
+    tab.get_by_role("button", name="Run").click()
+    tab.get_by_label("Answer").wait_for(timeout=30_000)  # the person is asked
+    graph = tab.locator('[data-node-id="customer"]')
+    assert graph.get_attribute("data-status") == "waiting"
+    shot(tab, "builder-person-asked")
+    text = (folder / "desk.yaml").read_text()
+    assert "customer:\n    human:\n      human_input_mode: ALWAYS" in text

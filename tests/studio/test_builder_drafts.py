@@ -97,6 +97,17 @@ def paths(answer: Any) -> list[str]:
         team("handoff", edges=[{"from": "a", "to": "b"}], options={"stop_text": "BYE"}),
         team("graph", edges=[{"from": "a", "to": "b"}]),
         team(
+            "graph",
+            people=[{"name": "customer"}],
+            edges=[{"from": "a", "to": "b"}, {"from": "b", "to": "customer"}],
+        ),
+        team(
+            "handoff",
+            people=[{"name": "customer"}],
+            edges=[{"from": "a", "to": "b"}, {"from": "b", "to": "customer"}],
+        ),
+        team("group_chat", people=[{"name": "customer"}], options={"max_rounds": 3}),
+        team(
             "magentic",
             manager={"client": {"type": "scripted", "replies": ["{}"]}},
             options={"plan_review": True, "max_round_count": 3},
@@ -121,6 +132,7 @@ def test_every_kind_validates_with_a_diagram_and_saves(
     assert [a["name"] for a in back["draft"]["agents"]] == [a["name"] for a in draft["agents"]]
     assert back["draft"]["options"] == {**draft.get("options", {})}
     assert back["draft"]["edges"] == draft.get("edges", [])
+    assert back["draft"]["people"] == draft.get("people", [])
     imports = {name: f"tools:{name}" for name in ("lookup", "transfer", "unhappy")}
     assert draft_to_spec(back["draft"], imports) == draft_to_spec(draft, imports)
 
@@ -129,7 +141,7 @@ def test_every_kind_validates_with_a_diagram_and_saves(
     ("draft", "path", "words"),
     [
         (team("graph"), "agents.b", "not reachable from start 'a'"),
-        (team("graph", edges=[{"from": "a", "to": "c"}]), "edges[0].to", "'c' is not an agent"),
+        (team("graph", edges=[{"from": "a", "to": "c"}]), "edges[0].to", "'c' is not a member"),
         (team("graph", edges=[{"from": "a", "to": "a"}]), "edges[0]", "itself"),
         (
             team("graph", edges=[{"from": "a", "to": "b"}, {"from": "b", "to": "a"}]),
@@ -148,6 +160,8 @@ def test_every_kind_validates_with_a_diagram_and_saves(
             "only a graph",
         ),
         (team("magentic"), "manager.client", "manager"),
+        (team("graph", people=[{"name": "a"}]), "people[0].name", "two members"),
+        (team("graph", people=[{"name": "p"}]), "people.p", "not reachable"),
         (team("concurrent", options={"aggregator": "zed"}), "aggregator", "neither"),
         (team("group_chat", options={"max_rounds": "2"}), "max_rounds", "expected int"),
         (team("group_chat", options={"max_rounds": 0}), "max_rounds", ""),

@@ -58,6 +58,7 @@ export async function builderView(page, teamName) {
   });
   const libraryItems = [
     h("button", { type: "button", "data-kind": "agent", "data-value": "agent" }, "Agent"),
+    h("button", { type: "button", "data-kind": "person", "data-value": "person" }, "Person"),
     ...["scripted", "openai"].map((c) => h("button", { type: "button", "data-kind": "client", "data-value": c },
       c === "scripted" ? "Scripted model client" : "OpenAI-compatible model client")),
     ...library.tools.map((/** @type {{name: string, description: string}} */ t) =>
@@ -117,10 +118,13 @@ export async function builderView(page, teamName) {
     h("div", { class: "save-row" }, h("button", { type: "submit" }, "Save"), status), disk);
 
   /** @param {Record<string, any>} [values] */
-  function addAgent(values, /** @type {number | null} */ x = null, /** @type {number | null} */ y = null) {
-    const number = agents.length ? Math.max(...agents.map((a) => a.number)) + 1 : 1;
+  function addAgent(values, /** @type {number | null} */ x = null, /** @type {number | null} */ y = null, person = false) {
+    // a person is a member the run asks to answer (a HumanExecutor): a name, nothing else
+    const kindOf = person ? "person" : "agent";
+    const same = agents.filter((a) => a.kind === kindOf);
+    const number = same.length ? Math.max(...same.map((a) => a.number)) + 1 : 1;
     const key = `k${nextId()}`;
-    const nameInput = h("input", { name: "agent-name", required: true, autocomplete: "off", value: values?.name ?? `agent_${number}` });
+    const nameInput = h("input", { name: `${kindOf}-name`, required: true, autocomplete: "off", value: values?.name ?? `${kindOf}_${number}` });
     const desc = h("input", { name: "agent-description", value: values?.description ?? "" });
     const instructions = h("textarea", { name: "agent-instructions", rows: "2" }, values?.instructions ?? "");
     const client = clientFields("");
@@ -132,19 +136,24 @@ export async function builderView(page, teamName) {
       box.addEventListener("change", () => { refresh(); changed(); });
       return h("label", { class: "tool-box" }, box, ` ${t.name}`);
     });
-    const remove = h("button", { type: "button", class: "secondary" }, `Remove agent ${number}`);
-    const card = h("fieldset", { class: "agent card", "data-key": key },
-      h("legend", null, `Agent ${number}`),
-      field("Name", nameInput, "name"), field("Description", desc, "description"),
-      field("Instructions", instructions, "instructions"), ...client.els,
-      h("fieldset", { class: "tools", "data-path": "tools" }, h("legend", null, "Tools"),
-        ...(toolBoxes.length ? toolBoxes : [h("span", { class: "muted" }, "(none offered)")]),
-        h("p", { class: "error field-error", role: "alert", hidden: true })),
-      remove);
+    const title = person ? "Person" : "Agent";
+    const remove = h("button", { type: "button", class: "secondary" }, `Remove ${kindOf} ${number}`);
+    const card = person
+      ? h("fieldset", { class: "agent person card", "data-key": key },
+        h("legend", null, `${title} ${number}`), field("Name", nameInput, "name"),
+        h("p", { class: "muted" }, "The run asks this person to answer (a form on the run's page)."), remove)
+      : h("fieldset", { class: "agent card", "data-key": key },
+        h("legend", null, `${title} ${number}`),
+        field("Name", nameInput, "name"), field("Description", desc, "description"),
+        field("Instructions", instructions, "instructions"), ...client.els,
+        h("fieldset", { class: "tools", "data-path": "tools" }, h("legend", null, "Tools"),
+          ...(toolBoxes.length ? toolBoxes : [h("span", { class: "muted" }, "(none offered)")]),
+          h("p", { class: "error field-error", role: "alert", hidden: true })),
+        remove);
     const label = h("strong", { class: "node-name" });
     const clientBadge = h("span", { class: "node-client" });
     const toolChips = h("span", { class: "node-tools" });
-    const node = h("div", { class: "node-card", tabindex: "0", role: "group" },
+    const node = h("div", { class: person ? "node-card person" : "node-card", tabindex: "0", role: "group" },
       label, clientBadge, toolChips,
       h("p", { class: "node-error error", role: "alert", hidden: true }));
     const port = h("button", { type: "button", class: "port", title: "Drag onto another agent to connect" }, "\u2192");
@@ -160,10 +169,10 @@ export async function builderView(page, teamName) {
     const refresh = () => {
       label.textContent = agentName() || "(no name)";
       node.dataset.nodeId = agentName();
-      node.setAttribute("aria-label", `Agent box ${agentName()} (arrow keys move it)`);
+      node.setAttribute("aria-label", `${title} box ${agentName()} (arrow keys move it)`);
       port.setAttribute("aria-label", `Connect ${agentName()} to another agent`);
       const picked = client.draft();
-      clientBadge.textContent = (v(client.type) || "no client") + (picked.model && picked.type === "openai" ? ` \u00b7 ${picked.model}` : "");
+      clientBadge.textContent = person ? "person" : (v(client.type) || "no client") + (picked.model && picked.type === "openai" ? ` \u00b7 ${picked.model}` : "");
       const chosen = [...tools].filter(([, b]) => b.checked).map(([n]) => n);
       toolChips.textContent = chosen.length ? `tools: ${chosen.join(", ")}` : "";
     };
@@ -172,8 +181,9 @@ export async function builderView(page, teamName) {
     nameInput.addEventListener("input", () => { refresh(); syncEdges(); });
     card.addEventListener("input", refresh);
     const entry = {
-      key, card, node, name: agentName, client, tools, number,
-      draft: () => ({
+      key, card, node, name: agentName, client, tools, number, kind: kindOf,
+      /** @returns {Record<string, any>} */
+      draft: () => person ? { name: agentName() } : ({
         name: agentName(), description: v(desc), instructions: v(instructions), client: client.draft(),
         tools: [...tools].filter(([, b]) => b.checked).map(([n]) => n),
       }),
@@ -205,14 +215,15 @@ export async function builderView(page, teamName) {
 
   /** A library item dropped at (x, y) on the canvas, on agent `key`, or pressed. @param {DOMStringMap} item */
   function drop(item, /** @type {number | null} */ x, /** @type {number | null} */ y, /** @type {string | null} */ key) {
-    if (item.kind === "agent") {
-      const a = addAgent(undefined, x, y);
+    if (item.kind === "agent" || item.kind === "person") {
+      const a = addAgent(undefined, x, y, item.kind === "person");
       select(a.key);
       libraryNote.textContent = `Added ${a.name()}.`;
       return;
     }
     const target = agents.find((a) => a.key === key) || agents.find((a) => a.key === selected);
     if (!target) { libraryNote.textContent = "Drop it on an agent (or select one first)."; return; }
+    if (target.kind === "person") { libraryNote.textContent = `${target.name()} is a person: tools and model clients go to agents.`; return; }
     if (item.kind === "tool" && item.value) {
       const box = target.tools.get(item.value);
       if (box) box.checked = true;
@@ -245,7 +256,7 @@ export async function builderView(page, teamName) {
     }
     const chosen = /** @type {any} */ (aggregator).value;
     aggregator.replaceChildren(h("option", { value: "" }, "(none: the replies as they are)"),
-      ...agents.map((a) => h("option", { value: a.name() }, `agent ${a.name()}`)),
+      ...agents.map((a) => h("option", { value: a.name() }, `${a.kind} ${a.name()}`)),
       ...library.tools.map((/** @type {{name: string}} */ t) => h("option", { value: t.name }, `function ${t.name}`)));
     /** @type {any} */ (aggregator).value = chosen;
     const to = /** @type {any} */ (edgeTo);
@@ -306,7 +317,8 @@ export async function builderView(page, teamName) {
     /** @type {Record<string, any>} */
     const d = {
       name: v(name), kind: k, description: v(description), options,
-      agents: agents.map((a) => a.draft()),
+      agents: agents.filter((a) => a.kind === "agent").map((a) => a.draft()),
+      people: agents.filter((a) => a.kind === "person").map((a) => a.draft()),
     };
     if (EDGED.has(k)) {
       d.edges = edges.map((e) => ({ from: byKey.get(e.from), to: byKey.get(e.to), ...(k === "graph" && e.when ? { when: e.when } : {}) }));
@@ -328,11 +340,12 @@ export async function builderView(page, teamName) {
     /** @type {[HTMLElement, string][]} */
     const notes = [];
     for (const { path, message } of problems) {
-      const indexed = /^agents\[(\d+)\](?:\.(\w+))?/.exec(path);
-      const named = /^agents\.([^.[]+)(?:\.([a-z_.]+))?/.exec(path);
+      const indexed = /^(agents|people)\[(\d+)\](?:\.(\w+))?/.exec(path);
+      const named = /^(?:agents|people)\.([^.[]+)(?:\.([a-z_.]+))?/.exec(path);
       const edge = /^edges\[(\d+)\]/.exec(path);
-      let agent = indexed ? agents[Number(indexed[1])] : named ? agents.find((a) => a.name() === named[1]) : undefined;
-      const key = indexed ? (indexed[2] || "name") : named ? (named[2] || "") : "";
+      const ofKind = indexed ? agents.filter((a) => a.kind === (indexed[1] === "people" ? "person" : "agent")) : [];
+      let agent = indexed ? ofKind[Number(indexed[2])] : named ? agents.find((a) => a.name() === named[1]) : undefined;
+      const key = indexed ? (indexed[3] || "name") : named ? (named[2] || "") : "";
       if (agent) {
         // the most precise field: client.api_key_env, else client
         const slot = key && (agent.card.querySelector(`[data-path="${key.replace(/\.$/, "")}"]`) || agent.card.querySelector(`[data-path="${key.split(".")[0]}"]`));
@@ -403,6 +416,7 @@ export async function builderView(page, teamName) {
     /** @type {HTMLInputElement} */ (planReview).checked = !!o.plan_review;
     if (d.manager) manager.load(d.manager.client || {});
     for (const a of d.agents || []) addAgent(a);
+    for (const p of d.people || []) addAgent(p, null, null, true);
     const keyOf = new Map(agents.map((a) => [a.name(), a.key]));
     for (const e of d.edges || []) {
       const from = keyOf.get(e.from), to = keyOf.get(e.to);

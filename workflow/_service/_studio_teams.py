@@ -119,6 +119,34 @@ def _agents(
     return agents, clients, used
 
 
+def _people(
+    draft: Mapping[str, Any], agents: Mapping[str, Any], problems: list[tuple[str, str]]
+) -> list[str]:
+    """The people of the team (each a ``HumanExecutor``: the run asks them to answer)."""
+    people_in = draft.get("people") or []
+    if not isinstance(people_in, list) or len(people_in) > MAX_AGENTS:
+        problems.append(("people", f"expected a list of at most {MAX_AGENTS} {{name}}"))
+        return []
+    people: list[str] = []
+    for index, raw in enumerate(people_in):
+        name = (
+            _text(raw, "name", f"people[{index}].name", problems)
+            if isinstance(raw, Mapping)
+            else ""
+        )
+        if not _IDENT.match(name):
+            problems.append(
+                (f"people[{index}].name", f"{name!r} is not a valid name (letters, digits, _)")
+            )
+        elif name in agents or name in people or name == MANAGER_CLIENT:
+            problems.append(
+                (f"people[{index}].name", f"two members are named {name!r}; give each its own name")
+            )
+        else:
+            people.append(name)
+    return people
+
+
 def _edges(
     draft: Mapping[str, Any],
     kind: str,
@@ -152,7 +180,7 @@ def _edges(
         source, target = str(raw.get("from")), str(raw.get("to"))
         for end, name in (("from", source), ("to", target)):
             if name not in agents:
-                problems.append((f"edges[{i}].{end}", f"{name!r} is not an agent of this team"))
+                problems.append((f"edges[{i}].{end}", f"{name!r} is not a member of this team"))
         when = raw.get("when") or None
         if when is not None and kind != "graph":
             problems.append((f"edges[{i}].when", "only a graph team's edges take a condition"))
@@ -209,16 +237,19 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
         problems.append(("kind", f"unknown team kind {kind!r}; expected one of {list(KINDS)}"))
         kind = "sequential"
     agents, clients, used = _agents(draft, tools, problems)
-    edges = _edges(draft, kind, agents, tools, problems)
+    people = _people(draft, agents, problems)
+    members = {**agents, **dict.fromkeys(people)}  # every node an edge may name
+    edges = _edges(draft, kind, members, tools, problems)
     used.update(when for _, _, when in edges if when is not None)
     start = draft.get("start") or next(iter(agents), None)
-    if kind in _EDGED and agents and start not in agents:
-        problems.append(("start", f"start {start!r} is not an agent of this team"))
+    if kind in _EDGED and agents and start not in members:
+        problems.append(("start", f"start {start!r} is not a member of this team"))
     elif kind == "graph" and start is not None:
-        for agent in agents:
-            if agent not in _reachable(start, edges):
+        for member in members:
+            if member not in _reachable(start, edges):
+                where = "people" if member in people else "agents"
                 problems.append(
-                    (f"agents.{agent}", f"not reachable from start {start!r}: drag an edge to it")
+                    (f"{where}.{member}", f"not reachable from start {start!r}: drag an edge to it")
                 )
     options = draft.get("options") or {}
     if not isinstance(options, Mapping):
@@ -264,14 +295,17 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
         clients[MANAGER_CLIENT] = dict(manager)
         spec["manager"] = {"client": MANAGER_CLIENT}
     spec.update(clients=clients, agents=agents)
+    humans = {person: {"human": {"human_input_mode": "ALWAYS"}} for person in people}
     if kind == "graph":
-        spec["executors"] = {agent: {"agent": agent} for agent in agents}
+        spec["executors"] = {**{agent: {"agent": agent} for agent in agents}, **humans}
         spec["start"] = start
         spec["edges"] = [
             {"from": s, "to": t, **({"when": when} if when else {})} for s, t, when in edges
         ]
     else:
-        spec["participants"] = [a for a in agents if a != aggregator]
+        if humans:
+            spec["executors"] = humans
+        spec["participants"] = [a for a in [*agents, *people] if a != aggregator]
     stop = chosen.pop("stop_text", None)
     if stop:  # the run ends once a message mentions it
         spec["termination"] = {"text_mention": stop}
@@ -325,13 +359,15 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
             when = {"when": edge["when"]} if edge.get("when") else {}
             edges.append({"from": source, "to": target, **when})
         executors = spec.get("executors") or {}
-        if any(set(e) != {"agent"} for e in executors.values()):
-            reasons.append("an executor is not one of the agents")
+        if any(set(e) != {"agent"} and not _is_person(e) for e in executors.values()):
+            reasons.append("an executor is not one of the agents or people")
     elif kind == "handoff":
         for source, targets in (spec.get("handoffs") or {}).items():
             edges += [{"from": source, "to": target} for target in targets]
-    if kind != "graph" and spec.get("executors"):
-        reasons.append("the team has executors that are not agents")
+    executors = spec.get("executors") or {}
+    if kind != "graph" and any(not _is_person(e) for e in executors.values()):
+        reasons.append("the team has executors that are not agents or people")
+    people = [{"name": name} for name, e in executors.items() if _is_person(e)]
     options = {k: v for k, v in spec.items() if k in _OPTIONS.get(str(kind), {})}
     termination = spec.get("termination")
     if isinstance(termination, Mapping) and isinstance(termination.get("text_mention"), str):
@@ -343,6 +379,7 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         "kind": kind,
         "description": spec.get("description", ""),
         "agents": agents,
+        "people": people,
         "edges": edges,
         "start": spec.get("start"),
         "options": options,
@@ -351,3 +388,15 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         manager = spec.get("manager") or {}
         draft["manager"] = {"client": dict(clients.get(manager.get("client"), {}) or {})}
     return draft, ("; ".join(dict.fromkeys(reasons)) or None)
+
+
+def _is_person(executor: Any) -> bool:
+    """A ``human`` executor the builder can show: asked every time (``ALWAYS``), no more."""
+    if not isinstance(executor, Mapping) or set(executor) != {"human"}:
+        return False
+    human = executor["human"] or {}
+    return (
+        isinstance(human, Mapping)
+        and set(human) <= {"human_input_mode"}
+        and (human.get("human_input_mode", "ALWAYS") == "ALWAYS")
+    )
