@@ -3,7 +3,8 @@
 What today's code writes validates against the models; a checkpoint or pending write whose
 layout is wrong (an edit that kept its checksum, a foreign writer, a newer release) is refused
 with a ``CheckpointError`` naming the checkpoint and the field, for version 2 and version 1.
-Loading older layouts is covered by ``test_checkpoint_fixtures.py``.
+Any committed state survives the payload (a property, on random snapshots). Loading older
+layouts is covered by ``test_checkpoint_fixtures.py``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.workflow.test_durable import Calls, siblings
 from workflow import CheckpointError, RunStatus, SQLiteCheckpointStore, Workflow
 from workflow._checkpoint import Checkpoint
-from workflow._schema import VERSION, CheckpointData, PendingWrite
+from workflow._commit import RunSnapshot
+from workflow._result import PendingRequest
+from workflow._schema import VERSION, CheckpointData, PendingWrite, dump_run, load_run
+from workflow._serde import TypeRegistry, dumps, loads
 
 pytestmark = pytest.mark.anyio
+
+OVERLAY = {"ran": [], "messages": {}}
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -173,3 +181,92 @@ async def test_an_invalid_pending_write_is_refused_naming_its_executor_and_field
     assert "executor 'ok'" in message
     assert "r@2" in message
     assert field in message
+
+
+# --------------------------------------------------------------------------- round trip
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_ids = st.sampled_from(["a", "b", "c/d", "$x"])
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> RunSnapshot:
+    inbox = draw(
+        st.dictionaries(
+            _ids,
+            st.lists(
+                st.tuples(
+                    st.integers(-1, 5), st.integers(0, 99), st.none() | _ids, _values, st.booleans()
+                ),
+                min_size=1,
+                max_size=3,
+            ).map(tuple),
+            max_size=3,
+        )
+    )
+    fan_in = draw(
+        st.dictionaries(
+            st.integers(0, 3),
+            st.dictionaries(_ids, st.lists(_values, min_size=1, max_size=2).map(tuple), min_size=1),
+            max_size=2,
+        )
+    )
+    pending = draw(
+        st.lists(
+            st.builds(
+                PendingRequest,
+                st.text(min_size=1, max_size=6),
+                _ids,
+                _values,
+                st.sampled_from([bool, str, int, list[int], dict[str, bool] | None]),
+                st.none() | st.tuples(_ids, _values),
+            ),
+            max_size=3,
+            unique_by=lambda r: r.request_id,
+        ).map(tuple)
+    )
+    return RunSnapshot(
+        run_id=draw(st.text(min_size=1, max_size=6)),
+        superstep=draw(st.integers(0, 50)),
+        seq=draw(st.integers(0, 500)),
+        status=draw(st.sampled_from(list(RunStatus))),
+        inbox=inbox,
+        state=draw(st.dictionaries(st.text(max_size=5), _values, max_size=3)),
+        local=draw(
+            st.dictionaries(_ids, st.dictionaries(st.text(max_size=4), _values), max_size=2)
+        ),
+        fan_in=fan_in,
+        pending=pending,
+        outputs=tuple(draw(st.lists(_values, max_size=3))),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshots(), st.integers(0, 9))
+def test_any_snapshot_survives_the_payload_as_json_bytes(snap: RunSnapshot, count: int) -> None:
+    registry = TypeRegistry()
+    data = {"version": VERSION, "run": dump_run(snap, count, registry), "overlay": OVERLAY}
+    loaded = load_run(loads(dumps(data)), registry, checkpoint_id="c")
+    assert (loaded.run_id, loaded.superstep, loaded.seq, loaded.status) == (
+        snap.run_id,
+        snap.superstep,
+        snap.seq,
+        snap.status,
+    )
+    assert loaded.checkpoint_count == count
+    assert loaded.inbox == {t: list(box) for t, box in snap.inbox.items()}
+    assert loaded.state == snap.state
+    assert loaded.local == snap.local
+    assert loaded.fan_in == {g: {s: list(m) for s, m in b.items()} for g, b in snap.fan_in.items()}
+    assert list(loaded.pending.values()) == list(snap.pending)
+    assert [r.via for r in loaded.pending.values()] == [r.via for r in snap.pending]
+    assert [r.response_type for r in loaded.pending.values()] == [
+        r.response_type for r in snap.pending
+    ]
+    assert loaded.outputs == list(snap.outputs)
