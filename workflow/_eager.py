@@ -127,7 +127,7 @@ class EagerRunner(Runner):
         self._flushing = False
         self._failed: list[_EagerInvocation] = []
         self._workers = 0
-        self._wake = anyio.Event()
+        self._wake: anyio.Event | None = None  # made by _drive, the one that waits on it
         self._woken = False
         self._unsaved = False  # breakpoints created outside a commit
         self._waiting = {
@@ -160,6 +160,7 @@ class EagerRunner(Runner):
     async def _drive(self) -> None:
         """Workers take ready executors; more start only while all of them are waiting."""
         limit = self.workflow.max_concurrency
+        self._wake = anyio.Event()
         async with anyio.create_task_group() as tg:
             self._workers = 1
             tg.start_soon(self._worker)
@@ -190,8 +191,7 @@ class EagerRunner(Runner):
                 eid = ready.popleft()
                 self._queued.discard(eid)
                 if ready and not self._woken:
-                    self._woken = True
-                    self._wake.set()  # more is ready: the driver adds workers if we wait
+                    self._rouse()  # more is ready: the driver adds workers if we wait
                 await self._run(eid)
         finally:
             self._workers -= 1
@@ -199,7 +199,7 @@ class EagerRunner(Runner):
 
     def _rouse(self) -> None:
         """Wake the driver (to add workers, or to see that the run is done)."""
-        if not self._woken:
+        if not self._woken and self._wake is not None:
             self._woken = True
             self._wake.set()
 
