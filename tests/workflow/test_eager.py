@@ -502,3 +502,55 @@ async def test_a_graph_spec_chooses_its_scheduling() -> None:
         load_spec({**spec, "scheduling": "lazy"})
     assert info.value.path == "scheduling"
     assert "'superstep' or 'eager'" in str(info.value)
+
+
+async def test_observers_dropped_messages_and_strict_routing() -> None:
+    from contextlib import nullcontext
+
+    from workflow import Observer
+    from workflow.events import MessageDropped
+
+    class Seen(Observer):
+        def __init__(self) -> None:
+            self.executors: list[tuple[str, int]] = []
+            self.sent: list[tuple[str, str]] = []
+            self.failed: list[str] = []
+
+        def executor(self, **kw: Any) -> Any:
+            self.executors.append((kw["executor_id"], kw["superstep"]))
+            return nullcontext()
+
+        def message_sent(self, *, source_id: str, target_id: str) -> None:
+            self.sent.append((source_id, target_id))
+
+        def executor_failed(self, *, executor_id: str, error: BaseException) -> None:
+            self.failed.append(executor_id)
+
+    @executor(id="words")
+    async def words(x: int, ctx: WorkflowContext[Any]) -> None:
+        await ctx.send_message("text")  # ints only downstream
+        await ctx.send_message(x)
+
+    @executor(id="ints")
+    async def ints(x: int) -> int:
+        return x
+
+    def build(strict: bool, seen: Seen) -> Workflow:
+        return (
+            WorkflowBuilder(start=words, scheduling="eager", strict=strict, observers=[seen])
+            .add_edge(words, ints)
+            .build()
+        )
+
+    seen = Seen()
+    lenient = await build(False, seen).run(1)
+    assert lenient.outputs == [1]
+    (dropped,) = [e for e in lenient.events if isinstance(e, MessageDropped)]
+    assert (dropped.source_id, dropped.target_id, dropped.superstep) == ("words", "ints", 1)
+    assert seen.executors == [("words", 1), ("ints", 2)]
+    assert seen.sent == [("words", "ints")]
+    seen = Seen()
+    strict = await build(True, seen).run(1)
+    assert strict.status is RunStatus.FAILED
+    assert "strict=True" in str(strict.error)
+    assert seen.failed == ["words"]
