@@ -130,6 +130,7 @@ def test_drag_a_team_together_fix_it_save_edit_on_disk_and_run(
     auditor.get_by_label("Instructions").fill("Check twice.")
     path.write_text(path.read_text().replace("Checks every payment twice.", "Checks it all."))
     tab.get_by_role("button", name="Reload from disk").click()
+    tab.get_by_role("button", name="Reload from disk").wait_for(state="detached")  # reloaded
     assert auditor.get_by_label("Description").input_value() == "Checks it all."
     assert auditor.get_by_label("Instructions").input_value() == ""
     tab.get_by_role("link", name="Open payday in the playground").click()
