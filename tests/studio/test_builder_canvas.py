@@ -103,7 +103,7 @@ def test_drag_a_team_together_fix_it_save_edit_on_disk_and_run(
     # the draft is checked as it changes: the agent no edge reaches is marked where it is
     node(tab, "auditor").get_by_role("alert").filter(has_text="not reachable").wait_for()
     shot(tab, "builder-canvas-error")
-    port = node(tab, "treasurer").get_by_role("button", name="Connect treasurer to another agent")
+    port = node(tab, "treasurer").get_by_role("button", name="Connect treasurer to another member")
     port.drag_to(node(tab, "auditor"))
     tab.get_by_role("list", name="Edges").get_by_text("treasurer \u2192 auditor").wait_for()
     tab.get_by_text("Valid: ready to save.").wait_for()
@@ -323,7 +323,7 @@ def test_a_person_in_a_handoff_team_is_asked_during_the_run(
     tab.get_by_role("group", name="Person 1").get_by_label("Name").fill("customer")
     library.get_by_role("button", name="Tool: transfer").drag_to(node(tab, "customer"))
     library.get_by_text("customer is a person").wait_for()  # tools go to agents only
-    port = node(tab, "triage").get_by_role("button", name="Connect triage to another agent")
+    port = node(tab, "triage").get_by_role("button", name="Connect triage to another member")
     port.drag_to(node(tab, "customer"))
     tab.get_by_text("Valid: ready to save.").wait_for()
     shot(tab, "builder-person")

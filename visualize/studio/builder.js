@@ -156,7 +156,7 @@ export async function builderView(page, teamName) {
     const node = h("div", { class: person ? "node-card person" : "node-card", tabindex: "0", role: "group" },
       label, clientBadge, toolChips,
       h("p", { class: "node-error error", role: "alert", hidden: true }));
-    const port = h("button", { type: "button", class: "port", title: "Drag onto another agent to connect" }, "\u2192");
+    const port = h("button", { type: "button", class: "port", title: "Drag onto another member to connect" }, "\u2192");
     node.append(port);
     port.addEventListener("click", () => {
       if (port.dataset.dragged) { delete port.dataset.dragged; return; }
@@ -170,7 +170,7 @@ export async function builderView(page, teamName) {
       label.textContent = agentName() || "(no name)";
       node.dataset.nodeId = agentName();
       node.setAttribute("aria-label", `${title} box ${agentName()} (arrow keys move it)`);
-      port.setAttribute("aria-label", `Connect ${agentName()} to another agent`);
+      port.setAttribute("aria-label", `Connect ${agentName()} to another member`);
       const picked = client.draft();
       clientBadge.textContent = person ? "person" : (v(client.type) || "no client") + (picked.model && picked.type === "openai" ? ` \u00b7 ${picked.model}` : "");
       const chosen = [...tools].filter(([, b]) => b.checked).map(([n]) => n);

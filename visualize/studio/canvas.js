@@ -29,7 +29,7 @@ export class Canvas {
     defs.append(marker);
     this.wires.append(defs);
     this.el = h("div", { class: "canvas", role: "region", "aria-label": "Team canvas" },
-      h("p", { class: "muted canvas-hint" }, "Drag agents, tools and model clients here from the library; drag from an agent's \u2192 port onto another agent to connect them."));
+      h("p", { class: "muted canvas-hint" }, "Drag agents, people, tools and model clients here from the library; drag from a member's \u2192 port onto another to connect them."));
     this.el.append(this.wires);
     /** @type {Map<string, Placed>} */
     this.placed = new Map();
