@@ -54,7 +54,7 @@ import anyio.lowlevel
 from ._commit import SuperstepRecord
 from ._errors import ExecutorFailedError
 from ._history import Breakpoint, breakpoint_request
-from ._invocation import InvocationOutcome, new_request
+from ._invocation import InvocationOutcome, message_type_name, new_request
 from ._result import PendingRequest
 from ._routing import route
 from ._runner import _EMPTY, Invocation, Runner, _delivery_key
@@ -295,7 +295,7 @@ class EagerRunner(Runner):
                 superstep=depth,
                 executor_id=eid,
                 kind=inv.node.kind,
-                message_types=tuple(dict.fromkeys(type(d[3]).__name__ for d in batch)),
+                message_types=tuple(dict.fromkeys(message_type_name(d[3]) for d in batch)),
             )
             scope.__enter__()
         try:

@@ -16,7 +16,14 @@ from ._result import PendingRequest
 if TYPE_CHECKING:
     from .events import WorkflowEvent
 
-__all__ = ("Delivery", "EmitEvent", "HeldValue", "InvocationOutcome", "InvocationRequest")
+__all__ = (
+    "Delivery",
+    "EmitEvent",
+    "HeldValue",
+    "InvocationOutcome",
+    "InvocationRequest",
+    "message_type_name",
+)
 
 # How a backend passes an invocation's events on to the run's stream (in order, as emitted).
 EmitEvent = Callable[["WorkflowEvent"], Awaitable[None]]
@@ -51,6 +58,11 @@ class HeldValue:
     def fetch_blocking(self) -> Any:
         """The value, brought into this process without an event loop (for the serializer)."""
         raise NotImplementedError
+
+
+def message_type_name(message: Any) -> str:
+    """The class name of ``message``, or of the value a ``HeldValue`` stands for."""
+    return (message.held_type if isinstance(message, HeldValue) else type(message)).__name__
 
 
 class InvocationRequest(NamedTuple):

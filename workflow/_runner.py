@@ -35,7 +35,7 @@ from ._backend import Backend, BackendRun, default_backend
 from ._commit import CommitContext, Durability, RunEnd, SuperstepRecord
 from ._errors import CheckpointError
 from ._history import Breakpoint, breakpoint_request
-from ._invocation import InvocationOutcome, InvocationRequest, new_request
+from ._invocation import InvocationOutcome, InvocationRequest, message_type_name, new_request
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
 from ._routing import route
@@ -315,7 +315,7 @@ class Runner:
                 superstep=self.state.superstep + 1,
                 executor_id=inv.node.id,
                 kind=inv.node.kind,
-                message_types=tuple(dict.fromkeys(type(d[3]).__name__ for d in inv.inbox)),
+                message_types=tuple(dict.fromkeys(message_type_name(d[3]) for d in inv.inbox)),
             )
             scope.__enter__()
         try:

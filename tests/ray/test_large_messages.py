@@ -340,3 +340,23 @@ async def test_held_messages_in_both_scheduling_modes(
     remote = await build().run(5, backend=RayBackend(large_message_bytes=1024))
     assert remote.status is RunStatus.COMPLETED, remote.error
     assert remote.outputs == local.outputs == ["[4096, 4097] 05"]
+
+
+async def test_spans_name_the_held_message_type(ray_cluster: RayCluster) -> None:
+    from opentelemetry import trace  # noqa: F401 - OpenTelemetry in use
+
+    from tests.workflow.test_telemetry import Telemetry
+
+    telemetry = Telemetry()
+    wf = (
+        WorkflowBuilder(start=make, types=[Blob], observers=[telemetry.observer])
+        .add_edge(make, Sizes())
+        .build()
+    )
+    result = await wf.run(3, backend=RayBackend(large_message_bytes=1024))
+    assert result.outputs == ["blob3: 12288 bytes of 03"]
+    types = {
+        span.attributes["ledgerflow.executor.id"]: span.attributes["ledgerflow.message.types"]
+        for span in telemetry.spans("executor.process")
+    }
+    assert types == {"make": ("int",), "sizes": ("Blob",)}
