@@ -247,6 +247,14 @@ def test_team_options_aggregator_and_stop_text(
     tab.get_by_label("Stop when a message mentions").fill("a point")
     tab.get_by_text("Valid: ready to save.").wait_for()
     spec.get_by_text("text_mention: a point").wait_for(state="attached")
+    # who speaks next: round robin, or a model with its own client
+    tab.get_by_label("Speaker selection").select_option("model")
+    selector = tab.get_by_role("group", name="Speaker selector's model client")
+    selector.get_by_label("Selector client").fill("gpt")
+    selector.get_by_role("alert").first.wait_for()
+    selector.get_by_label("Selector client").fill("scripted")
+    selector.get_by_label("Selector replies").fill("pessimist\noptimist")
+    spec.get_by_text("client: speaker_selector").wait_for(state="attached")
     shot(tab, "builder-options")
 
 

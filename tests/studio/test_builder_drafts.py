@@ -108,6 +108,11 @@ def paths(answer: Any) -> list[str]:
         ),
         team("group_chat", people=[{"name": "customer"}], options={"max_rounds": 3}),
         team(
+            "group_chat",
+            selector={"client": {"type": "scripted", "replies": ["a", "b"]}},
+            options={"max_rounds": 2},
+        ),
+        team(
             "magentic",
             manager={"client": {"type": "scripted", "replies": ["{}"]}},
             options={"plan_review": True, "max_round_count": 3},
@@ -133,6 +138,7 @@ def test_every_kind_validates_with_a_diagram_and_saves(
     assert back["draft"]["options"] == {**draft.get("options", {})}
     assert back["draft"]["edges"] == draft.get("edges", [])
     assert back["draft"]["people"] == draft.get("people", [])
+    assert back["draft"].get("selector") == draft.get("selector")
     imports = {name: f"tools:{name}" for name in ("lookup", "transfer", "unhappy")}
     assert draft_to_spec(back["draft"], imports) == draft_to_spec(draft, imports)
 
@@ -160,6 +166,8 @@ def test_every_kind_validates_with_a_diagram_and_saves(
             "only a graph",
         ),
         (team("magentic"), "manager.client", "manager"),
+        (team("group_chat", selector={"client": {"type": "gpt"}}), "selector.client", ""),
+        (team("group_chat", selector={}), "selector.client", "needs a model client"),
         (team("graph", people=[{"name": "a"}]), "people[0].name", "two members"),
         (team("graph", people=[{"name": "p"}]), "people.p", "not reachable"),
         (team("concurrent", options={"aggregator": "zed"}), "aggregator", "neither"),

@@ -10,7 +10,7 @@ import { Canvas } from "./canvas.js";
 import { h } from "./dom.js";
 import { clientFields, field, nextId, v } from "./fields.js";
 
-const KINDS = [["group_chat", "Group chat (round robin)"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
+const KINDS = [["group_chat", "Group chat"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
   ["handoff", "Handoff"], ["graph", "Graph (edges)"], ["magentic", "Magentic (manager-led)"]];
 const EDGED = new Set(["graph", "handoff"]);
 /**
@@ -37,7 +37,14 @@ export async function builderView(page, teamName) {
   const maxRoundCount = h("input", { name: "max-round-count", type: "number", min: "1", value: "10" });
   const planReview = h("input", { name: "plan-review", type: "checkbox" });
   const start = h("select", { name: "start" });
-  const manager = clientFields("manager-");
+  const manager = clientFields("manager-", "Manager");
+  const selectorClient = clientFields("selector-", "Selector");
+  const speaker = h("select", { name: "speaker-selection" },
+    h("option", { value: "round_robin" }, "round robin"), h("option", { value: "model" }, "a model picks"));
+  const speakerField = field("Speaker selection", speaker, "selector");
+  const selectorBox = h("fieldset", { class: "manager", "data-path": "selector.client", hidden: true },
+    h("legend", null, "Speaker selector's model client"), ...selectorClient.els,
+    h("p", { class: "error field-error", role: "alert", hidden: true }));
   const rounds = field("Max rounds", maxRounds, "max_rounds");
   const magentic = h("div", { class: "kind-options", hidden: true },
     field("Max Magentic rounds", maxRoundCount, "max_round_count"),
@@ -108,7 +115,7 @@ export async function builderView(page, teamName) {
   const form = h("form", { class: "builder", "aria-label": "Team builder" },
     h("div", { class: "team" },
       field("Team name", name, "name"), field("Team kind", kind, "kind"),
-      field("Description", description, "description"), rounds, startField, stopField, aggregatorField, magentic),
+      field("Description", description, "description"), rounds, speakerField, startField, stopField, aggregatorField, selectorBox, magentic),
     h("div", { class: "builder-grid" }, aside, h("div", { class: "canvas-box" }, canvas.el, edgesBox)),
     h("div", { class: "builder-grid2" },
       h("div", null, h("h2", null, "Agents"), list, add),
@@ -293,6 +300,8 @@ export async function builderView(page, teamName) {
   function syncKind() {
     const k = v(kind);
     rounds.hidden = k !== "group_chat";
+    speakerField.hidden = k !== "group_chat";
+    selectorBox.hidden = k !== "group_chat" || v(speaker) !== "model";
     stopField.hidden = k !== "group_chat" && k !== "handoff";
     aggregatorField.hidden = k !== "concurrent";
     magentic.hidden = k !== "magentic";
@@ -325,6 +334,7 @@ export async function builderView(page, teamName) {
       d.start = byKey.get(/** @type {any} */ (start).value) || null;
     }
     if (k === "magentic") d.manager = { client: manager.draft() };
+    if (k === "group_chat" && v(speaker) === "model") d.selector = { client: selectorClient.draft() };
     return d;
   }
 
@@ -356,7 +366,7 @@ export async function builderView(page, teamName) {
         badEdges.add(Number(edge[1]));
       } else {
         const head = path.split(".")[0];
-        const slot = head === "manager" ? "manager.client" : head === "termination" ? "stop_text" : head;
+        const slot = head === "manager" || head === "selector" ? `${head}.client` : head === "termination" ? "stop_text" : head;
         const team = path === "edges" ? edgesBox : form.querySelector(`.team [data-path="${slot}"]`);
         if (team) notes.push([/** @type {HTMLElement} */ (team), message]);
         else general.textContent += `${path ? path + ": " : ""}${message} `;
@@ -415,6 +425,8 @@ export async function builderView(page, teamName) {
     /** @type {any} */ (stopText).value = o.stop_text || "";
     /** @type {HTMLInputElement} */ (planReview).checked = !!o.plan_review;
     if (d.manager) manager.load(d.manager.client || {});
+    /** @type {any} */ (speaker).value = d.selector ? "model" : "round_robin";
+    if (d.selector) selectorClient.load(d.selector.client || {});
     for (const a of d.agents || []) addAgent(a);
     for (const p of d.people || []) addAgent(p, null, null, true);
     const keyOf = new Map(agents.map((a) => [a.name(), a.key]));
@@ -462,7 +474,7 @@ export async function builderView(page, teamName) {
   }
 
   form.addEventListener("input", changed);
-  form.addEventListener("change", (event) => { if (event.target === kind) syncKind(); changed(); });
+  form.addEventListener("change", (event) => { if (event.target === kind || event.target === speaker) syncKind(); changed(); });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const d = draft();

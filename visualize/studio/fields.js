@@ -27,22 +27,26 @@ export function parseReplies(text) {
   });
 }
 
-/** Client fields (type, replies, model, base URL, key variable) with a draft reader. @param {string} prefix */
-export function clientFields(prefix) {
+/**
+ * Client fields (type, replies, model, base URL, key variable) with a draft reader.
+ * @param {string} prefix of the fields' names @param {string} [title] of a team-level client ("Manager")
+ */
+export function clientFields(prefix, title = "") {
+  const named = (/** @type {string} */ what) => title ? `${title} ${what.toLowerCase()}` : what;
   const type = h("input", { name: `${prefix}client-type`, list: "client-types", value: "scripted", autocomplete: "off" });
   const replies = h("textarea", { name: `${prefix}client-replies`, rows: "2", placeholder: "one reply per line" });
   const model = h("input", { name: `${prefix}client-model`, placeholder: "gpt-4o-mini" });
   const baseUrl = h("input", { name: `${prefix}client-base-url`, placeholder: "http://127.0.0.1:8080/v1" });
   const keyEnv = h("input", { name: `${prefix}client-key-env`, placeholder: "OPENAI_API_KEY" });
-  const scripted = h("div", { class: "scripted" }, field(prefix ? "Manager replies" : "Replies", replies, "client.replies"));
+  const scripted = h("div", { class: "scripted" }, field(named("Replies"), replies, "client.replies"));
   const openai = h("div", { class: "openai", hidden: true },
-    field(prefix ? "Manager model" : "Model", model, "client.model"), field("Base URL", baseUrl, "client.base_url"),
+    field(named("Model"), model, "client.model"), field("Base URL", baseUrl, "client.base_url"),
     field("API key environment variable", keyEnv, "client.api_key_env"));
   const sync = () => { scripted.hidden = v(type) === "openai"; openai.hidden = v(type) !== "openai"; };
   type.addEventListener("input", sync);
   return {
     type, sync,
-    els: [field(prefix ? "Manager client" : "Client", type, "client"), scripted, openai],
+    els: [field(named("Client"), type, "client"), scripted, openai],
     /** @returns {Record<string, any>} */
     draft() {
       const kind = v(type);

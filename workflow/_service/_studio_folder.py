@@ -200,6 +200,8 @@ def _draft_path(path: str) -> str:
     """A spec path as the draft's: executors and clients are the agents the page shows."""
     if path.startswith(("manager.", "clients.magentic_manager")):
         return "manager.client"
+    if path.startswith(("selector.", "clients.speaker_selector")):
+        return "selector.client"
     if path.startswith("clients."):
         agent, _, tail = path.removeprefix("clients.").partition(".")
         return f"agents.{agent}.client" + (f".{tail}" if tail else "")

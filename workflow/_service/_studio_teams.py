@@ -25,6 +25,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 KINDS = ("group_chat", "sequential", "concurrent", "handoff", "graph", "magentic")
 _EDGED = ("graph", "handoff")
 MANAGER_CLIENT = "magentic_manager"
+SELECTOR_CLIENT = "speaker_selector"
+_RESERVED = (MANAGER_CLIENT, SELECTOR_CLIENT)  # client names the builder gives itself
 MAX_AGENTS = 64  # each draft is loaded and drawn as the person types: keep that quick
 # Team options a draft may set, per kind, with the type each must have.
 _OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -90,7 +92,7 @@ def _agents(
                 )
             )
             continue
-        if agent in agents or agent == MANAGER_CLIENT:
+        if agent in agents or agent in _RESERVED:
             problems.append(
                 (f"agents[{index}].name", f"two agents are named {agent!r}; give each its own name")
             )
@@ -138,7 +140,7 @@ def _people(
             problems.append(
                 (f"people[{index}].name", f"{name!r} is not a valid name (letters, digits, _)")
             )
-        elif name in agents or name in people or name == MANAGER_CLIENT:
+        elif name in agents or name in people or name in _RESERVED:
             problems.append(
                 (f"people[{index}].name", f"two members are named {name!r}; give each its own name")
             )
@@ -283,6 +285,12 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
             problems.append(
                 ("manager.client", "a Magentic team needs a model client for its manager")
             )
+    selector: Any = None
+    raw_selector = draft.get("selector")
+    if kind == "group_chat" and isinstance(raw_selector, Mapping):  # else round robin
+        selector = raw_selector.get("client")
+        if not isinstance(selector, Mapping):
+            problems.append(("selector.client", "a model speaker selector needs a model client"))
     if problems:
         raise DraftError(problems)
     spec: dict[str, Any] = {"kind": kind, "name": name}
@@ -294,6 +302,9 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
     if kind == "magentic":
         clients[MANAGER_CLIENT] = dict(manager)
         spec["manager"] = {"client": MANAGER_CLIENT}
+    if selector is not None:  # a model picks who speaks next
+        clients[SELECTOR_CLIENT] = dict(selector)
+        spec["selector"] = {"client": SELECTOR_CLIENT}
     spec.update(clients=clients, agents=agents)
     humans = {person: {"human": {"human_input_mode": "ALWAYS"}} for person in people}
     if kind == "graph":
@@ -387,6 +398,11 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     if kind == "magentic":
         manager = spec.get("manager") or {}
         draft["manager"] = {"client": dict(clients.get(manager.get("client"), {}) or {})}
+    selector = spec.get("selector")
+    if isinstance(selector, Mapping):
+        if set(selector) != {"client"}:
+            reasons.append("the speaker selector has options the builder has no form for")
+        draft["selector"] = {"client": dict(clients.get(selector.get("client"), {}) or {})}
     return draft, ("; ".join(dict.fromkeys(reasons)) or None)
 
 
