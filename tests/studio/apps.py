@@ -122,15 +122,22 @@ def _reviewed() -> Any:
     from builders import load_spec
 
     examples = Path(__file__).resolve().parents[2] / "examples"
-    if str(examples) not in sys.path:
-        sys.path.insert(0, str(examples))
     document = yaml.safe_load((examples / "magentic_team.yaml").read_text())
     document.update(
         name="reviewed_team",
         description="The Magentic team, with a person reviewing its plan.",
         plan_review=True,
     )
-    return load_spec(document, allow_imports=True)
+    # its imports live in examples/, on the path only while they load: left there, it would
+    # shadow packages (examples/semantic_kernel.py) for every test after this one
+    added = str(examples) not in sys.path
+    if added:
+        sys.path.insert(0, str(examples))
+    try:
+        return load_spec(document, allow_imports=True)
+    finally:
+        if added:
+            sys.path.remove(str(examples))
 
 
 reviewed = _reviewed()
