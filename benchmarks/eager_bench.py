@@ -8,6 +8,9 @@ Usage: python benchmarks/eager_bench.py [WORKLOAD [N [SCHEDULING]]]   (no argume
   arrived (read from the event stream), the latency eager scheduling is for.
 - ``chain`` and ``fanout``: ``benchmarks/bench.py``'s workloads, in either mode (eager must
   stay within 1.5x of superstep).
+- ``durable_fanout_memory`` / ``durable_fanout_sqlite``: N executors sleeping 0-200 ms each
+  (seeded) behind one fan-out and a fan-in, with that store: ``checkpoints`` written,
+  ``pending_writes`` recorded, ``bytes`` written (in-memory store) and ``seconds``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import asyncio
 import itertools
 import json
 import platform
+import random
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import chain, fanout
@@ -50,6 +56,67 @@ def skew(scheduling: str, slow_steps: int) -> Workflow:
     return b.build()
 
 
+def sleepy(n: int, scheduling: str, store: Any) -> Workflow:
+    @executor(id="start")
+    async def start(x: int) -> int:
+        return x
+
+    @executor(id="total")
+    async def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    def worker(i: int) -> Any:
+        delay = random.Random(i).uniform(0, 0.2)
+
+        async def run(x: int) -> int:
+            await asyncio.sleep(delay)
+            return x + 1
+
+        return executor(id=f"w{i}")(run)
+
+    workers = [worker(i) for i in range(n)]
+    b = WorkflowBuilder(start=start, name="sleepy", scheduling=scheduling, checkpoint_store=store)
+    return b.add_fan_out_edges(start, workers).add_fan_in_edges(workers, total).build()
+
+
+async def durable(workload: str, n: int, scheduling: str, out: dict[str, Any]) -> dict[str, Any]:
+    from workflow import InMemoryCheckpointStore, SQLiteCheckpointStore
+
+    puts = [0]
+
+    def counting(store: Any) -> Any:
+        put = store.put_write
+
+        async def counted(*args: Any, **kw: Any) -> None:
+            puts[0] += 1
+            await put(*args, **kw)
+
+        store.put_write = counted
+        return store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if workload.endswith("sqlite"):
+            store = counting(SQLiteCheckpointStore(Path(tmp) / "runs.db"))
+        else:
+            store = counting(InMemoryCheckpointStore())
+        try:
+            wf = sleepy(n, scheduling, store)
+            t0 = time.perf_counter()
+            result = await wf.run(0, run_id="bench")
+            secs = time.perf_counter() - t0
+            history = await store.list_checkpoints("bench")
+        finally:
+            await store.aclose()
+    out.update(
+        seconds=round(secs, 3),
+        checkpoints=len(history),
+        pending_writes=puts[0],
+        bytes=getattr(store, "bytes_written", None),
+        ok=result.outputs == [n],
+    )
+    return out
+
+
 def _in_mode(wf: Workflow, scheduling: str) -> Workflow:
     return Workflow(wf.graph, max_supersteps=wf.max_supersteps, scheduling=scheduling)  # type: ignore[arg-type]
 
@@ -74,6 +141,8 @@ async def measure(workload: str, n: int, scheduling: str) -> dict[str, Any]:
             ok=str(status) == "completed",
         )
         return out
+    if workload.startswith("durable_fanout"):
+        return await durable(workload, n, scheduling, out)
     if workload == "chain":
         wf, expected = _in_mode(chain(n), scheduling), n
     elif workload == "fanout":
@@ -102,6 +171,8 @@ SUITE = [
     ("eager_skew", 10),
     ("chain", 1000),
     ("fanout", 1000),
+    ("durable_fanout_memory", 1000),
+    ("durable_fanout_sqlite", 1000),
 ]
 
 

@@ -184,6 +184,11 @@ def history_overlay(
             failed = str(record.get("executor_id"))
             status[failed] = "failed"
             errors[failed] = str(record.get("error"))
+        elif eid.startswith("#"):  # an eager commit: the invocations it recorded
+            for item in record.get("commits") or ():
+                done = str(item.get("executor_id"))
+                status[done] = "completed"
+                invocations[done] += 1
         else:
             status[eid] = "completed"
     return {

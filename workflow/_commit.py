@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = (
     "CommitContext",
     "Durability",
+    "EagerCommit",
     "InvocationRecord",
     "NoDurability",
     "RunEnd",
@@ -91,6 +92,19 @@ class InvocationRecord(NamedTuple):
     dropped: tuple[tuple[str, str, str], ...] = ()
     messages: Mapping[str, int] = _EMPTY
     concurrent: bool = False
+
+
+class EagerCommit(NamedTuple):
+    """One invocation in an eager commit: enough to replay it on top of a checkpoint.
+
+    Attributes:
+        record: What it produced.
+        taken: How many deliveries it handled, from the head of its executor's inbox (an
+            executor never runs twice at once, so they are still there at commit).
+    """
+
+    record: InvocationRecord
+    taken: int
 
 
 class RunSnapshot(NamedTuple):
@@ -211,6 +225,23 @@ class Durability(Protocol):
         """Commit a checkpoint of a run stopped at a breakpoint (its request is pending)."""
         ...
 
+    async def eager_committed(
+        self,
+        commits: tuple[EagerCommit, ...],
+        messages: Mapping[str, int],
+        status: RunStatus,
+        snapshot: Callable[[], RunSnapshot],
+        full: bool,
+    ) -> bool:
+        """Commit finished eager invocations (in commit order) durably.
+
+        Either as one pending write against the latest checkpoint (replayed on resume), or
+        as a new checkpoint of ``snapshot()`` (the run's state with them applied; it must be
+        called before the first ``await``). ``full`` asks for a checkpoint. Returns whether a
+        checkpoint was written.
+        """
+        ...
+
     async def finished(self, end: RunEnd) -> None:
         """Record the run's final status."""
         ...
@@ -237,6 +268,16 @@ class NoDurability:
 
     async def paused(self, snapshot: RunSnapshot) -> None:
         return None
+
+    async def eager_committed(
+        self,
+        commits: tuple[EagerCommit, ...],
+        messages: Mapping[str, int],
+        status: RunStatus,
+        snapshot: Callable[[], RunSnapshot],
+        full: bool,
+    ) -> bool:
+        return False
 
     async def finished(self, end: RunEnd) -> None:
         return None

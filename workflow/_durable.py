@@ -10,22 +10,34 @@ Inside a superstep, each executor that finishes while siblings still run is reco
 as a pending write, so a crash or a failure re-runs only the executors that had not finished.
 (With a single executor in the superstep the checkpoint itself is that record: the window
 between finishing and recording is the same one transaction either way.)
+
+In eager mode each commit is one pending write (``_replay``) against the latest checkpoint,
+and a checkpoint is written every ``EAGER_CHECKPOINT_EVERY`` committed invocations, when the
+run stops or pauses, and when nothing is running: resume replays the writes in order.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._allowlist import registry_for
 from ._checkpoint import Checkpoint, CheckpointStore
-from ._commit import CommitContext, InvocationRecord, RunEnd, RunSnapshot, SuperstepRecord
+from ._commit import (
+    CommitContext,
+    EagerCommit,
+    InvocationRecord,
+    RunEnd,
+    RunSnapshot,
+    SuperstepRecord,
+)
 from ._errors import CheckpointError, store_call
 from ._graph import describe_changes
+from ._replay import EAGER_PREFIX, apply_commit, dump_commits, eager_key, load_commits
 from ._result import RunResult
 from ._runstate import RunState
 from ._schema import VERSION, dump_record, dump_run, load_record, load_run
@@ -37,6 +49,7 @@ if TYPE_CHECKING:
     from ._workflow import Workflow
 
 __all__ = (
+    "EAGER_CHECKPOINT_EVERY",
     "FAILURE_KEY",
     "StoreDurability",
     "load_state",
@@ -46,6 +59,12 @@ __all__ = (
 
 # Pending-write key of a failure record; "!" cannot start an executor id that matters here.
 FAILURE_KEY = "!failed"
+
+# Eager mode: committed invocations recorded as pending writes before a checkpoint is written.
+# A checkpoint costs the whole committed state; a pending write only what one commit changed.
+# This bounds both the checkpoints a wide run writes (one per this many invocations) and
+# what a resume replays.
+EAGER_CHECKPOINT_EVERY = 128
 
 
 class StoreDurability:
@@ -69,6 +88,8 @@ class StoreDurability:
         fork_of: str | None = None,
         trace_link: dict[str, str] | None = None,
         save_on_start: bool = False,
+        eager: bool = False,
+        eager_every: int | None = None,
     ) -> None:
         self.store = store
         self.workflow_name = workflow_name
@@ -89,6 +110,12 @@ class StoreDurability:
         self._ran: list[str] = []
         self._messages: dict[str, int] = {}
         self._status: RunStatus | None = None  # the status the last checkpoint records
+        self.eager = eager
+        self.eager_every = EAGER_CHECKPOINT_EVERY if eager_every is None else eager_every
+        # eager: records encoded when they finished, until their commit writes them
+        self._encoded: dict[tuple[str, int], dict[str, Any]] = {}
+        self._since = 0  # invocations committed as pending writes since the last checkpoint
+        self._commits = 0  # eager commits recorded as pending writes (their keys)
 
     @property
     def checkpoint_id(self) -> str | None:
@@ -111,6 +138,9 @@ class StoreDurability:
             data = dump_record(record, self.registry)
         except SerializationError as exc:
             return exc
+        if self.eager:  # written by its commit (``eager_committed``), in commit order
+            self._encoded[(record.executor_id, record.superstep)] = data
+            return None
         if record.concurrent and self._checkpoint_id is not None:
             if self._previous is not None:
                 await self._previous.wait()  # async durability: its checkpoint must exist
@@ -118,9 +148,43 @@ class StoreDurability:
                 await self.store.put_write(self._checkpoint_id, record.executor_id, data)
         return None
 
+    async def eager_committed(
+        self,
+        commits: tuple[EagerCommit, ...],
+        messages: Mapping[str, int],
+        status: RunStatus,
+        snapshot: Callable[[], RunSnapshot],
+        full: bool,
+    ) -> bool:
+        if full or self._checkpoint_id is None or self._since + len(commits) > self.eager_every:
+            snap = snapshot()  # now: the run's state moves on at the first await
+            for c in commits:
+                self._encoded.pop((c.record.executor_id, c.record.superstep), None)
+            ran = tuple(c.record.executor_id for c in commits)
+            await self.superstep_committed(
+                SuperstepRecord(snap.superstep, ran, messages, status, snap)
+            )
+            return True
+        encoded = self._encoded
+        data = dump_commits(commits, encoded, self.registry)
+        for c in commits:
+            encoded.pop((c.record.executor_id, c.record.superstep), None)
+        if self._previous is not None:
+            await self._previous.wait()  # async durability: its checkpoint must exist
+        self._commits += 1
+        with store_call(self.store, "record an eager commit", commits[0].record.run_id):
+            await self.store.put_write(self._checkpoint_id, eager_key(self._commits), data)
+        self._since += len(commits)
+        # for diagrams: the next checkpoint's overlay adds these up
+        self._ran.extend(c.record.executor_id for c in commits)
+        for edge, n in messages.items():
+            self._messages[edge] = self._messages.get(edge, 0) + n
+        return False
+
     async def superstep_committed(self, record: SuperstepRecord) -> None:
         self._ran.extend(record.ran)
-        self._messages = dict(record.messages)
+        for edge, n in record.messages.items():
+            self._messages[edge] = self._messages.get(edge, 0) + n
         spawn = self._ctx.spawn
         if spawn is None:
             await self._save(record.snapshot)
@@ -172,6 +236,7 @@ class StoreDurability:
         run = dump_run(snap, count, self.registry)  # raises: the ids do not move on
         self._status = snap.status
         self._count = count
+        self._since = 0
         self._checkpoint_id = checkpoint_id = f"{snap.run_id}@{count}"
         # what this superstep did, for diagrams (``visualize.load_overlay`` adds up a run)
         overlay = {"ran": self._ran, "messages": self._messages}
@@ -263,6 +328,7 @@ def store_durability(
         fork_of=fork_of,
         trace_link=trace_link,
         save_on_start=save_on_start,
+        eager=wf.scheduling == "eager",
     )
 
 
@@ -325,9 +391,17 @@ async def load_state(
     durability = store_durability(wf, state, trace_link=link)
     with store_call(store, "load pending writes", run_id):
         writes = await store.get_writes(checkpoint.id)
+    what = f"checkpoint {checkpoint.id!r}"
+    commits = load_commits(writes, registry, wf.graph, what=what, run_id=run_id)
+    if commits:
+        # an eager run's commits since its latest checkpoint: replayed, in commit order, and
+        # saved as a new checkpoint when the run starts (it supersedes them)
+        for c in commits:
+            apply_commit(state, wf.graph, c, what)
+        durability.save_on_start = True
     targets = {gi: group.targets[0] for gi, group in enumerate(wf.graph.groups)}
     for eid, data in writes.items():
-        if eid == FAILURE_KEY:
+        if eid == FAILURE_KEY or eid.startswith(EAGER_PREFIX):
             continue
         state.done[eid] = load_record(
             data,

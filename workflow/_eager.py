@@ -28,14 +28,17 @@ deeper than that does not run, and once nothing else can run the run ends
 ``SuperstepStarted``/``SuperstepCompleted`` event. After a resume, messages carried in the
 checkpoint count as sent at its depth (the deepest committed), an upper bound.
 
-What a checkpoint is here: the committed state after one *commit*, which is one finished
-invocation, or several that finished while the previous checkpoint was being written
-(group commit). Messages in flight include those of invocations still running: resuming
-from any checkpoint runs them again, and nothing committed runs twice. A commit's results
+What is durable here: every *commit*, which is one finished invocation, or several that
+finished while the previous commit was being written (group commit). A commit is one
+pending write against the run's latest checkpoint (``_replay``); a checkpoint, the whole
+committed state, is written every ``EAGER_CHECKPOINT_EVERY`` committed invocations, when
+the run stops or pauses, and when nothing else is running. Messages in flight include
+those of invocations still running: resuming replays the commits recorded after the latest
+checkpoint and runs only those again; nothing committed runs twice. A commit's results
 (messages, state) become visible to other executors only once it is durable (with
 ``durability="async"``: once its write has started). A crash loses only the invocations in
-flight. ``resume(checkpoint_id=...)`` forks from that committed
-prefix, as in superstep mode; checkpoints of either mode resume in either mode.
+flight. ``resume(checkpoint_id=...)`` forks from that checkpoint's committed prefix, as in
+superstep mode; checkpoints of either mode resume in either mode.
 
 When an executor fails (after its retries), nothing new starts; invocations in flight finish
 and commit, and the run ends ``FAILED``. A breakpoint (``pause_before``) or a question holds
@@ -45,13 +48,14 @@ only its own executor; the rest of the run goes on, and it pauses once nothing e
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
-from ._commit import SuperstepRecord
+from ._commit import EagerCommit, InvocationRecord
 from ._errors import ExecutorFailedError
 from ._history import Breakpoint, breakpoint_request
 from ._invocation import InvocationOutcome, message_type_name, new_request
@@ -78,7 +82,7 @@ __all__ = ("EagerRunner",)
 class _EagerInvocation(Invocation):
     """An invocation with its depth; its live events go out at once (no superstep order)."""
 
-    __slots__ = ("depth", "runner", "taken")
+    __slots__ = ("depth", "rec", "runner", "taken")
 
     def __init__(
         self, runner: EagerRunner, node: Executor, inbox: list[Delivery], depth: int, taken: int
@@ -101,6 +105,7 @@ class _EagerInvocation(Invocation):
         self.runner = runner
         self.depth = depth
         self.taken = taken  # how many of the executor's queued deliveries it handles
+        self.rec: InvocationRecord | None = None  # its commit record (durable runs)
 
     async def emit(self, event: Any) -> None:
         self.sink.emit(event)
@@ -124,6 +129,7 @@ class EagerRunner(Runner):
         self._fdepth: dict[int, int] = {}  # per fan-in group: the deepest message waiting
         self._finished: list[_EagerInvocation] = []  # waiting for a durable commit
         self._committing = False
+        self._force = False  # the next durable commit writes a checkpoint
         self._flushing = False
         self._failed: list[_EagerInvocation] = []
         self._workers = 0
@@ -332,7 +338,7 @@ class EagerRunner(Runner):
                     inv.error = exc
             if inv.error is None and self.durability is not None:
                 # a value the checkpoint cannot hold fails this invocation, not the commit
-                record = inv.record(st.run_id, depth, self.graph.groups, False)
+                record = inv.rec = inv.record(st.run_id, depth, self.graph.groups, False)
                 failure = await self.durability.invocation_finished(record)
                 if failure is not None:
                     inv.error = failure
@@ -385,19 +391,26 @@ class EagerRunner(Runner):
                 idle = not (self._running or self._finished or self._ready or runnable)
                 status = self._status() if idle and not self._failed else RunStatus.RUNNING
                 st = self.state
-                record = SuperstepRecord(
-                    st.superstep,
-                    tuple(d.node.id for d in group),
-                    MappingProxyType(edges),
-                    status,
-                    st.snapshot(status),
-                )
+                commits = tuple(EagerCommit(self._record(d), d.taken) for d in group)
+                # a checkpoint when nothing else runs (the run ends, pauses or waits for this
+                # commit alone: its state is small then) or when asked; else a pending write
+                full = self._force or idle or self._failed != []
+                self._force = False
                 with anyio.CancelScope(shield=True):
-                    await self.durability.superstep_committed(record)
-                self._unsaved = False
+                    saved = await self.durability.eager_committed(
+                        commits, MappingProxyType(edges), status, partial(st.snapshot, status), full
+                    )
+                if saved:
+                    self._unsaved = False
                 self._enqueue(runnable)
         finally:
             self._committing = False
+
+    def _record(self, inv: _EagerInvocation) -> InvocationRecord:
+        """``inv``'s commit record (made when it finished, or now for a replayed one)."""
+        if inv.rec is None:
+            inv.rec = inv.record(self.state.run_id, inv.depth, self.graph.groups, False)
+        return inv.rec
 
     # -- commit ----------------------------------------------------------------------------
     def _apply(self, inv: _EagerInvocation, edges: dict[str, int] | None = None) -> list[str]:
@@ -548,6 +561,8 @@ class EagerRunner(Runner):
             if self.durability is None:
                 self._enqueue(self._admit(self._apply(inv)))
             else:
+                # a checkpoint: it supersedes the superstep run's pending writes at once
+                self._force = True
                 await self._commit_durably(inv)
 
     # -- the end ---------------------------------------------------------------------------

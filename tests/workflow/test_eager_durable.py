@@ -89,11 +89,14 @@ class Counted(Executor):
 
 
 async def committed(store: Any, run_id: str, executor_id: str) -> None:
-    """Until the latest checkpoint of ``run_id`` holds ``executor_id``'s commit."""
+    """Until ``run_id``'s latest checkpoint, or a pending write after it, holds
+    ``executor_id``'s commit."""
     while True:
         latest = await store.latest(run_id)
-        if latest is not None and f"seen {executor_id}" in json.dumps(latest.data["run"]["state"]):
-            return
+        if latest is not None:
+            writes = await store.get_writes(latest.id)
+            if f"seen {executor_id}" in json.dumps([latest.data["run"]["state"], writes]):
+                return
         await anyio.sleep(0.002)
 
 
@@ -163,7 +166,8 @@ async def test_a_cancelled_run_keeps_its_commits(stores: Stores) -> None:
     assert calls == {"start": 1, "a1": 1, "a2": 1, "a3": 1, "slow": 2}
 
 
-async def test_fork_from_an_eager_checkpoint(stores: Stores) -> None:
+async def test_fork_from_an_eager_checkpoint(stores: Stores, monkeypatch: Any) -> None:
+    monkeypatch.setattr("workflow._durable.EAGER_CHECKPOINT_EVERY", 0)  # a checkpoint a commit
     calls: dict[str, int] = {}
     wf = branches(stores.store, calls)
     first = await wf.run(0, run_id="orig")
@@ -333,3 +337,101 @@ async def test_executors_that_never_wait_share_a_commit(stores: Stores) -> None:
 
 async def _ident(x: int) -> int:
     return x
+
+
+def fanned(store: Any, calls: dict[str, int], n: int, **last: Any) -> Workflow:
+    """``start`` -> n ``Counted`` workers that finish one at a time -> a fan-in ``total``."""
+
+    @executor(id="total")
+    async def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    start = Counted("start", calls)
+    workers = [Counted(f"w{i}", calls, delay=0.002 * i) for i in range(n - 1)]
+    workers.append(Counted(f"w{n - 1}", calls, **last))
+    return (
+        WorkflowBuilder(start=start, name="fanned", checkpoint_store=store, scheduling="eager")
+        .add_fan_out_edges(start, workers)
+        .add_fan_in_edges(workers, total)
+        .build()
+    )
+
+
+def count_calls(store: Any, monkeypatch: Any, name: str) -> list[str]:
+    """Record the keys ``store.put_write`` (or the ids ``store.save``) is called with."""
+    seen: list[str] = []
+    method = getattr(store, name)
+
+    async def counted(first: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(args[0] if name == "put_write" else first.id)
+        return await method(first, *args, **kw)
+
+    monkeypatch.setattr(store, name, counted)
+    return seen
+
+
+async def test_a_wide_fan_out_writes_a_pending_write_per_commit_and_few_checkpoints(
+    stores: Stores, monkeypatch: Any
+) -> None:
+    every, n = 8, 40
+    monkeypatch.setattr("workflow._durable.EAGER_CHECKPOINT_EVERY", every)
+    writes = count_calls(stores.store, monkeypatch, "put_write")
+    calls: dict[str, int] = {}
+    result = await fanned(stores.store, calls, n).run(0, run_id="wide")
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs == [2 * n]
+    history = await stores.store.list_checkpoints("wide")
+    # the first, one per more than ``every`` committed invocations, the last
+    assert 2 <= len(history) <= 2 + (n + 2) // (every + 1) + 1
+    assert len(history) < n // 2  # one per commit would be ~n
+    assert history[-1].status == "completed"
+    # every other commit is one pending write: the n + 2 invocations are all recorded
+    assert writes
+    assert all(k.startswith("#") for k in writes)
+    assert len(writes) <= n + 2
+    assert await stores.store.get_writes(history[-1].id) == {}  # the last checkpoint has all
+    again = await fanned(stores.reopen(), calls, n).resume("wide")
+    assert again.outputs == [2 * n]
+    assert set(calls.values()) == {1}
+
+
+async def test_a_crash_between_pending_writes_reruns_only_what_was_in_flight(
+    stores: Stores,
+) -> None:
+    n = 12
+    calls: dict[str, int] = {}
+    wait = lambda: committed(stores.store, "pw", f"w{n - 2}")  # noqa: E731
+    wf = fanned(stores.store, calls, n, wait=wait, crash={f"w{n - 1}"})
+    with pytest.raises((Crash, BaseExceptionGroup)):
+        await wf.run(0, run_id="pw")
+    history = await stores.store.list_checkpoints("pw")
+    assert len(history) == 1  # the first: every commit since is a pending write
+    recorded = await stores.store.get_writes(history[0].id)
+    assert recorded
+    assert all(k.startswith("#") for k in recorded)
+    assert calls == {"start": 1, **{f"w{i}": 1 for i in range(n)}}
+    resumed = await fanned(stores.reopen(), calls, n).resume("pw")
+    assert resumed.status is RunStatus.COMPLETED
+    assert resumed.outputs == [2 * n]
+    assert calls == {"start": 1, **{f"w{i}": 1 for i in range(n - 1)}, f"w{n - 1}": 2}
+    ran = [e.executor_id for e in resumed.events if isinstance(e, ExecutorCompleted)]
+    assert ran == [f"w{n - 1}", "total"]
+    well_formed(resumed.events)
+    # the resumed run's first checkpoint holds the replayed commits; its parent is the base
+    after = await stores.store.list_checkpoints("pw")
+    assert after[1].parent_id == history[0].id
+    assert after[-1].status == "completed"
+
+
+async def test_a_corrupt_eager_commit_is_refused_naming_it(stores: Stores) -> None:
+    from workflow import CheckpointError
+    from workflow._schema import VERSION
+
+    calls: dict[str, int] = {}
+    first = await branches(stores.store, calls).run(0, run_id="bad", pause_before=["a2"])
+    assert first.status is RunStatus.AWAITING_INPUT
+    latest = await stores.store.latest("bad")
+    bogus = {"executor_id": "nobody", "superstep": 1, "taken": 1, "write": {}}
+    await stores.store.put_write(latest.id, "#9", {"version": VERSION, "commits": [bogus]})
+    with pytest.raises(CheckpointError, match=r"eager commit '#9'.*commits\.0"):
+        await branches(stores.reopen(), calls).resume("bad")
