@@ -1,4 +1,4 @@
-"""Eager runs with a checkpoint store, on every store: per-commit checkpoints, crashes, resume.
+"""Eager runs with a checkpoint store, on every store: durable commits, crashes, resume.
 
 A crash is an executor raising ``Crash``, a ``BaseException`` that escapes the run like a
 killed process (no status is recorded; ``SystemExit`` itself would stop the test's event
@@ -111,7 +111,7 @@ def branches(store: Any, calls: dict[str, int], **slow: Any) -> Workflow:
     return b.build()
 
 
-async def test_every_commit_is_a_checkpoint_and_a_completed_run_is_recorded(stores: Stores) -> None:
+async def test_commits_are_durable_and_a_completed_run_is_recorded(stores: Stores) -> None:
     calls: dict[str, int] = {}
     wf = branches(stores.store, calls, delay=0.02)
     result = await wf.run(0, run_id="durable")
@@ -121,7 +121,7 @@ async def test_every_commit_is_a_checkpoint_and_a_completed_run_is_recorded(stor
     history = await stores.store.list_checkpoints("durable")
     saved = [e for e in result.events if isinstance(e, CheckpointSaved)]
     assert [c.id for c in history] == [e.checkpoint_id for e in saved]
-    # one per commit (a commit may hold invocations that finished during the previous write)
+    # the first, and at most one per commit (most commits are pending writes in between)
     assert 2 <= len(history) <= 1 + len(calls)
     assert history[-1].status == "completed"
     assert [c.parent_id for c in history[1:]] == [c.id for c in history[:-1]]
