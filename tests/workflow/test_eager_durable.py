@@ -410,6 +410,11 @@ async def test_a_crash_between_pending_writes_reruns_only_what_was_in_flight(
     assert recorded
     assert all(k.startswith("#") for k in recorded)
     assert calls == {"start": 1, **{f"w{i}": 1 for i in range(n)}}
+    from visualize import load_overlay
+
+    overlay = await load_overlay("pw", stores.store)  # diagrams see the eager commits
+    assert overlay.status["start"] == overlay.status[f"w{n - 2}"] == "completed"
+    assert f"w{n - 1}" not in overlay.status
     resumed = await fanned(stores.reopen(), calls, n).resume("pw")
     assert resumed.status is RunStatus.COMPLETED
     assert resumed.outputs == [2 * n]
