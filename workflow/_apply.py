@@ -45,7 +45,6 @@ def commit_step(
 ) -> dict[str, int] | None:
     """Commit a superstep's results in graph order; per-edge message counts when durable."""
     edges: dict[str, int] | None = {} if durable else None
-    run_id = st.run_id
     inbox: dict[str, list[Delivery]] = {}
     touched: list[int] = []
     seq = st.seq
@@ -72,17 +71,7 @@ def commit_step(
             st.state.update(inv.state_writes)
         if inv.local_writes:
             st.local.setdefault(eid, {}).update(inv.local_writes)
-        if inv.dropped or inv.outputs or inv.requests:
-            emit_results(emit, run_id, inv, step)
-        emit(ExecutorCompleted(run_id=run_id, superstep=step, executor_id=eid, messages=sent))
-        if edges is not None:
-            for dst, n in sent.items():
-                edge = f"{eid}->{dst}"
-                edges[edge] = edges.get(edge, 0) + n
-        if inv.outputs:
-            st.outputs.extend(inv.outputs)
-        for request in inv.requests:
-            st.pending[request.request_id] = request
+        finish_commit(st, emit, inv, step, sent, edges)
     if touched:
         for gi in sorted(set(touched)):
             seq = fire_fan_in(st, graph, emit, gi, inbox, seq, step)
@@ -92,6 +81,30 @@ def commit_step(
     if st.done:
         st.done = {}
     return edges
+
+
+def finish_commit(
+    st: RunState,
+    emit: Emit,
+    inv: Invocation,
+    step: int,
+    sent: dict[str, int],
+    edges: dict[str, int] | None,
+) -> None:
+    """The end of committing one invocation, the same in both schedulers: its result events,
+    ``ExecutorCompleted``, the per-edge counts (when durable), its outputs and requests."""
+    eid = inv.node.id
+    if inv.dropped or inv.outputs or inv.requests:
+        emit_results(emit, st.run_id, inv, step)
+    emit(ExecutorCompleted(run_id=st.run_id, superstep=step, executor_id=eid, messages=sent))
+    if edges is not None:
+        for dst, n in sent.items():
+            edge = f"{eid}->{dst}"
+            edges[edge] = edges.get(edge, 0) + n
+    if inv.outputs:
+        st.outputs.extend(inv.outputs)
+    for request in inv.requests:
+        st.pending[request.request_id] = request
 
 
 def emit_results(emit: Emit, run_id: str, inv: Invocation, step: int) -> None:

@@ -55,18 +55,18 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
+from ._apply import finish_commit
 from ._commit import EagerCommit, InvocationRecord
 from ._errors import ExecutorFailedError
 from ._history import Breakpoint, breakpoint_request
 from ._invocation import InvocationOutcome, message_type_name, new_request
 from ._result import PendingRequest
-from ._routing import route
+from ._routing import absorb
 from ._runner import _EMPTY, Invocation, Runner, _delivery_key
 from ._runstate import Delivery
 from ._types import RunStatus
 from .events import (
     BreakpointHit,
-    ExecutorCompleted,
     ExecutorFailed,
     ExecutorInvoked,
     MessageDropped,
@@ -327,15 +327,7 @@ class EagerRunner(Runner):
             else:
                 outcome = await self._attempts(inv, request, policy)
             if outcome is not None:
-                if outcome.outputs:
-                    inv.outputs = list(outcome.outputs)
-                inv.state_writes = outcome.state_writes
-                inv.local_writes = outcome.local_writes
-                inv.requests = outcome.requests
-                try:
-                    await route(self.graph, inv, outcome.sends, self.strict)
-                except Exception as exc:
-                    inv.error = exc
+                await absorb(self.graph, inv, outcome, self.strict)
             if inv.error is None and self.durability is not None:
                 # a value the checkpoint cannot hold fails this invocation, not the commit
                 record = inv.rec = inv.record(st.run_id, depth, self.graph.groups, False)
@@ -419,7 +411,6 @@ class EagerRunner(Runner):
         eid = inv.node.id
         depth = inv.depth
         emit = self.sink.emit
-        run_id = st.run_id
         obs = self.observer
         inbox = st.inbox
         box = inbox[eid]
@@ -463,17 +454,7 @@ class EagerRunner(Runner):
             st.state = {**st.state, **inv.state_writes}  # running invocations keep their view
         if inv.local_writes:
             st.local.setdefault(eid, {}).update(inv.local_writes)
-        if inv.dropped or inv.outputs or inv.requests:
-            self._emit_results(inv, depth)
-        emit(ExecutorCompleted(run_id=run_id, superstep=depth, executor_id=eid, messages=sent))
-        if edges is not None:
-            for dst, n in sent.items():
-                edge = f"{eid}->{dst}"
-                edges[edge] = edges.get(edge, 0) + n
-        if inv.outputs:
-            st.outputs.extend(inv.outputs)
-        for request in inv.requests:
-            st.pending[request.request_id] = request
+        finish_commit(st, emit, inv, depth, sent, edges)
         return candidates
 
     def _buffer(self, gi: int, source: str, message: Any, depth: int) -> bool:

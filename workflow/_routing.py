@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import WorkflowError
-from ._invocation import HeldValue
+from ._invocation import HeldValue, InvocationOutcome
 from ._typing import type_name
 
 if TYPE_CHECKING:
@@ -25,7 +25,22 @@ if TYPE_CHECKING:
     from ._graph import WorkflowGraph
     from ._runner import Invocation
 
-__all__ = ("route",)
+__all__ = ("absorb", "route")
+
+
+async def absorb(
+    graph: WorkflowGraph, inv: Invocation, outcome: InvocationOutcome, strict: bool
+) -> None:
+    """Take a backend's outcome into ``inv`` and route its sends (both schedulers do this)."""
+    if outcome.outputs:
+        inv.outputs = list(outcome.outputs)
+    inv.state_writes = outcome.state_writes
+    inv.local_writes = outcome.local_writes
+    inv.requests = outcome.requests
+    try:
+        await route(graph, inv, outcome.sends, strict)
+    except Exception as exc:
+        inv.error = exc
 
 
 async def route(

@@ -38,7 +38,7 @@ from ._history import Breakpoint, breakpoint_request
 from ._invocation import InvocationOutcome, InvocationRequest, message_type_name, new_request
 from ._observer import Observer
 from ._result import PendingRequest, RunResult
-from ._routing import route
+from ._routing import absorb
 from ._runstate import EventSink, Reply, RunState
 from ._step import _EMPTY as _EMPTY  # re-exported: eager scheduling uses them
 from ._step import Invocation, _Step
@@ -355,15 +355,7 @@ class Runner:
             else:
                 outcome = await self._attempts(inv, request, policy)
             if outcome is not None:
-                if outcome.outputs:
-                    inv.outputs = list(outcome.outputs)
-                inv.state_writes = outcome.state_writes
-                inv.local_writes = outcome.local_writes
-                inv.requests = outcome.requests
-                try:
-                    await route(self.graph, inv, outcome.sends, self.strict)
-                except Exception as exc:
-                    inv.error = exc
+                await absorb(self.graph, inv, outcome, self.strict)
             if inv.error is None and self.durability is not None:
                 concurrent = step is not None  # siblings run: worth a pending write
                 record = inv.record(st.run_id, st.superstep + 1, self.graph.groups, concurrent)
