@@ -105,19 +105,28 @@ def _svg(wf: Workflow) -> bytes:
     return data
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def require_serve_extra(command: str, port: int) -> None:
+    """A usage error when the web server's extra is missing or ``port`` is out of range.
+
+    Both ``ledgerflow serve`` and ``ledgerflow studio`` check this before loading anything.
+    """
     try:
-        from workflow._service import serve
+        import workflow._service  # noqa: F401  (starlette and uvicorn load with it)
     except ImportError as exc:
         raise UsageError(
-            f"ledgerflow serve needs the serve extra ({exc.name} is missing): "
+            f"ledgerflow {command} needs the serve extra ({exc.name} is missing): "
             "pip install 'ledgerflow[serve]'"
         ) from None
+    if not 0 < port < 65536:
+        raise UsageError(f"--port {port!r}: expected 1-65535")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    require_serve_extra("serve", args.port)
     from workflow._errors import WorkflowError
+    from workflow._service import serve
     from workflow._service._server import check_bind
 
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port {args.port!r}: expected 1-65535")
     try:
         check_bind(args.host, args.token)
     except WorkflowError as exc:

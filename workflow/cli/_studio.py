@@ -18,7 +18,7 @@ from workflow._workflow import Workflow
 
 from ._common import DEFAULT_STORE, EXIT_OK, UsageError, add_store_option, open_store, warn
 from ._load import load_spec_file, load_workflow
-from ._serve import _svg, load_targets
+from ._serve import _svg, load_targets, require_serve_extra
 
 __all__ = ("cmd_studio", "load_studio_targets", "register", "static_dir")
 
@@ -58,16 +58,10 @@ def static_dir() -> Path:
 
 
 def cmd_studio(args: argparse.Namespace) -> int:
-    try:
-        from workflow._service import serve
-        from workflow._service._studio import studio_routes
-    except ImportError as exc:
-        raise UsageError(
-            f"ledgerflow studio needs the serve extra ({exc.name} is missing): "
-            "pip install 'ledgerflow[serve]'"
-        ) from None
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port {args.port!r}: expected 1-65535")
+    require_serve_extra("studio", args.port)
+    from workflow._service import serve
+    from workflow._service._studio import studio_routes
+
     store = args.store or DEFAULT_STORE
     open_store(store)  # a bad URL is a usage error now, not a traceback from the server
     save_dir = _save_dir(args.targets)

@@ -61,7 +61,23 @@ def test_serve_refuses_other_addresses_without_a_token() -> None:
 
 def test_serve_usage_errors_exit_2() -> None:
     assert _serve("--store", "nope://x").returncode == 2
-    assert _serve("--port", "0").returncode == 2
+    bad_port = _serve("--port", "0")
+    assert bad_port.returncode == 2
+    assert "--port 0: expected 1-65535" in bad_port.stderr
     missing = _serve("does/not/exist.py")
     assert missing.returncode == 2
     assert "exist.py" in missing.stderr
+
+
+def test_studio_checks_its_port_like_serve(tmp_path: Any) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "workflow.cli", "studio", str(tmp_path), "--port", "70000"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--port 70000: expected 1-65535" in done.stderr
