@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import anyio.to_thread
 
 from executors import (
+    AgentError,
     AgentExecutor,
     AgentResponse,
     ChatMessage,
@@ -285,9 +286,10 @@ class Participant(Executor):
             return  # the turn goes on: an answer from outside, or its own note, comes back
         pending = await ctx.get_executor_state(_PENDING)
         if pending is None:
-            raise RuntimeError(
+            raise AgentError(
                 f"participant {self.name!r} answered, but no conversation was waiting for its "
-                "answer in this run"
+                "answer in this run",
+                agent_name=self.name,
             )
         before = Conversation.model_validate(pending[0])
         given = before.messages[len(before.messages) - pending[1] :]

@@ -77,11 +77,11 @@ from ._sandbox import (
     run_code,
     sandbox_available,
 )
-from ._schema_tool import SchemaTool, ToolUnavailableError
+from ._schema_tool import SchemaTool, ToolError, ToolUnavailableError
 from ._scripted import ScriptedChatClient
 from ._tools import Tool, ToolOutcome, tool
 from ._workflow_agent import WorkflowAgentExecutor
-from ._workflow_executor import SubWorkflowRequest, WorkflowExecutor
+from ._workflow_executor import SubWorkflowError, SubWorkflowRequest, WorkflowExecutor
 
 if TYPE_CHECKING:
     from ._a2a import A2AAgent, A2AAgentExecutor, A2AError, A2AInputRequest
@@ -167,11 +167,13 @@ __all__: tuple[str, ...] = (
     "SemanticKernelChatClient",
     "StallDetected",
     "StandardMagenticManager",
+    "SubWorkflowError",
     "SubWorkflowRequest",
     "TaskLedger",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "ToolError",
     "ToolLoopLimitError",
     "ToolOutcome",
     "ToolSpec",

@@ -26,7 +26,7 @@ from workflow import Executor, WorkflowContext, handler, response_handler
 from workflow.events import AgentDelta, WorkflowEvent
 
 from ._agent_turn import AgentTurn
-from ._agents import Agent, AgentResponse, ChatAgent
+from ._agents import Agent, AgentError, AgentResponse, ChatAgent
 from ._approval import ApprovalRequest, ApprovalResponse
 from ._chat import ChatMessage, Usage
 
@@ -164,9 +164,10 @@ class AgentExecutor(Executor):
         """Record a person's decision; once every call of the round is decided, continue."""
         data = await ctx.get_executor_state("turn")
         if data is None or not isinstance(self.agent, ChatAgent):
-            raise RuntimeError(
+            raise AgentError(
                 f"executor {self.id!r} got an approval for call {request.call_id!r} but has no "
-                "turn waiting for one in this run"
+                "turn waiting for one in this run",
+                agent_name=self.agent_name,
             )
         turn = AgentTurn.model_validate(data)
         turn.record_decision(request, response)
@@ -185,7 +186,10 @@ class AgentExecutor(Executor):
         """Continue a turn whose approved tool calls ran in the previous superstep."""
         data = await ctx.get_executor_state("turn")
         if data is None:
-            raise RuntimeError(f"executor {self.id!r} has no turn to continue in this run")
+            raise AgentError(
+                f"executor {self.id!r} has no turn to continue in this run",
+                agent_name=self.agent_name,
+            )
         return await self._turns(ctx, AgentTurn.model_validate(data))
 
     @handler

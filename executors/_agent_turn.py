@@ -81,10 +81,14 @@ class AgentTurn(BaseModel):
 
     def response(self) -> AgentResponse:
         """The finished turn as an ``AgentResponse``."""
-        from ._agents import AgentResponse  # not at the top: _agents imports this module
+        from ._agents import AgentError, AgentResponse  # not at the top: _agents imports this
 
         if not self.done:
-            raise RuntimeError(f"the turn of agent {self.agent_name!r} has not finished yet")
+            raise AgentError(
+                f"the turn of agent {self.agent_name!r} has not finished yet; call "
+                "ChatAgent.advance(turn) until it is done",
+                agent_name=self.agent_name,
+            )
         final = self.new_messages[-1].text if self.new_messages else ""
         return AgentResponse(
             messages=list(self.new_messages),

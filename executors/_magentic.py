@@ -53,6 +53,7 @@ from ._magentic_events import (
 from ._magentic_ledger import (
     LedgerEntry,
     MagenticContext,
+    MagenticError,
     MagenticLedgerError,
     PlanReviewRequest,
     PlanReviewResponse,
@@ -230,7 +231,7 @@ class MagenticOrchestrator(Executor):
         """A person approved a plan, asked for changes, or gave guidance on a stall."""
         st = await self._load(ctx)
         if st.phase != "review":
-            raise RuntimeError(
+            raise MagenticError(
                 f"orchestrator {self.id!r} got a plan review answer but is not waiting for one"
             )
         if request.kind == "stall":
@@ -414,7 +415,7 @@ class MagenticOrchestrator(Executor):
     async def _load(self, ctx: WorkflowContext[Outgoing]) -> _RunState:
         data = await ctx.get_executor_state(_STATE)
         if data is None:
-            raise RuntimeError(
+            raise MagenticError(
                 f"orchestrator {self.id!r} got a message from {ctx.source!r} before any task; "
                 "start the run with the task (a str)"
             )

@@ -35,7 +35,7 @@ from mcp import types as mt
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from ._schema_tool import SchemaTool, ToolUnavailableError
+from ._schema_tool import SchemaTool, ToolError, ToolUnavailableError
 from ._tools import ApprovalMode, Tool
 
 __all__ = ("MCPServerError", "MCPTools")
@@ -121,7 +121,7 @@ class MCPTools:
     # that task, which records why, and later calls fail fast naming the server.
     async def __aenter__(self) -> MCPTools:
         if self._group is not None:
-            raise RuntimeError(f"MCPTools for {self.server!r} is already open")
+            raise ToolError(f"MCPTools for {self.server!r} is already open; close it first")
         self._closed = anyio.Event()
         self._dead = None
         group = anyio.create_task_group()
@@ -235,7 +235,7 @@ class MCPTools:
 
     def __iter__(self) -> Iterator[Tool[Any, Any]]:
         if self._session is None:
-            raise RuntimeError(
+            raise ToolError(
                 f"MCPTools for {self.server!r} is not open; use `async with MCPTools(...) as "
                 "tools:` and pass tools inside the block"
             )
@@ -255,7 +255,7 @@ class MCPTools:
 
         Raises:
             MCPServerError: The server is gone or did not answer in time.
-            RuntimeError: The tool reported an error (its text says which).
+            ToolError: The tool reported an error (its text says which); also a RuntimeError.
         """
         session = self._session
         if session is None:
@@ -267,7 +267,7 @@ class MCPTools:
         result = await self._request(session.call_tool(tool_name, arguments))
         text = _text_of(result)
         if result.isError:
-            raise RuntimeError(text or f"tool {tool_name!r} failed without a message")
+            raise ToolError(text or f"tool {tool_name!r} failed without a message")
         return text
 
     async def _request(self, call: Any) -> Any:
@@ -279,7 +279,7 @@ class MCPTools:
                 return await call
         except McpError as exc:
             if exc.error.code != mt.CONNECTION_CLOSED and "Timed out" not in exc.error.message:
-                raise RuntimeError(exc.error.message) from exc  # the model's fault: feed back
+                raise ToolError(exc.error.message) from exc  # the model's fault: feed back
             raise self._gone(exc) from exc
         except (
             TimeoutError,

@@ -25,7 +25,16 @@ from ._tools import (
     _to_text,
 )
 
-__all__ = ("SchemaTool", "ToolUnavailableError")
+__all__ = ("SchemaTool", "ToolError", "ToolUnavailableError")
+
+
+class ToolError(WorkflowError, RuntimeError):
+    """A tool reported a failure (an MCP tool's error result, a kernel function that raised),
+    or a toolset was used outside its lifetime.
+
+    Inside an agent's turn the text goes back to the model, which may call again with other
+    arguments. Also a ``RuntimeError``, which it was before it joined the error tree.
+    """
 
 
 class ToolUnavailableError(WorkflowError):

@@ -47,7 +47,7 @@ from ._chat import (
     ToolSpec,
     Usage,
 )
-from ._schema_tool import SchemaTool
+from ._schema_tool import SchemaTool, ToolError
 from ._tools import ApprovalMode, Tool
 
 __all__ = ("SemanticKernelChatClient", "sk_tools")
@@ -116,9 +116,9 @@ def _invoker(kernel: Kernel, plugin: str, function: str) -> Any:
             )
         except Exception as exc:
             cause = exc.__cause__
-            raise RuntimeError(f"{exc}" + (f": {cause}" if cause else "")) from exc
+            raise ToolError(f"{exc}" + (f": {cause}" if cause else "")) from exc
         if result is None:
-            raise RuntimeError(f"the kernel's filters cancelled the call of {plugin}-{function}")
+            raise ToolError(f"the kernel's filters cancelled the call of {plugin}-{function}")
         value = result.value
         return value if isinstance(value, str) else str(result)
 

@@ -13,10 +13,42 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from workflow import Executor, RunStatus, Workflow, WorkflowContext, response_handler
+from workflow import (
+    Executor,
+    RunStatus,
+    Workflow,
+    WorkflowContext,
+    WorkflowError,
+    response_handler,
+)
 from workflow.authoring import ChildRun, HandlerSpec
 
-__all__ = ("SubWorkflowRequest", "WorkflowExecutor")
+__all__ = ("SubWorkflowError", "SubWorkflowRequest", "WorkflowExecutor")
+
+
+class SubWorkflowError(WorkflowError, RuntimeError):
+    """A nested workflow ended without completing (its ``max_supersteps`` limit, say).
+
+    It is the ``__cause__`` of the parent's ``ExecutorFailedError`` for the nesting node; also
+    a ``RuntimeError``, which it was before it joined the error tree. A child that failed
+    with an error of its own raises that error instead.
+
+    Attributes:
+        workflow_name: The nested workflow's name.
+        status: How the child run ended (``None`` when it had no paused run to answer).
+    """
+
+    def __init__(self, message: str, *, workflow_name: str, status: RunStatus | None) -> None:
+        super().__init__(message)
+        self.workflow_name = workflow_name
+        self.status = status
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (str(self), self.workflow_name, self.status))
+
+
+def _rebuild(message: str, workflow_name: str, status: RunStatus | None) -> SubWorkflowError:
+    return SubWorkflowError(message, workflow_name=workflow_name, status=status)
 
 
 class SubWorkflowRequest(BaseModel):
@@ -68,7 +100,12 @@ class WorkflowExecutor(Executor):
         paused: dict[str, Any] = dict(await ctx.get_executor_state("paused", {}))
         record = paused.get(request.child_run_id)
         if record is None:
-            raise KeyError(f"{self.id!r}: no paused child run {request.child_run_id!r}")
+            raise SubWorkflowError(
+                f"{self.id!r}: no paused child run {request.child_run_id!r} of sub-workflow "
+                f"{self.workflow.name!r} waits for an answer (paused: {sorted(paused)})",
+                workflow_name=self.workflow.name,
+                status=None,
+            )
         child = ChildRun.thaw(self.workflow, self.id, record["state"])
         child.answer(request.child_request_id, response)
         if child.state.pending:  # other questions of the same child are still open: wait
@@ -87,9 +124,18 @@ class WorkflowExecutor(Executor):
         for value in result.outputs[sent:]:  # outputs sent before a pause are not resent
             await ctx.send_message(value)
         if result.status is RunStatus.FAILED:
-            raise result.error or RuntimeError(f"sub-workflow {wf.name!r} failed")
+            raise result.error or SubWorkflowError(
+                f"sub-workflow {wf.name!r} of {self.id!r} failed without an error",
+                workflow_name=wf.name,
+                status=result.status,
+            )
         if result.status is RunStatus.MAX_SUPERSTEPS:
-            raise RuntimeError(f"sub-workflow {wf.name!r} hit its max_supersteps limit")
+            raise SubWorkflowError(
+                f"sub-workflow {wf.name!r} of {self.id!r} hit its max_supersteps limit; raise "
+                "max_supersteps when building it, or check it for a loop that never ends",
+                workflow_name=wf.name,
+                status=result.status,
+            )
         if result.status is RunStatus.AWAITING_INPUT:
             paused = dict(await ctx.get_executor_state("paused", {}))
             child.state.status = result.status

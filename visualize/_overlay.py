@@ -31,6 +31,11 @@ FAILURE_KEY = "!failed"
 T = TypeVar("T")
 
 
+class UnknownRunError(CheckpointError, LookupError):
+    """The store has no checkpoint of the run asked for: a ``CheckpointError``, as an unknown
+    run is for ``resume``, and also the ``LookupError`` it was before it joined the tree."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunOverlay:
     """Per-executor status and per-edge message counts of one run.
@@ -130,12 +135,12 @@ async def load_overlay(run_id: str, store: Any, checkpoint_id: str | None = None
     inside a running event loop.
 
     Raises:
-        LookupError: the store has no checkpoint for ``run_id``.
-        CheckpointError: ``checkpoint_id`` is not one of the run's checkpoints.
+        CheckpointError: the store has no checkpoint for ``run_id`` (also a ``LookupError``).
+            Or ``checkpoint_id`` is not one of the run's checkpoints.
     """
     latest = await store.latest(run_id)
     if latest is None:
-        raise LookupError(f"no checkpoint of run {run_id!r} in {store!r}; check the run id")
+        raise UnknownRunError(f"no checkpoint of run {run_id!r} in {store!r}; check the run id")
     chain = await store.list_checkpoints(run_id)
     writes: Mapping[str, Mapping[str, Any]] = {}
     if checkpoint_id is not None:

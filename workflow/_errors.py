@@ -7,6 +7,7 @@
     ├── ExecutorFailedError                        an executor raised; the original is __cause__
     ├── CheckpointError                            a checkpoint is unknown, corrupt or foreign,
     │                                              or the store itself failed (cause: its error)
+    │   └── UnknownRunError (also LookupError)     visualize: no checkpoint of that run
     ├── UnknownRequestError (also KeyError)        resume(responses=...) named no pending request
     ├── SerializationError (also TypeError)        a value cannot be checkpointed (_serde)
     ├── SpeakerSelectionError, HandoffError        builders: a team picked no valid speaker
@@ -15,8 +16,12 @@
     │   ├── ChatStatusError, ChatRetryError        HTTP status; retries spent
     │   ├── ChatResponseError, ChatTruncatedError  unusable or cut-off reply
     │   └── ChatParseError (also ValueError)       structured output did not validate
-    ├── AgentError                                 executors._agents
-    │   └── ToolLoopLimitError, ApprovalRequiredError, TruncatedResponseError
+    ├── AgentError                                 executors._agents (also a team's participant)
+    │   └── ToolLoopLimitError, ApprovalRequiredError, TruncatedResponseError, A2AError
+    ├── ToolError (also RuntimeError)              executors: a tool reported a failure
+    ├── ToolUnavailableError                       the service behind a tool is gone
+    │   └── MCPServerError
+    ├── SubWorkflowError (also RuntimeError)       a nested workflow ended without completing
     ├── MagenticError                              executors._magentic_ledger
     │   └── MagenticLedgerError                    no usable progress ledger
     ├── SandboxUnavailableError (also RuntimeError)  no working code sandbox here
@@ -26,7 +31,8 @@ Catch ``WorkflowError`` to handle anything the engine raises on purpose. Message
 culprit (executor, edge, type, checkpoint) and, where there is one, the fix. Bad input that
 Python has a builtin for stays that builtin (``TypeError`` for an input the start executor
 cannot accept or a response of the wrong type), as the contract says.
-``tests/workflow/test_errors.py`` walks every module and fails on a class outside this tree.
+``tests/workflow/test_errors.py`` walks every module and fails on a class outside this tree,
+and parses every ``raise`` and fails on a builtin raised for a run-time failure.
 """
 
 from __future__ import annotations
