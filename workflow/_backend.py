@@ -181,11 +181,14 @@ async def run_invocation(
                     f"{type(message.response).__name__}"
                 )
             fn, takes_ctx = call
-            result = await (
-                fn(message.request, message.response, ctx)
-                if takes_ctx
-                else fn(message.request, message.response)
-            )
+            # its own copies, like a message's: the pending request and the answer stay as
+            # they were for the caller and for a retry if the handler mutates them and fails
+            asked, answer = message.request, message.response
+            if type(asked) not in IMMUTABLE:
+                asked = isolated(asked)
+            if type(answer) not in IMMUTABLE:
+                answer = isolated(answer)
+            result = await (fn(asked, answer, ctx) if takes_ctx else fn(asked, answer))
         else:
             if type(message) not in IMMUTABLE:  # the handler gets its own copy
                 message = isolated(message)

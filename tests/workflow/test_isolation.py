@@ -2,8 +2,10 @@
 
 A value read with ``ctx.get_state`` (or ``get_executor_state``) or received as a message may
 be mutated by the handler without changing committed state or another executor's view; if
-the handler then fails, the committed state is exactly as before. Immutable values are not
-copied (the hot path pays one type check).
+the handler then fails, the committed state is exactly as before. The same holds for a reply:
+a ``@response_handler`` gets its own copies of the request payload and the answer, so the
+caller's pending request and a retry see them whole. Immutable values are not copied (the
+hot path pays one type check).
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from typing import Any
 import pytest
 
 from builders import WorkflowBuilder
-from workflow import Executor, RetryPolicy, RunStatus, WorkflowContext, executor, handler
+from workflow import (
+    Executor,
+    InMemoryCheckpointStore,
+    RetryPolicy,
+    RunStatus,
+    WorkflowContext,
+    executor,
+    handler,
+    response_handler,
+)
 from workflow._isolate import isolated
 
 pytestmark = pytest.mark.anyio
@@ -151,6 +162,71 @@ async def test_executor_state_is_isolated_too() -> None:
     wf = WorkflowBuilder(start=Counter("count"), name="count").build()
     result = await wf.run(0)
     assert result.outputs == [[0], [0, 1], [0, 2]]
+
+
+class Spoiler(Executor):
+    """Asks with a mutable payload; its response handler mutates both, failing ``fails`` times."""
+
+    def __init__(self, id: str, fails: int) -> None:
+        super().__init__(id=id)
+        self.fails = fails
+        self.seen: list[tuple[dict[str, list[int]], list[str]]] = []
+
+    @handler
+    async def on(self, x: int, ctx: WorkflowContext) -> None:
+        await ctx.request_info({"items": [1, 2]}, response_type=list)
+
+    @response_handler
+    async def reply(
+        self, asked: dict[str, list[int]], answer: list[str], ctx: WorkflowContext
+    ) -> None:
+        self.seen.append(({"items": list(asked["items"])}, list(answer)))
+        asked["items"].append(99)
+        answer.append("spoiled")
+        if len(self.seen) <= self.fails:
+            raise RuntimeError("dropped the answer")
+        await ctx.yield_output((asked["items"], answer))
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+async def test_a_reply_mutated_by_a_failed_handler_is_whole_for_the_caller_and_resume(
+    with_store: bool,
+) -> None:
+    spoiler = Spoiler("ask", fails=1)
+    store = InMemoryCheckpointStore() if with_store else None
+    wf = WorkflowBuilder(start=spoiler, name="reply", checkpoint_store=store).build()
+    paused = await wf.run(0, run_id="r")
+    (pending,) = paused.pending_requests
+    answer = ["yes"]
+    failed = await wf.resume("r", responses={pending.request_id: answer})
+    assert failed.status is RunStatus.FAILED
+    # what the caller holds is untouched: the pending request and the answer it gave
+    assert pending.payload == {"items": [1, 2]}
+    assert answer == ["yes"]
+    again = await wf.resume("r")  # the kept answer is delivered again, whole
+    assert again.status is RunStatus.COMPLETED, again.error
+    assert spoiler.seen == [({"items": [1, 2]}, ["yes"])] * 2
+    assert again.outputs == [([1, 2, 99], ["yes", "spoiled"])]
+    assert pending.payload == {"items": [1, 2]}
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+async def test_a_reply_mutated_by_a_failed_attempt_is_whole_on_retry(with_store: bool) -> None:
+    spoiler = Spoiler("ask", fails=2)
+    store = InMemoryCheckpointStore() if with_store else None
+    wf = (
+        WorkflowBuilder(start=spoiler, name="reply", checkpoint_store=store)
+        .add_executor(spoiler, retry=RetryPolicy(max_attempts=3, initial_delay=0.0))
+        .build()
+    )
+    paused = await wf.run(0, run_id="r")
+    (pending,) = paused.pending_requests
+    answer = ["yes"]
+    done = await wf.resume("r", responses={pending.request_id: answer})
+    assert done.status is RunStatus.COMPLETED, done.error
+    assert spoiler.seen == [({"items": [1, 2]}, ["yes"])] * 3
+    assert pending.payload == {"items": [1, 2]}
+    assert answer == ["yes"]
 
 
 def test_immutable_values_pass_through_and_others_are_copied() -> None:
