@@ -6,6 +6,7 @@ import ast
 import functools
 import importlib
 import pathlib
+import re
 
 import pytest
 
@@ -86,30 +87,88 @@ OUTSIDE_CORE = ("builders", "executors", "visualize", "examples", "benchmarks")
 PRIVATE_ALLOWED: set[str] = set()
 
 
+# A dotted name in a string: ``importlib.import_module("workflow._runner")`` and the like.
+_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.\w+)+")
+
+
+def _is_module(dotted: str, root: pathlib.Path = ROOT) -> bool:
+    """Whether ``dotted`` names a module or package of this checkout (not a class or function)."""
+    path = root.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _prose(tree: ast.AST) -> set[int]:
+    """ids of the strings in ``tree`` that are statements of their own (docstrings and the
+    like): prose may name a private module, code may not."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
 @functools.cache
-def _absolute_imports(path: pathlib.Path) -> tuple[tuple[int, str], ...]:
-    """``(line, module)`` for each absolute import in ``path``; ``from pkg import n`` also gives
-    ``pkg.n`` (``n`` may be a module). Parsed once per file for every check."""
+def _references(path: pathlib.Path) -> tuple[tuple[int, str], ...]:
+    """``(line, dotted name)`` for every way ``path`` reaches into another package.
+
+    - each absolute import (``import a.b``, ``from a.b import n`` also gives ``a.b.n``: ``n``
+      may be a module or a private name of a public one);
+    - attribute chains on names bound to a package's modules (``import workflow`` then
+      ``workflow._runner``; ``from workflow import events`` then ``events._x``; aliases such
+      as ``import workflow.events as ev``);
+    - dotted names inside string literals other than docstrings and other prose
+      (``importlib.import_module("workflow._runner")``).
+
+    Parsed once per file for every check.
+    """
+    tree = ast.parse(path.read_text(), str(path))
     found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    bound: dict[str, str] = {}  # local name -> the module it is bound to
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
+            for alias in node.names:
+                found.append((node.lineno, alias.name))
+                if alias.asname:
+                    bound[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    bound[top] = top
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
-            if "." not in node.module:
-                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
-    return tuple(found)
+            for alias in node.names:
+                dotted = f"{node.module}.{alias.name}"
+                found.append((node.lineno, dotted))
+                if _is_module(dotted):
+                    bound[alias.asname or alias.name] = dotted
+    inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    prose = _prose(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:
+            chain: list[str] = []
+            base: ast.expr = node
+            while isinstance(base, ast.Attribute):
+                chain.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in bound:
+                found.append((node.lineno, ".".join([bound[base.id], *reversed(chain)])))
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose
+        ):
+            found += [(node.lineno, m) for m in _DOTTED.findall(node.value)]
+    return tuple(sorted(set(found)))
 
 
 def _private_core_imports(
     path: pathlib.Path, root: pathlib.Path = ROOT, package: str = "workflow"
 ) -> list[str]:
-    """Every ``package._*`` module (or ``_name`` from ``package``) that ``path`` imports."""
+    """Every ``package._*`` module or private name (``package.mod._x``) ``path`` reaches."""
     found = []
-    for line, module in _absolute_imports(path):
-        parts = module.split(".")
-        if parts[0] == package and any(part.startswith("_") for part in parts[1:]):
-            found.append(f"{path.relative_to(root)}:{line} imports {module}")
+    for line, dotted in _references(path):
+        parts = dotted.split(".")
+        if parts[0] == package and any(
+            part.startswith("_") and not part.startswith("__") for part in parts[1:]
+        ):
+            found.append(f"{path.relative_to(root)}:{line} imports {dotted}")
     return found
 
 
@@ -146,23 +205,57 @@ def test_packages_use_each_others_public_names_only(package: str) -> None:
     assert not offenders, f"use the names in {package}.__all__:\n" + "\n".join(offenders)
 
 
+# Each form of reaching into the core's private parts, one a line (the reviewer's probe
+# included), then forms that are fine; the check must flag exactly the first group.
+BAD_FORMS = (
+    "import workflow._runner",
+    "from workflow._graph import build_graph",
+    "from workflow import _serde",
+    "def f():\n    from workflow._durable import registry_for",
+    "from workflow.authoring import _secret",
+    "from workflow.events import _Base",
+    "m = importlib.import_module('workflow._runner')",
+    "x = workflow._runner",
+    "y = workflow.events._Base.kind",
+    "z = events._WaveOne",
+    "w = ev._Base",
+    "__import__('workflow._stores._sqlite')",
+    "import workflow._runner as runner",
+)
+GOOD_FORMS = (
+    "import importlib",
+    "import workflow",
+    "from workflow import Workflow, events",
+    "import workflow.events as ev",
+    "from workflow.authoring import HandlerSpec",
+    "n = workflow.__name__ + workflow.events.__doc__",
+    "wf = Workflow._private_of_a_class",  # a class, not a module: not this check's business
+    '"""A docstring may say workflow._runner does it."""',
+    "t = 'workflow.events and workflow.authoring'",
+)
+
+
 def test_private_import_check_catches_each_form(tmp_path: pathlib.Path) -> None:
+    """Every bad form is flagged on its own line and no good form is: it cannot pass vacuously."""
     bad = tmp_path / "bad.py"
-    bad.write_text(
-        "import workflow._runner\n"
-        "from workflow._graph import build_graph\n"
-        "from workflow import _serde\n"
-        "def f():\n    from workflow._durable import registry_for\n"
-        "from workflow import Workflow, events\n"
-        "from workflow.authoring import HandlerSpec\n"
-    )
+    bad.write_text("\n".join([*GOOD_FORMS[:4], *BAD_FORMS, *GOOD_FORMS[4:]]) + "\n")
     found = _private_core_imports(bad, root=tmp_path)
-    assert [line.split(" imports ")[1] for line in found] == [
-        "workflow._runner",
-        "workflow._graph",
-        "workflow._serde",
-        "workflow._durable",
-    ]
+    flagged = {int(entry.split(":")[1].split()[0]) for entry in found}
+    expected: set[int] = set()
+    line = len(GOOD_FORMS[:4]) + 1
+    for form in BAD_FORMS:  # one form spans two lines: its import is on the second
+        expected.add(line + form.count("\n"))
+        line += form.count("\n") + 1
+    assert flagged == expected, "\n".join(found)
+    header = "import importlib\nimport workflow\nfrom workflow import events\n"
+    header += "import workflow.events as ev\n"
+    for n, form in enumerate(BAD_FORMS):  # and each alone, flagged for its own sake
+        alone = tmp_path / f"alone{n}.py"
+        alone.write_text(header + form + "\n")
+        assert _private_core_imports(alone, root=tmp_path), form
+    good = tmp_path / "good.py"
+    good.write_text("\n".join(GOOD_FORMS) + "\n")
+    assert _private_core_imports(good, root=tmp_path) == []
 
 
 def test_allow_listed_private_imports_are_still_needed() -> None:
