@@ -8,8 +8,9 @@ inside sub-workflows; edge keys are ``"source->target"``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -138,10 +139,12 @@ async def load_overlay(run_id: str, store: Any, checkpoint_id: str | None = None
         CheckpointError: the store has no checkpoint for ``run_id`` (also a ``LookupError``).
             Or ``checkpoint_id`` is not one of the run's checkpoints.
     """
-    latest = await store.latest(run_id)
+    with _store_read(store, "read the latest checkpoint", run_id):
+        latest = await store.latest(run_id)
     if latest is None:
         raise UnknownRunError(f"no checkpoint of run {run_id!r} in {store!r}; check the run id")
-    chain = await store.list_checkpoints(run_id)
+    with _store_read(store, "list checkpoints", run_id):
+        chain = await store.list_checkpoints(run_id)
     writes: Mapping[str, Mapping[str, Any]] = {}
     if checkpoint_id is not None:
         ids = [c.id for c in chain]
@@ -151,11 +154,29 @@ async def load_overlay(run_id: str, store: Any, checkpoint_id: str | None = None
             )
         chain = chain[: ids.index(checkpoint_id) + 1]
     elif chain:  # the latest checkpoint's pending writes: who finished or failed after it
-        writes = await store.get_writes(chain[-1].id)
-    status = next((str(r.status) for r in await store.list_runs() if r.run_id == run_id), None)
+        with _store_read(store, "read pending writes", run_id):
+            writes = await store.get_writes(chain[-1].id)
+    with _store_read(store, "list runs", run_id):
+        runs = await store.list_runs()
+    status = next((str(r.status) for r in runs if r.run_id == run_id), None)
     note = f"up to checkpoint {checkpoint_id}" if checkpoint_id is not None else None
     data = history_overlay(chain, writes)
     return RunOverlay.from_mapping(data, run_id=run_id, run_status=status, note=note)
+
+
+@contextlib.contextmanager
+def _store_read(store: Any, what: str, run_id: str) -> Iterator[None]:
+    """The store's own failure (``OSError``, a driver error) as a ``CheckpointError`` naming
+    the call, as the engine reports it (the core keeps its helper private)."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(
+            f"checkpoint store {type(store).__name__} failed to {what} for run {run_id!r}: "
+            f"{exc!r}; nothing was changed: draw the run again once the store works"
+        ) from exc
 
 
 def history_overlay(

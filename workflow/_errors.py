@@ -114,17 +114,23 @@ def _rebuild_unknown(
 
 
 @contextlib.contextmanager
-def store_call(store: object, what: str, run_id: str) -> Iterator[None]:
+def store_call(store: object, what: str, run_id: str | None) -> Iterator[None]:
     """Turn a store's own failure (``OSError``, a driver error...) into a ``CheckpointError``.
 
     The run then ends ``FAILED`` with it as ``result.error`` (the original is ``__cause__``)
-    instead of escaping ``run`` bare or inside an ``ExceptionGroup``.
+    instead of escaping ``run`` bare or inside an ``ExceptionGroup``. Readers outside a run
+    (the CLI, the service listing runs) pass ``run_id=None``.
     """
     try:
         yield
     except CheckpointError:
         raise
     except Exception as exc:
+        if run_id is None:
+            raise CheckpointError(
+                f"checkpoint store {type(store).__name__} failed to {what}: {exc!r}; try "
+                "again once the store works"
+            ) from exc
         raise CheckpointError(
             f"checkpoint store {type(store).__name__} failed to {what} for run {run_id!r}: "
             f"{exc!r}; the checkpoints written before are intact: resume the run once the "

@@ -1,19 +1,25 @@
 """A checkpoint store that fails mid-run: the run ends ``FAILED``, never with a stray group.
 
 ``FlakyStore`` wraps a real in-memory store and, once armed, fails every call of one kind
-(``save``, ``put_write``, ``latest``/``load``, ``list_checkpoints``) with an ``OSError``, as a
-full disk or a dropped connection would. For each call and both durabilities: the run ends
-``FAILED`` with a ``CheckpointError`` as ``result.error`` (the store's error as its cause),
-``RunFinished`` is the last event, nothing escapes ``run`` or ``run_stream``, the last good
-checkpoint still loads, and once the store works again ``resume`` completes the run.
+(``save``, ``put_write``, ``latest``/``load``, ``list_checkpoints``, ``list_runs``) with an
+``OSError``, as a full disk or a dropped connection would. For each call and both
+durabilities: the run ends ``FAILED`` with a ``CheckpointError`` as ``result.error`` (the
+store's error as its cause), ``RunFinished`` is the last event, nothing escapes ``run`` or
+``run_stream``, the last good checkpoint still loads, and once the store works again
+``resume`` completes the run. The listing calls are also faulted where the CLI
+(``runs``, ``checkpoints``, ``prune``), the service (``GET /api/runs``, a run's checkpoints,
+adopting orphaned runs) and ``visualize.load_overlay`` make them: each names the failed call
+and nothing stored is lost.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import anyio
 import pytest
 
 from builders import WorkflowBuilder
@@ -96,6 +102,12 @@ class FlakyStore:
 
     async def delete_run(self, run_id: str) -> None:
         await self.inner.delete_run(run_id)
+
+    async def prune(self, run_id: str, *, keep_last: int) -> int:
+        return await self.inner.prune(run_id, keep_last=keep_last)
+
+    async def prune_runs(self, older_than: Any, *, status: Any = None) -> int:
+        return await self.inner.prune_runs(older_than, status=status)
 
     def lock_run(self, run_id: str) -> AbstractAsyncContextManager[None]:
         return self.inner.lock_run(run_id)
@@ -242,3 +254,148 @@ async def test_store_fault_while_loading_raises_checkpoint_error(
     assert isinstance(info.value.__cause__, StoreDown)
     assert [cp.id for cp in await store.inner.list_checkpoints("r4")] == before
     await check_intact_and_resume(wf, store, "r4")
+
+
+# -- listing calls outside a run: the CLI, the service and diagrams ---------------------------
+
+
+async def seeded(durability: str = "sync") -> tuple[FlakyStore, Workflow, dict[str, Any]]:
+    """A store holding one completed run ``done`` and one failed run ``broke``, and what it
+    lists, to compare with after a fault."""
+    store = FlakyStore()
+    wf = build(store, durability)
+    assert (await wf.run(2, run_id="done")).status is RunStatus.COMPLETED
+    store.fail("put_write", after=store.calls.get("put_write", 0) + 1)
+    assert (await wf.run(2, run_id="broke")).status is RunStatus.FAILED
+    store.heal()
+    return store, wf, await listing(store)
+
+
+async def listing(store: FlakyStore) -> dict[str, Any]:
+    runs = await store.inner.list_runs()
+    return {
+        r.run_id: (str(r.status), [c.id for c in await store.inner.list_checkpoints(r.run_id)])
+        for r in runs
+    }
+
+
+def check_listing_error(err: BaseException, call: str) -> None:
+    assert isinstance(err, CheckpointError), repr(err)
+    assert isinstance(err.__cause__, StoreDown)
+    assert f"checkpoint store FlakyStore failed to {call}" in str(err)
+
+
+async def test_overlay_store_faults_name_the_call_and_lose_nothing() -> None:
+    from visualize import load_overlay
+
+    store, _, before = await seeded()
+    healthy = await load_overlay("broke", store)
+    for method, call in [
+        ("latest", "read the latest checkpoint"),
+        ("list_checkpoints", "list checkpoints"),
+        ("get_writes", "read pending writes"),
+        ("list_runs", "list runs"),
+    ]:
+        store.fail(method)
+        with pytest.raises(CheckpointError) as info:
+            await load_overlay("broke", store)
+        check_listing_error(info.value, call)
+        assert "'broke'" in str(info.value)
+        store.heal()
+        assert await listing(store) == before
+        assert await load_overlay("broke", store) == healthy
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], store: Any, *argv: str
+) -> tuple[int, str, str]:
+    """``ledgerflow ARGV`` with its store opened as ``store`` (the fault sits at the seam)."""
+    from workflow.cli import _prune, _runs, main
+
+    monkeypatch.setattr(_runs, "open_store", lambda url: store)
+    monkeypatch.setattr(_prune, "open_store", lambda url: store)
+    code = main([*argv, "--store", "memory://"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+CLI_FAULTS = [
+    ("list_runs", ["runs"], "list runs"),
+    ("list_checkpoints", ["checkpoints", "broke"], "list checkpoints for run 'broke'"),
+    ("list_runs", ["prune", "--older-than", "0s", "--json"], "list runs"),
+    ("list_runs", ["prune", "--keep-last", "1", "--json"], "list runs"),
+]
+
+
+@pytest.mark.parametrize(("method", "argv", "call"), CLI_FAULTS)
+def test_cli_store_fault_at_a_listing_is_one_error_line_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    argv: list[str],
+    call: str,
+) -> None:
+    store, _, before = anyio.run(seeded)
+    store.fail(method)
+    code, out, err = run_cli(monkeypatch, capsys, store, *argv)
+    assert code == 1, err
+    assert out == ""
+    assert err.startswith("ledgerflow: error: checkpoint store FlakyStore failed to " + call)
+    assert "injected fault" in err
+    assert "internal error" not in err
+    assert len(err.splitlines()) == 1
+    assert anyio.run(listing, store) == before  # nothing deleted, nothing rewritten
+    store.heal()
+    code, out, err = run_cli(monkeypatch, capsys, store, "runs", "--json")
+    assert code == 0, err
+    assert {json.loads(line)["run_id"] for line in out.splitlines()} == {"done", "broke"}
+
+
+def service(store: FlakyStore, wf: Workflow) -> Any:
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from workflow._service import create_app
+
+    return TestClient(create_app([wf], store, adopt_interval=None))
+
+
+SERVICE_FAULTS = [
+    ("list_runs", "/api/runs", "list runs"),
+    ("list_checkpoints", "/api/runs/broke/checkpoints", "list checkpoints for run 'broke'"),
+    ("list_runs", "/api/runs/ghost", "list runs for run 'ghost'"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "call"), SERVICE_FAULTS)
+def test_service_store_fault_at_a_listing_is_a_503_naming_the_call(
+    method: str, path: str, call: str
+) -> None:
+    store, wf, before = anyio.run(seeded)  # sync: TestClient runs the app in its own loop
+    with service(store, wf) as client:
+        store.fail(method)
+        response = client.get(path)
+        assert response.status_code == 503, response.text
+        error = response.json()["error"]
+        assert error["type"] == "store_failed"
+        assert error["message"].startswith("checkpoint store FlakyStore failed to " + call)
+        store.heal()
+        assert client.get("/api/runs").status_code == 200
+        assert {r["run_id"] for r in client.get("/api/runs").json()} == {"done", "broke"}
+        checkpoints = client.get("/api/runs/broke/checkpoints").json()
+        assert [c["checkpoint_id"] for c in checkpoints] == before["broke"][1]
+    assert anyio.run(listing, store) == before
+
+
+def test_service_adopting_runs_names_the_failed_listing() -> None:
+    store, wf, before = anyio.run(seeded)
+    with service(store, wf) as client:
+        manager = client.app.state.manager  # type: ignore[attr-defined]
+        store.fail("list_runs")
+        with pytest.raises(CheckpointError) as info:
+            client.portal.call(manager.adopt)  # type: ignore[union-attr]
+        check_listing_error(info.value, "list runs")
+        store.heal()
+        assert client.portal.call(manager.adopt) == []  # type: ignore[union-attr]
+    assert anyio.run(listing, store) == before

@@ -29,7 +29,7 @@ from workflow._telemetry import redact
 from workflow._workflow import Workflow
 
 from ._encode import input_adapter
-from ._errors import ApiError, error_body
+from ._errors import ApiError, error_body, store_read
 from ._eventlog import EventLog, MemoryEventLog
 from ._openapi import openapi_document
 from ._runs import RunManager
@@ -277,7 +277,9 @@ class _Api:
             )
         limit = int(raw_limit) if raw_limit is not None else None
         rows: list[dict[str, Any]] = []
-        for info in await self.manager.store.list_runs():
+        with store_read(self.manager.store, "list runs"):
+            runs = await self.manager.store.list_runs()
+        for info in runs:
             handle = self.manager.handles.get(info.run_id)
             status = handle.status if handle is not None else info.status
             if wanted_wf is not None and info.workflow_name != wanted_wf:
@@ -327,7 +329,8 @@ class _Api:
 
     async def checkpoints(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        found = await self.manager.store.list_checkpoints(run_id)
+        with store_read(self.manager.store, "list checkpoints", run_id):
+            found = await self.manager.store.list_checkpoints(run_id)
         if not found and run_id not in self.manager.handles:
             await self.manager.run_info(run_id)  # 404 for an unknown run
         return JSONResponse(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from workflow._errors import WorkflowError
+from workflow._errors import CheckpointError, WorkflowError, store_call
+from workflow._telemetry import redact
 
-__all__ = ("ApiError", "error_body")
+__all__ = ("ApiError", "error_body", "store_read")
 
 
 class ApiError(WorkflowError):
@@ -33,3 +36,18 @@ def error_body(type: str, message: str, details: Any = None) -> dict[str, Any]:
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+@contextlib.contextmanager
+def store_read(store: object, what: str, run_id: str | None = None) -> Iterator[None]:
+    """A store read for a request: its failure is a ``503 store_failed`` naming the call.
+
+    The store's own error becomes a ``CheckpointError`` (``store_call``, which is the
+    ``__cause__``); the client gets its redacted message instead of a bare ``500 internal``,
+    and may retry once the store works again.
+    """
+    try:
+        with store_call(store, what, run_id):
+            yield
+    except CheckpointError as exc:
+        raise ApiError(503, "store_failed", redact(str(exc))) from exc

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
-from workflow._errors import CheckpointError
+from workflow._errors import CheckpointError, store_call
 from workflow._result import PendingRequest
 from workflow._telemetry import redact
 from workflow._types import RunStatus
@@ -39,7 +39,7 @@ from workflow.events import (
 )
 
 from ._encode import adapter, event_json, input_adapter, pending_json, plain
-from ._errors import ApiError
+from ._errors import ApiError, store_read
 from ._eventlog import EventLog
 
 __all__ = ("RunManager", "Subscription")
@@ -416,7 +416,9 @@ class RunManager:
         checkpoint is corrupt) is logged once and left alone until the next start.
         """
         resumed = []
-        for info in await self.store.list_runs():
+        with store_call(self.store, "list runs", None):
+            runs = await self.store.list_runs()
+        for info in runs:
             wf = self.workflows.get(info.workflow_name)
             if info.status != "running" or wf is None or info.run_id in self.handles:
                 continue
@@ -485,7 +487,9 @@ class RunManager:
                 updated_at=latest.created_at,
                 latest_checkpoint_id=latest.id,
             )
-        for info in await self.store.list_runs():
+        with store_read(self.store, "list runs", run_id):
+            runs = await self.store.list_runs()
+        for info in runs:
             if info.run_id == run_id:
                 return info
         raise ApiError(404, "unknown_run", f"no run {run_id!r} in the store")

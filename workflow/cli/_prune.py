@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from workflow import CheckpointError, RunStatus
+from workflow._errors import store_call
 from workflow._stores._common import RunLockedError
 
 from ._common import (
@@ -105,12 +106,12 @@ async def cmd_prune(args: argparse.Namespace) -> int:
     store = open_store(args.store or DEFAULT_STORE)
     counts = {"runs_deleted": 0, "checkpoints_deleted": 0, "runs_trimmed": 0}
     try:
-        before = {info.run_id for info in await store.list_runs()}
+        before = await _run_ids(store)
         if age is not None:
             counts["runs_deleted"] = await store.prune_runs(age, status=statuses)
         if args.keep_last is not None:
             await _keep_last(store, args, counts)
-        gone = before - {info.run_id for info in await store.list_runs()}
+        gone = before - await _run_ids(store)
         counts["events_deleted"] = await _forget_events(args.store or DEFAULT_STORE, gone)
         vacuumed = await _vacuum(store) if args.vacuum else None
     except ValueError as exc:  # the store's own check of an argument: a usage error
@@ -169,13 +170,20 @@ async def _vacuum(store: Any) -> str | None:
     return None
 
 
+async def _run_ids(store: Any) -> set[str]:
+    with store_call(store, "list runs", None):
+        return {info.run_id for info in await store.list_runs()}
+
+
 async def _keep_last(store: Any, args: argparse.Namespace, counts: dict[str, int]) -> None:
     if args.run is not None:
         deleted = await store.prune(args.run, keep_last=args.keep_last)
         counts["checkpoints_deleted"] = deleted
         counts["runs_trimmed"] = int(deleted > 0)
         return
-    for info in await store.list_runs():
+    with store_call(store, "list runs", None):
+        runs = await store.list_runs()
+    for info in runs:
         try:
             deleted = await store.prune(info.run_id, keep_last=args.keep_last)
         except ValueError:

@@ -6,9 +6,13 @@ import argparse
 import json
 from typing import Any
 
+from workflow import CheckpointError
+from workflow._errors import store_call
+
 from ._common import (
     DEFAULT_STORE,
     EXIT_OK,
+    RunError,
     UsageError,
     add_store_option,
     close_store,
@@ -35,7 +39,10 @@ def register(sub: Any) -> None:
 async def cmd_runs(args: argparse.Namespace) -> int:
     store = open_store(args.store or DEFAULT_STORE)
     try:
-        runs = await store.list_runs()
+        with store_call(store, "list runs", None):
+            runs = await store.list_runs()
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
     finally:
         await close_store(store)
     rows = [[r.run_id, r.workflow_name, str(r.status), r.updated_at.isoformat()] for r in runs]
@@ -46,7 +53,10 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 async def cmd_checkpoints(args: argparse.Namespace) -> int:
     store = open_store(args.store or DEFAULT_STORE)
     try:
-        checkpoints = await store.list_checkpoints(args.run_id)
+        with store_call(store, "list checkpoints", args.run_id):
+            checkpoints = await store.list_checkpoints(args.run_id)
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
     finally:
         await close_store(store)
     if not checkpoints:
