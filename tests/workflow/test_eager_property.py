@@ -5,7 +5,8 @@ A DAG here mixes direct edges (a node with several parents runs once per message
 (whose sources each send one message, so the batches cannot pair differently). Outputs are
 compared as multisets: eager mode commits in the order invocations finish. Every executor
 that runs once runs at the superstep it has in superstep mode, and the events are well
-formed.
+formed. Each test runs on asyncio and on trio (the ``anyio_backend`` fixture of this
+directory's conftest, a plain string, so Hypothesis may share it between examples).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from workflow import RunStatus, Workflow, executor
 from workflow.events import ExecutorCompleted
 
 from .test_eager import well_formed
-
-pytestmark = pytest.mark.anyio
 
 DELAYS = (0.0, 0.0, 0.001, 0.002, 0.003)
 
@@ -69,9 +68,14 @@ def build(spec: list[tuple[list[int], bool, float]], scheduling: str) -> Workflo
     return b.build()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FIXTURE = HealthCheck.function_scoped_fixture  # anyio_backend: a string, nothing to reset
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, FIXTURE])
 @given(spec=dags())
-def test_eager_outputs_equal_superstep_outputs(spec: list[tuple[list[int], bool, float]]) -> None:
+def test_eager_outputs_equal_superstep_outputs(
+    anyio_backend: str, spec: list[tuple[list[int], bool, float]]
+) -> None:
     async def both() -> None:
         superstep = await build(spec, "superstep").run("x")
         eager = await build(spec, "eager").run("x")
@@ -92,7 +96,7 @@ def test_eager_outputs_equal_superstep_outputs(spec: list[tuple[list[int], bool,
             if len(eager_depths[eid]) == 1:
                 assert eager_depths[eid] == steps, eid
 
-    anyio.run(both)
+    anyio.run(both, backend=anyio_backend)
 
 
 class Crash(BaseException):
@@ -112,10 +116,10 @@ def slow_store() -> Any:
     return Slow()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, FIXTURE])
 @given(spec=dags(), victim=st.integers(0, 6))
 def test_a_crash_at_any_point_resumes_without_running_committed_work_again(
-    spec: list[tuple[list[int], bool, float]], victim: int
+    anyio_backend: str, spec: list[tuple[list[int], bool, float]], victim: int
 ) -> None:
     """Crash at one executor's first message, resume: the same outputs, and what ran twice
     is exactly what the last checkpoint still had in flight."""
@@ -178,4 +182,4 @@ def test_a_crash_at_any_point_resumes_without_running_committed_work_again(
         assert not twice - in_flight, "committed work ran again"
         assert Counter(before) + Counter(after) - twice == Counter(clean)
 
-    anyio.run(crash_and_resume)
+    anyio.run(crash_and_resume, backend=anyio_backend)

@@ -1,6 +1,12 @@
-"""Hypothesis: random DAGs agree with a networkx reference; guarded cycles terminate."""
+"""Hypothesis: random DAGs agree with a networkx reference; guarded cycles terminate.
+
+Each test runs on asyncio and on trio (the ``anyio_backend`` fixture of this directory's
+conftest, a plain string, so Hypothesis may share it between examples).
+"""
 
 from __future__ import annotations
+
+import functools
 
 import anyio
 import networkx as nx
@@ -50,10 +56,13 @@ def reference(n: int, edges: list[tuple[int, int]], weights: list[int], x: int) 
     return {v: value[v] for v in range(n) if g.out_degree(v) == 0}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dags(), st.integers(-100, 100))
+FIXTURE = HealthCheck.function_scoped_fixture  # anyio_backend: a string, nothing to reset
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, FIXTURE])
+@given(dag=dags(), x=st.integers(-100, 100))
 def test_random_dags_match_reference(
-    dag: tuple[int, list[tuple[int, int]], list[int]], x: int
+    anyio_backend: str, dag: tuple[int, list[tuple[int, int]], list[int]], x: int
 ) -> None:
     n, edges, weights = dag
     nodes = [Node(f"n{i}", weights[i]) for i in range(n)]
@@ -67,7 +76,7 @@ def test_random_dags_match_reference(
         else:
             builder.add_fan_in_edges([nodes[p] for p in ps], nodes[v])
     wf = builder.build()
-    result = anyio.run(wf.run, x)
+    result = anyio.run(wf.run, x, backend=anyio_backend)
     assert result.status is RunStatus.COMPLETED
     sinks = reference(n, edges, weights, x)
     by_sink = {e.executor_id: e.data for e in result.events if type(e).__name__ == "OutputEmitted"}
@@ -89,19 +98,22 @@ class Guarded(Executor):
             await ctx.send_message(x + 1)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[FIXTURE])
 @given(
-    st.integers(2, 6),
-    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=6),
-    st.integers(0, 7),
+    n=st.integers(2, 6),
+    extra=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=6),
+    limit=st.integers(0, 7),
 )
-def test_random_guarded_cycles_terminate(n: int, extra: list[tuple[int, int]], limit: int) -> None:
+def test_random_guarded_cycles_terminate(
+    anyio_backend: str, n: int, extra: list[tuple[int, int]], limit: int
+) -> None:
+    run = functools.partial(anyio.run, backend=anyio_backend)
     nodes = [Guarded(f"g{i}", limit) for i in range(n)]
     builder = WorkflowBuilder(start=nodes[0], max_supersteps=limit + 1)
     pairs = {(i, (i + 1) % n) for i in range(n)} | {(a % n, b % n) for a, b in extra}
     for a, b in sorted(pairs):
         builder.add_edge(nodes[a], nodes[b])
-    result = anyio.run(builder.build().run, 0)
+    result = run(builder.build().run, 0)
     # every message's counter rises by one per superstep, so the guard ends the run in time
     assert result.status is RunStatus.COMPLETED
     assert result.outputs
@@ -110,5 +122,5 @@ def test_random_guarded_cycles_terminate(n: int, extra: list[tuple[int, int]], l
     tight = WorkflowBuilder(start=nodes[0], max_supersteps=max(1, limit))
     for a, b in sorted(pairs):
         tight.add_edge(nodes[a], nodes[b])
-    cut = anyio.run(tight.build().run, 0)
+    cut = run(tight.build().run, 0)
     assert cut.status is (RunStatus.MAX_SUPERSTEPS if limit >= 1 else RunStatus.COMPLETED)
