@@ -115,7 +115,7 @@ def _references(path: pathlib.Path) -> tuple[tuple[int, str], ...]:
       may be a module or a private name of a public one);
     - attribute chains on names bound to a package's modules (``import workflow`` then
       ``workflow._runner``; ``from workflow import events`` then ``events._x``; aliases such
-      as ``import workflow.events as ev``);
+      as ``import workflow.events as ev``), and ``getattr`` on them with a literal name;
     - dotted names inside string literals other than docstrings and other prose
       (``importlib.import_module("workflow._runner")``).
 
@@ -151,6 +151,17 @@ def _references(path: pathlib.Path) -> tuple[tuple[int, str], ...]:
                 base = base.value
             if isinstance(base, ast.Name) and base.id in bound:
                 found.append((node.lineno, ".".join([bound[base.id], *reversed(chain)])))
+        elif (  # getattr(workflow, "_runner")
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "getattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id in bound
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            found.append((node.lineno, f"{bound[node.args[0].id]}.{node.args[1].value}"))
         elif (
             isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose
         ):
@@ -221,6 +232,7 @@ BAD_FORMS = (
     "w = ev._Base",
     "__import__('workflow._stores._sqlite')",
     "import workflow._runner as runner",
+    "v = getattr(workflow, '_durable', None)",
 )
 GOOD_FORMS = (
     "import importlib",
