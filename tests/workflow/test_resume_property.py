@@ -86,6 +86,7 @@ class Chaos:
     store_points: int = 0
     fired: bool = False
     fired_where: str = ""
+    after_kill: int = 0  # store writes the engine still tried after the kill (refused)
     handled: list[tuple[str, str]] = field(default_factory=list)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
@@ -132,19 +133,34 @@ class Node(Executor):
 
 
 class _Hooked:
-    """Store writes are points where a ``kill`` may land (before or after the write)."""
+    """Store writes are points where a ``kill`` may land (before or after the write).
+
+    Once the kill has landed the process is dead: nothing it would still write (a status,
+    a checkpoint, from the engine's unwinding) reaches the store.
+    """
 
     chaos: Chaos
 
+    def _alive(self) -> None:
+        if self.chaos.mode == "kill" and self.chaos.fired:
+            self.chaos.after_kill += 1
+            raise Crash("a dead process writes nothing")
+
     async def save(self, *args: Any, **kw: Any) -> None:
+        self._alive()
         self.chaos.store_tick("before a checkpoint is saved")
         await super().save(*args, **kw)  # type: ignore[misc]
         self.chaos.store_tick("after a checkpoint is saved")
 
     async def put_write(self, *args: Any, **kw: Any) -> None:
+        self._alive()
         self.chaos.store_tick("before a pending write is stored")
         await super().put_write(*args, **kw)  # type: ignore[misc]
         self.chaos.store_tick("after a pending write is stored")
+
+    async def set_status(self, *args: Any, **kw: Any) -> None:
+        self._alive()
+        await super().set_status(*args, **kw)  # type: ignore[misc]
 
 
 class HookedMemory(_Hooked, InMemoryCheckpointStore):
@@ -256,6 +272,8 @@ async def interrupted_then_resumed(
             first = await wf.run(1, run_id="r")
     assert chaos.fired
     event(f"{mode} at {chaos.fired_where}, store {kind}")
+    if chaos.after_kill:
+        event(f"{chaos.after_kill} store writes refused after the kill")
     if first is not None:  # a cancelled run may end the scope instead of returning
         expected = RunStatus.FAILED if mode == "fail" else RunStatus.CANCELLED
         assert first.status is expected, first
