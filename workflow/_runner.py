@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from . import _warmup  # noqa: F401 - see its docstring
 from ._apply import commit_step, emit_results, fail_step
 from ._backend import Backend, BackendRun, default_backend
 from ._commit import CommitContext, Durability, RunEnd, SuperstepRecord

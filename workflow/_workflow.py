@@ -29,6 +29,7 @@ from ._result import PendingRequest, RunResult
 from ._runner import EventSink, Reply, Runner, RunState
 from ._stream import EventStream
 from ._typing import type_name
+from ._warmup import load_running_backend
 from .events import RunFinished, RunStarted
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class Workflow:
         self.scheduling: Scheduling = scheduling
         if scheduling == "eager":  # loaded with the definition, not in its first run
             from . import _eager  # noqa: F401
+        load_running_backend()  # the same for the running loop's anyio backend
         self._graph = graph
         self.max_supersteps = max_supersteps
         self.max_concurrency = max_concurrency
