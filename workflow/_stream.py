@@ -211,8 +211,17 @@ def _detach(produce: Callable[[], Coroutine[Any, Any, None]]) -> None:
     token = anyio.lowlevel.current_token()
     context = contextvars.copy_context()
 
+    async def detached() -> None:
+        try:
+            await produce()
+        except anyio.get_cancelled_exc_class():
+            # only a closing loop cancels this task from outside (``asyncio.run`` cancels what
+            # is left, trio its system tasks): the run has recorded CANCELLED and there is no
+            # one left to tell (re-raised, asyncio.run would log it as an error at shutdown)
+            return
+
     def wait() -> None:
-        anyio.from_thread.run(produce, token=token)
+        anyio.from_thread.run(detached, token=token)
 
     def host() -> None:
         try:

@@ -294,6 +294,35 @@ async def test_both_forms_see_the_consumers_context_variables() -> None:
         assert [e.data for e in seen if isinstance(e, events.OutputEmitted)] == ["consumer's"]
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_a_plain_stream_still_running_when_the_loop_ends_is_cancelled_quietly(loop: str) -> None:
+    # kept referenced (so ``__del__`` does not cancel it) and never closed: the loop's own
+    # shutdown cancels the run, which records CANCELLED, and nothing is reported as an error
+    code = f"""
+import anyio, builders, workflow
+store = workflow.InMemoryCheckpointStore()
+kept = []
+@workflow.executor(id="stuck")
+async def stuck(x: int) -> int:
+    await anyio.sleep_forever()
+    return x
+async def main():
+    wf = builders.WorkflowBuilder(start=stuck, checkpoint_store=store).build()
+    kept.append(wf.run_stream(1, run_id="left"))
+    async for event in kept[0]:
+        if isinstance(event, workflow.events.ExecutorInvoked):
+            break
+anyio.run(main, backend="{loop}")
+async def status():
+    return [r.status for r in await store.list_runs()]
+print(anyio.run(status))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    assert out.stdout.strip() == "['cancelled']"
+
+
 # --------------------------------------------------------------------------- anyio only
 
 # module -> why it may touch an event loop library directly. Nothing else may import asyncio,
