@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from workflow._errors import CheckpointError, store_call
 from workflow._result import PendingRequest
+from workflow._stream import EventStream
 from workflow._telemetry import redact
 from workflow._types import RunStatus
 from workflow._workflow import Workflow
@@ -279,24 +280,20 @@ class RunManager:
             raise _api_error(handle.failure)
         return handle
 
-    def _spawn(self, handle: RunHandle, stream: Callable[[], AsyncIterator[WorkflowEvent]]) -> None:
+    def _spawn(self, handle: RunHandle, stream: Callable[[], EventStream]) -> None:
         if self._tg is None:
             raise RuntimeError("the run manager is not running (use it inside the app lifespan)")
         self._tg.start_soon(self._drive, handle, stream)
 
-    async def _drive(
-        self, handle: RunHandle, stream: Callable[[], AsyncIterator[WorkflowEvent]]
-    ) -> None:
+    async def _drive(self, handle: RunHandle, stream: Callable[[], EventStream]) -> None:
         try:
             with anyio.CancelScope() as scope:
                 handle.scope = scope
-                events = stream()
-                try:
+                # the run is a child of this task (no helper thread, unlike a plain async for);
+                # leaving the block cancels it and waits until it has recorded that
+                async with stream() as events:
                     async for event in events:
                         self._publish(handle, event)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await events.aclose()  # type: ignore[attr-defined]
             if (
                 scope.cancelled_caught
                 and handle.cancelled_by_user
