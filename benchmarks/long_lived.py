@@ -10,7 +10,8 @@ bytes tracemalloc sees allocated by Python. A flat line means growth near zero (
 hundred KB of allocator noise). Without a store the workflow keeps, by design, at most the
 100 latest failed or cancelled runs for an in-process retry (``max_failed_runs``); answered
 runs are not kept. With ``--store sqlite`` every run is checkpointed to a SQLite file
-(``synchronous="NORMAL"``); the database on disk grows, the process should not. With
+(``synchronous="NORMAL"``); the database on disk grows, the process should not (the lines
+give the database's bytes, and the per-run lock files kept until ``prune_runs``). With
 ``--store memory`` (``InMemoryCheckpointStore``) the checkpoints live in the process, so the
 heap grows by what the store holds (reported as ``store_bytes``) unless ``--prune-every K``
 deletes the finished runs every K runs (``prune_runs``), as a server's retention would.
@@ -110,8 +111,17 @@ async def _one(wf: Workflow, mixed: Mixed, i: int) -> None:
         assert result.status is RunStatus.COMPLETED, result
 
 
-def _dir_bytes(path: str) -> int:
-    return sum(p.stat().st_size for p in Path(path).iterdir())
+def _disk(tmp: str) -> dict[str, int]:
+    """What the SQLite store leaves on disk: the database files, and the per-run lock files
+    (counted, with the blocks they take: a file holding a few bytes still takes one)."""
+    root = Path(tmp)
+    locks = root / "runs.db.locks"
+    held = list(locks.iterdir()) if locks.is_dir() else []
+    return {
+        "db_bytes": sum(p.stat().st_size for p in root.iterdir() if p.is_file()),
+        "lock_files": len(held),
+        "lock_kb": sum(p.stat().st_blocks for p in held) // 2,  # 512-byte blocks
+    }
 
 
 def _store_bytes(store: CheckpointStore | None) -> int | None:
@@ -165,7 +175,7 @@ async def main(n: int, store_kind: str, prune_every: int, every: int) -> None:
             if every and (i + 1) % every == 0 and i + 1 != n:
                 point = _point("progress", i + 1, t0, wf, store)
                 if store_kind == "sqlite":
-                    point["db_bytes"] = _dir_bytes(tmp)
+                    point |= _disk(tmp)
                 print(
                     json.dumps({"workload": "long_lived", "store": store_kind, **point}), flush=True
                 )
@@ -183,7 +193,7 @@ async def main(n: int, store_kind: str, prune_every: int, every: int) -> None:
         }
         if store is not None:
             if store_kind == "sqlite":
-                line["db_bytes"] = _dir_bytes(tmp)
+                line |= _disk(tmp)
             await store.aclose()
         print(json.dumps(line), flush=True)
 
