@@ -8,16 +8,18 @@ interrupted at a random point in one of three ways:
 * ``cancel``: the run is cancelled from inside an invocation (it ends ``CANCELLED``);
 * ``kill``: a ``Crash`` (a ``BaseException`` nothing in the engine handles, as a kill looks from
   inside) at a random point among the invocations and the store's writes (just before or just
-  after a checkpoint or a pending write is stored); the run records nothing more.
+  after a checkpoint or a pending write is stored); the store takes no write after it. A run
+  killed before its first checkpoint has nothing to resume: ``resume`` says so, and it is
+  started over.
 
 It is then resumed: with no store (the run is kept in the process; not for ``kill``, which
 loses the process), an in-memory store, or SQLite in a temporary directory (resumed by a
 freshly built workflow over a freshly opened store, as another process would). The resumed run
 must complete with exactly the outputs of an uninterrupted run, in the same order; every
 invocation of the uninterrupted run ran before or after the interruption, and with a store,
-anything that ran both times was still in flight in the checkpoint resumed from (nothing
-committed runs twice). Every test runs on asyncio and on trio (the ``anyio_backend`` fixture of
-``tests/workflow/conftest.py``).
+anything that ran both times was still in flight in the checkpoint resumed from, with no
+stored pending write (nothing committed runs twice). Every test runs on asyncio and on trio
+(the ``anyio_backend`` fixture of ``tests/workflow/conftest.py``).
 """
 
 from __future__ import annotations
