@@ -118,7 +118,7 @@ def _disk(tmp: str) -> dict[str, int]:
     root = Path(tmp)
     files = blocks = 0
     if (root / "runs.db.locks").is_dir():
-        # one entry at a time: a list of 100,000 paths raised the RSS this reports (+8 MB)
+        # one entry at a time: a list of them raised the RSS this reports (+4.4 MB at 20,000)
         with os.scandir(root / "runs.db.locks") as entries:
             for entry in entries:
                 files += 1
