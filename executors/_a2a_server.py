@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -85,11 +85,16 @@ class WorkflowA2AExecutor(AgentExecutor):
                     except json.JSONDecodeError:
                         answer = text
                 stream = self.workflow.resume_stream(run_id=run_id, responses={request_id: answer})
-            await self._follow(stream, updater)
+            # the run is a child of this task: an error while following it (or this task's
+            # cancellation) cancels the run and waits until it has recorded that
+            async with stream as running:
+                await self._follow(running, updater)
         except (pydantic.ValidationError, TypeError, KeyError, ValueError) as exc:
             await updater.failed(updater.new_agent_message([Part(text=f"bad input: {exc}")]))
 
-    async def _follow(self, stream: Any, updater: TaskUpdater) -> None:
+    async def _follow(
+        self, stream: AsyncIterator[events.WorkflowEvent], updater: TaskUpdater
+    ) -> None:
         outputs = 0
         stream_id: str | None = None  # this execution's token artifact, once created
         async for event in stream:

@@ -21,6 +21,7 @@ a thread remembers its run waiting for answers (in memory), which ``resume`` con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -51,6 +52,7 @@ from ag_ui.encoder import EventEncoder
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Send
 
 from workflow import PendingRequest, RunStatus, Workflow, events
 from workflow.authoring import redact
@@ -98,15 +100,20 @@ def _interrupt(request: PendingRequest) -> Interrupt:
     )
 
 
+@contextlib.asynccontextmanager
 async def run_events(
     workflow: Workflow, data: RunAgentInput, paused: dict[str, str] | None = None
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncIterator[AsyncIterator[BaseEvent]]:
     """The AG-UI events of one AG-UI run of ``workflow`` (see the module docs).
 
-    ``paused`` maps a thread to its workflow run waiting for answers (kept by the route).
+    ``async with run_events(wf, data) as agui: async for event in agui: ...``: the block
+    owns the workflow run (a child of the calling task, as with ``async with
+    wf.run_stream(...)``); leaving it early cancels the run and waits until it has recorded
+    that. ``paused`` maps a thread to its workflow run waiting for answers (kept by the
+    route). A bad input or resume ends the events with ``RUN_ERROR``, never an exception.
     """
     waiting = paused if paused is not None else {}
-    yield RunStartedEvent(thread_id=data.thread_id, run_id=data.run_id)
+    refused: Exception | None = None
     try:
         if data.resume:
             run_id = waiting.get(data.thread_id)
@@ -120,14 +127,35 @@ async def run_events(
         else:
             value = child_input(workflow, _messages(data))
             stream = workflow.run_stream(value, run_id=f"agui-{data.run_id}")
-        async for event in _mapped(stream, data, waiting):
-            yield event
+    except Exception as exc:  # sent as the RUN_ERROR that follows RUN_STARTED
+        refused = exc
+    if refused is not None:
+        yield _translated(None, data, waiting, refused)
+        return
+    async with stream as running:
+        yield _translated(running, data, waiting, None)
+
+
+async def _translated(
+    running: AsyncIterator[events.WorkflowEvent] | None,
+    data: RunAgentInput,
+    waiting: dict[str, str],
+    refused: Exception | None,
+) -> AsyncIterator[BaseEvent]:
+    """``RUN_STARTED``, the run's events mapped, and ``RUN_ERROR`` for what it raised."""
+    yield RunStartedEvent(thread_id=data.thread_id, run_id=data.run_id)
+    try:
+        if refused is not None:
+            raise refused
+        if running is not None:
+            async for event in _mapped(running, data, waiting):
+                yield event
     except Exception as exc:  # a bad input or resume: the stream ends with RUN_ERROR
         yield RunErrorEvent(message=f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
 
 
 async def _mapped(
-    stream: Any, data: RunAgentInput, waiting: dict[str, str]
+    stream: AsyncIterator[events.WorkflowEvent], data: RunAgentInput, waiting: dict[str, str]
 ) -> AsyncIterator[BaseEvent]:
     outputs: list[Any] = []
     open_text: dict[str, str] = {}  # executor id -> message id of its streamed text
@@ -223,16 +251,35 @@ def agui_routes() -> Callable[[Mapping[str, Workflow]], Sequence[BaseRoute]]:
             except pydantic.ValidationError as exc:
                 return _error(422, "invalid_input", f"not an AG-UI RunAgentInput: {exc}")
             encoder = EventEncoder(accept=request.headers.get("accept") or "text/event-stream")
-
-            async def body() -> AsyncIterator[str]:
-                async for event in run_events(workflow, data, paused):
-                    yield encoder.encode(event)
-
-            return StreamingResponse(body(), media_type=encoder.get_content_type())
+            return _RunResponse(run_events(workflow, data, paused), encoder)
 
         return [Route("/agui/{name}", endpoint, methods=["POST"])]
 
     return routes
+
+
+class _RunResponse(StreamingResponse):
+    """A server-sent event stream that owns its AG-UI run.
+
+    The run is a child of the task that streams the response (``async with``, no helper
+    thread, and no task group held across an async generator's ``yield``, which a consumer
+    that stops early would leave open): a client that goes away (``send`` fails, or the
+    disconnect listener cancels the stream) cancels the run, which records ``CANCELLED``.
+    """
+
+    def __init__(
+        self,
+        run: contextlib.AbstractAsyncContextManager[AsyncIterator[BaseEvent]],
+        encoder: EventEncoder,
+    ) -> None:
+        super().__init__((), media_type=encoder.get_content_type())  # body set when streaming
+        self._run = run
+        self._encoder = encoder
+
+    async def stream_response(self, send: Send) -> None:
+        async with self._run as agui:
+            self.body_iterator = (self._encoder.encode(event) async for event in agui)
+            await super().stream_response(send)
 
 
 def _error(status: int, kind: str, message: str) -> Response:

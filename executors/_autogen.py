@@ -406,13 +406,14 @@ class UserProxyAgent:
         stream = wf.run_stream(opening)
         while True:
             finished: RunFinished | None = None
-            async for event in stream:
-                if isinstance(event, AgentResponded):
-                    said.extend(event.response.messages)
-                    usage = usage + event.response.usage
-                    printer.say(event.agent_name, event.response.text)
-                elif isinstance(event, RunFinished):
-                    finished = event
+            async with stream as running:  # leaving early cancels the run and waits for it
+                async for event in running:
+                    if isinstance(event, AgentResponded):
+                        said.extend(event.response.messages)
+                        usage = usage + event.response.usage
+                        printer.say(event.agent_name, event.response.text)
+                    elif isinstance(event, RunFinished):
+                        finished = event
             assert finished is not None
             if finished.status.value == "failed":
                 raise WorkflowError(f"the chat of {self.name!r} failed: {finished.error}")

@@ -128,13 +128,11 @@ class WorkflowMCPServer:
                     "pass the run_id from the answer that listed the pending requests"
                 )
             entry = self.entries[tool]
-            outcome = await self._drive(
-                entry,
-                entry.workflow.resume_stream(
-                    run_id=str(arguments["run_id"]),
-                    responses={str(arguments["request_id"]): arguments.get("answer")},
-                ),
-            )
+            async with entry.workflow.resume_stream(
+                run_id=str(arguments["run_id"]),
+                responses={str(arguments["request_id"]): arguments.get("answer")},
+            ) as running:
+                outcome = await self._drive(entry, running)
         else:
             found = self.entries.get(name)
             if found is None:
@@ -144,7 +142,8 @@ class WorkflowMCPServer:
                 value = entry.to_input(arguments)
             except pydantic.ValidationError as exc:
                 raise WorkflowError(f"invalid arguments for {name!r}: {exc}") from exc
-            outcome = await self._drive(entry, entry.workflow.run_stream(value))
+            async with entry.workflow.run_stream(value) as running:
+                outcome = await self._drive(entry, running)
         outcome = await self._elicit(entry, outcome)
         return [mt.TextContent(type="text", text=self._answer(name, outcome))]
 
@@ -164,32 +163,33 @@ class WorkflowMCPServer:
         return None
 
     # -- running ---------------------------------------------------------------------------
-    async def _drive(self, entry: _Entry, stream: AsyncIterator[events.WorkflowEvent]) -> _Outcome:
+    async def _drive(self, entry: _Entry, running: AsyncIterator[events.WorkflowEvent]) -> _Outcome:
+        """Follow a run's events (its caller's ``async with`` owns the run: leaving that
+        block, on an error here or a cancelled call, cancels the run and waits for it)."""
         ctx = self.server.request_context
         token = ctx.meta.progressToken if ctx.meta is not None else None
         outputs: list[Any] = []
         steps = 0
         outcome: _Outcome | None = None
-        async with contextlib.aclosing(stream) as running:  # type: ignore[type-var]
-            async for event in running:
-                if isinstance(event, events.OutputEmitted):
-                    outputs.append(event.data)
-                elif isinstance(event, events.ExecutorCompleted) and token is not None:
-                    steps += 1
-                    await ctx.session.send_progress_notification(
-                        token,
-                        steps,
-                        message=f"{event.executor_id} finished (superstep {event.superstep})",
-                        related_request_id=str(ctx.request_id),
-                    )
-                elif isinstance(event, events.RunFinished):
-                    outcome = _Outcome(
-                        event.run_id,
-                        event.status,
-                        outputs,
-                        tuple(event.pending_requests),
-                        event.error,
-                    )
+        async for event in running:
+            if isinstance(event, events.OutputEmitted):
+                outputs.append(event.data)
+            elif isinstance(event, events.ExecutorCompleted) and token is not None:
+                steps += 1
+                await ctx.session.send_progress_notification(
+                    token,
+                    steps,
+                    message=f"{event.executor_id} finished (superstep {event.superstep})",
+                    related_request_id=str(ctx.request_id),
+                )
+            elif isinstance(event, events.RunFinished):
+                outcome = _Outcome(
+                    event.run_id,
+                    event.status,
+                    outputs,
+                    tuple(event.pending_requests),
+                    event.error,
+                )
         if outcome is None:
             raise WorkflowError(f"workflow {entry.workflow.name!r} ended without a RunFinished")
         if outcome.status is RunStatus.AWAITING_INPUT:
@@ -222,10 +222,10 @@ class WorkflowMCPServer:
                 )
             if reply.action != "accept" or reply.content is None:
                 return outcome
-            stream = entry.workflow.resume_stream(
+            async with entry.workflow.resume_stream(
                 run_id=outcome.run_id, responses={request.request_id: unwrap(reply.content)}
-            )
-            outcome = await self._drive(entry, stream)
+            ) as running:
+                outcome = await self._drive(entry, running)
         return outcome
 
     def _answer(self, name: str, outcome: _Outcome) -> str:

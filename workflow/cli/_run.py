@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import functools
 import json
 import shlex
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,22 +260,20 @@ async def cmd_run(args: argparse.Namespace) -> int:
     try:
         value = read_input(args.input, wf)
         session = Session(args)
-        summary = await _stream(
-            session,
-            lambda: wf.run_stream(
+        with _refusals():
+            async with wf.run_stream(
                 value, run_id=args.run_id, pause_before=args.pause_before, backend=backend
-            ),
-        )
+            ) as events:
+                summary = await session.consume(events)
         while summary.status == "awaiting_input" and session.interactive:
             responses = await _ask(summary)
             if not responses:
                 break
             run_id = summary.run_id
             assert run_id is not None
-            again = functools.partial(
-                wf.resume_stream, run_id, responses=responses, backend=backend
-            )
-            summary = await _stream(session, again)
+            with _refusals():
+                async with wf.resume_stream(run_id, responses=responses, backend=backend) as events:
+                    summary = await session.consume(events)
         return _report(session, summary)
     finally:
         await close_store(store)
@@ -289,17 +287,16 @@ async def cmd_resume(args: argparse.Namespace) -> int:
     _ship_target(backend, args.target)
     try:
         session = Session(args)
-        summary = await _stream(
-            session,
-            lambda: wf.resume_stream(
+        with _refusals():
+            async with wf.resume_stream(
                 args.run_id,
                 checkpoint_id=args.checkpoint,
                 responses=responses,
                 state_updates=updates,
                 backend=backend,
                 pause_before=args.pause_before,
-            ),
-        )
+            ) as events:
+                summary = await session.consume(events)
         if updates is None and (
             summary.status is None or (summary.status == "completed" and not summary.outputs)
         ):
@@ -317,12 +314,16 @@ async def cmd_resume(args: argparse.Namespace) -> int:
         await close_store(store)
 
 
-async def _stream(
-    session: Session, start: Callable[[], AsyncIterator[WorkflowEvent]]
-) -> RunSummary:
-    """Run a stream to its end, turning refusals before the run started into usage errors."""
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn a stream's refusals before its run started into usage errors.
+
+    Wraps ``async with wf.run_stream(...) as events`` (the run is a child of the calling
+    task, no helper thread): an error or an interrupt while reading cancels the run and waits
+    until it has recorded that, before it comes out here.
+    """
     try:
-        return await session.consume(start())
+        yield
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
     except KeyError as exc:  # a response to a request the run does not have
