@@ -6,8 +6,8 @@ handler that relied on sharing a live object with the runner or with another exe
 message, a state value, a request's response type) sees a copy, and a value the serializer
 cannot carry fails the invocation naming it. A Ray or process backend crosses the same line.
 
-``ThreadBackend`` runs each invocation on an event loop in another thread (a small pool),
-so a handler that touched the runner's loop or task-local context would break.
+``ThreadBackend`` (``_backend_threads.py``) runs each invocation on an event loop in a
+worker thread, so a handler that touched the runner's loop or its task would break.
 
 Neither is meant for production; the test suite runs on them with
 ``LEDGERFLOW_TEST_BACKEND=roundtrip|threads`` (see ``tests/conftest.py``).
@@ -15,16 +15,10 @@ Neither is meant for production; the test suite runs on them with
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.from_thread
-import anyio.lowlevel
-import anyio.to_thread
-
 from ._backend import EmitEvent, InvocationOutcome, InvocationRequest, run_invocation
+from ._backend_threads import ThreadBackend
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
@@ -92,65 +86,6 @@ class _RoundTripRun:
 
     async def aclose(self) -> None:
         return None
-
-
-class ThreadBackend:
-    """Runs each invocation on an event loop in one of ``threads`` worker threads.
-
-    The loops are started when a run opens the backend and stopped when it closes it; a
-    run's events travel back to its own loop (in order) while the invocation runs.
-    """
-
-    def __init__(self, threads: int = 2) -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads!r}")
-        self.threads = threads
-
-    def open(self, workflow: Workflow) -> _ThreadRun:
-        return _ThreadRun(self, workflow)
-
-    def __repr__(self) -> str:
-        return f"ThreadBackend(threads={self.threads})"
-
-
-class _ThreadRun:
-    def __init__(self, backend: ThreadBackend, workflow: Workflow) -> None:
-        self.backend = backend
-        self.workflow = workflow
-        self.stack = contextlib.ExitStack()
-        self.portals: list[anyio.from_thread.BlockingPortal] = []
-        self.next = itertools.count()
-
-    def _portal(self) -> anyio.from_thread.BlockingPortal:
-        if len(self.portals) < self.backend.threads:
-            cm = anyio.from_thread.start_blocking_portal()
-            self.portals.append(self.stack.enter_context(cm))
-            return self.portals[-1]
-        return self.portals[next(self.next) % len(self.portals)]
-
-    async def invoke(self, request: InvocationRequest, emit: EmitEvent) -> InvocationOutcome:
-        node = self.workflow.executors[request.executor_id]
-        token = anyio.lowlevel.current_token()
-        portal = await anyio.to_thread.run_sync(self._portal)
-
-        async def deliver(event: WorkflowEvent) -> None:
-            await emit(event)
-
-        async def emit_home(event: WorkflowEvent) -> None:
-            # back on the run's own loop, in order: this invocation's loop waits meanwhile
-            await anyio.to_thread.run_sync(
-                lambda: anyio.from_thread.run(deliver, event, token=token)
-            )
-
-        future = portal.start_task_soon(run_invocation, node, request, emit_home, self.backend)
-        try:
-            return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            future.cancel()  # a timeout or a cancelled run stops the invocation there too
-            raise
-
-    async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self.stack.close)
 
 
 def backend_named(name: str) -> Any:

@@ -8,6 +8,7 @@ it there.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import threading
 from typing import Any
@@ -17,6 +18,7 @@ import anyio.lowlevel
 import pytest
 
 from builders import WorkflowBuilder
+from tests.loop_event import LoopEvent
 from workflow import (
     Executor,
     ExecutorFailedError,
@@ -131,3 +133,105 @@ def test_backends_are_named_for_the_test_switch() -> None:
         backend_named("ray")
     with pytest.raises(ValueError, match="threads must be >= 1"):
         ThreadBackend(threads=0)
+
+
+def nested_fan(width: int, depth: int, threads: set[str]) -> Any:
+    """A fan-out of ``width`` nested workflows, each nesting ``depth`` levels of chains."""
+
+    def level(name: str, d: int) -> Any:
+        @executor(id=f"{name}-step")
+        async def step(n: int) -> int:
+            threads.add(threading.current_thread().name)
+            await anyio.lowlevel.checkpoint()
+            return n + 1
+
+        b = WorkflowBuilder(start=step, name=name)
+        if d > 0:
+            b.add_edge(step, level(f"{name}i", d - 1))
+        return b.build()
+
+    @executor(id="start")
+    async def start(n: int) -> int:
+        return n
+
+    @executor(id="join")
+    async def join(parts: list[int], ctx: WorkflowContext[int]) -> None:
+        await ctx.yield_output(sum(parts))
+
+    kids = [level(f"k{i}", depth) for i in range(width)]
+    return (
+        WorkflowBuilder(start=start, name="nest")
+        .add_fan_out_edges(start, kids)
+        .add_fan_in_edges(kids, join)
+        .build()
+    )
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+async def test_nested_runs_hop_between_worker_loops_without_deadlock(threads: int) -> None:
+    seen: set[str] = set()
+    wf = nested_fan(width=6, depth=3, threads=seen)
+    with anyio.fail_after(30):  # a deadlock guard: loops waiting on each other never finish
+        result = await wf.run(0, backend=ThreadBackend(threads=threads))
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs == [6 * 4]  # each nested level adds one
+    assert seen == {f"ledgerflow-thread-backend-{i}" for i in range(threads)}
+    local = await wf.run(0)
+
+    def shape(run: Any) -> list[tuple[str, Any]]:
+        return [(type(e).__name__, getattr(e, "executor_id", None)) for e in run.events]
+
+    assert shape(result) == shape(local)  # the same events in the same order
+
+
+async def test_a_cancelled_run_stops_its_invocation_there_and_waits_for_it() -> None:
+    entered = LoopEvent()
+    log: list[str] = []
+
+    @executor(id="stuck")
+    async def stuck(x: int) -> int:
+        try:
+            entered.set()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # cleanup that takes a while, on its own loop
+            log.append(f"cleaned up on {threading.current_thread().name}")
+        return x
+
+    wf = WorkflowBuilder(start=stuck, name="stuck").build()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: wf.run(1, backend=ThreadBackend()))
+            await entered.wait()
+            tg.cancel_scope.cancel()
+    # the run returned only after the handler's cleanup finished on its worker thread
+    assert log == ["cleaned up on ledgerflow-thread-backend-0"] or log == [
+        "cleaned up on ledgerflow-thread-backend-1"
+    ]
+
+
+async def test_the_callers_context_goes_with_the_invocation() -> None:
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+    @executor(id="reader")
+    async def reader(x: int, ctx: WorkflowContext[str]) -> None:
+        await ctx.yield_output(who.get())
+
+    wf = WorkflowBuilder(start=reader, name="ctx").build()
+    who.set("the caller")
+    result = await wf.run(1, backend=ThreadBackend())
+    assert result.outputs == ["the caller"]
+
+
+async def test_a_handler_error_on_a_worker_thread_fails_the_run_as_itself() -> None:
+    @executor(id="bad")
+    async def bad(x: int) -> int:
+        raise LookupError(f"no such thing: {x}")
+
+    wf = WorkflowBuilder(start=bad, name="bad").build()
+    result = await wf.run(7, backend=ThreadBackend())
+    assert result.status is RunStatus.FAILED
+    assert isinstance(result.error, ExecutorFailedError)
+    assert isinstance(result.error.__cause__, LookupError)
+    assert "no such thing: 7" in str(result.error.__cause__)
