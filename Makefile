@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.ledgerflow-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo demo-local test venv system-deps llm-deps lint typecheck pytest pytest-roundtrip bench clean
+.PHONY: demo demo-local test venv system-deps llm-deps lint typecheck pytest pytest-roundtrip pytest-threads bench clean
 
 venv: $(STAMP)
 
@@ -48,21 +48,24 @@ typecheck: venv
 pytest: venv
 	@bash .ci/with-postgres.sh $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-# The core, agents, teams and durable suites again, every invocation crossing the backend
-# seam as checkpoint JSON (workflow/_backend_testing.py): what leaks across it fails here.
-# asyncio only (the trio pass adds nothing at the seam); subprocess-based, sandbox and
-# server tests (their workflows run in a child process, never on this backend) are left to
-# the first pass.
-ROUNDTRIP_ARGS ?= -k "not trio" tests/workflow tests/executors tests/builders \
+# The core, agents, teams, durable and diagram suites again on the test backends that prove
+# the dispatch seam (workflow/_backend_testing.py): every invocation crossing it as checkpoint
+# JSON (roundtrip), then every invocation on a worker thread's own event loop (threads). What
+# leaks across the seam fails here. asyncio only (the trio pass adds nothing at the seam);
+# subprocess-based, sandbox and server tests (their workflows run in a child process, never
+# on these backends) are left to the first pass.
+SEAM_ARGS ?= -k "not trio" tests/workflow tests/executors tests/builders tests/visualize \
 	--ignore=tests/workflow/service --ignore=tests/workflow/test_crash.py \
 	--ignore=tests/workflow/test_cli.py --ignore=tests/executors/test_sandbox.py \
 	--ignore=tests/executors/test_code_executor.py \
 	--ignore=tests/executors/test_mcp_server.py --ignore=tests/executors/test_serve_interop.py \
 	--ignore=tests/workflow/test_cli_spec.py
 pytest-roundtrip: venv
-	@LEDGERFLOW_TEST_BACKEND=roundtrip bash .ci/with-postgres.sh $(VENV)/bin/pytest -q $(ROUNDTRIP_ARGS)
+	@LEDGERFLOW_TEST_BACKEND=roundtrip bash .ci/with-postgres.sh $(VENV)/bin/pytest -q $(SEAM_ARGS)
+pytest-threads: venv
+	@LEDGERFLOW_TEST_BACKEND=threads bash .ci/with-postgres.sh $(VENV)/bin/pytest -q $(SEAM_ARGS)
 
-test: venv system-deps llm-deps lint typecheck pytest pytest-roundtrip
+test: venv system-deps llm-deps lint typecheck pytest pytest-roundtrip pytest-threads
 
 bench: venv
 	@$(PY) benchmarks/bench.py

@@ -11,11 +11,14 @@ def pytest_configure(config: pytest.Config) -> None:
     """``LEDGERFLOW_TEST_BACKEND=roundtrip|threads`` runs every workflow on that backend.
 
     The backends (``workflow/_backend_testing.py``) prove the dispatch seam: nothing but
-    plain data crosses it. ``make test`` runs the core, agents, teams and durable suites on
-    the round-trip backend too.
+    plain data crosses it, and nothing live (an ``anyio.Event``, a connection) is shared
+    with a handler on another loop. ``make test`` runs the core, agents, teams, durable and
+    diagram suites on both (``SEAM_ARGS`` in the Makefile).
     """
     config.addinivalue_line(
-        "markers", "local_only(reason): the test shares live objects across the backend seam"
+        "markers",
+        "local_only(reason, on=(names,)): the test shares live objects across the backend "
+        "seam; skipped on the test backends named in ``on`` (default: every one)",
     )
     name = os.environ.get("LEDGERFLOW_TEST_BACKEND", "")
     if name and name != "local":
@@ -31,9 +34,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         marker = item.get_closest_marker("local_only")
-        if marker is not None:
+        if marker is not None and name in marker.kwargs.get("on", (name,)):
             reason = marker.args[0] if marker.args else "needs the local backend"
             item.add_marker(pytest.mark.skip(reason=f"on {name}: {reason}"))
+
+
+def backend_under_test() -> str:
+    """The test backend this session runs workflows on (``local`` unless switched)."""
+    return os.environ.get("LEDGERFLOW_TEST_BACKEND", "") or "local"
 
 
 @pytest.fixture

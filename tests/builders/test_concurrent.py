@@ -7,6 +7,7 @@ import pytest
 
 from builders import ConcurrentBuilder
 from executors import ChatAgent, ChatMessage, FunctionAgent, ScriptedChatClient
+from tests.loop_event import LoopEvent
 from workflow import GraphValidationError, RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -18,7 +19,7 @@ def texts(messages: list[ChatMessage]) -> list[tuple[str | None, str]]:
 
 async def test_participants_really_run_at_the_same_time() -> None:
     arrived = 0
-    everyone_here = anyio.Event()
+    everyone_here = LoopEvent()
 
     def meeting(name: str) -> FunctionAgent:
         async def answer(messages: list[ChatMessage]) -> str:
@@ -45,7 +46,7 @@ async def test_participants_really_run_at_the_same_time() -> None:
 
 
 async def test_replies_come_in_participant_order_whoever_finishes_first() -> None:
-    hare_done = anyio.Event()
+    hare_done = LoopEvent()
     finished: list[str] = []
 
     def runner(name: str) -> FunctionAgent:

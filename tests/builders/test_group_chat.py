@@ -40,6 +40,7 @@ from executors import (
     ToolCall,
     tool,
 )
+from tests.loop_event import LoopEvent
 from workflow import (
     ExecutorFailedError,
     GraphValidationError,
@@ -331,7 +332,7 @@ class Gate:
 
     def __init__(self, *, armed: bool = True) -> None:
         self.armed = armed
-        self.reached = anyio.Event()
+        self.reached = LoopEvent()
 
     async def reply(self, messages: list[ChatMessage]) -> str:
         if self.armed and len(messages) >= 5:

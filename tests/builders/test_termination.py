@@ -25,6 +25,7 @@ from builders import (
     TokenBudget,
 )
 from executors import ChatMessage, FunctionAgent, ToolCall, Usage
+from tests.loop_event import LoopEvent
 from workflow import InMemoryCheckpointStore, RunResult, RunStatus
 from workflow._durable import registry_for
 from workflow._serde import decode
@@ -238,8 +239,8 @@ async def test_stateful_condition_state_is_checkpointed_in_executor_state() -> N
 
 async def test_external_set_from_outside_stops_a_running_group_chat() -> None:
     stop = External()
-    turn_started = anyio.Event()
-    release = anyio.Event()
+    turn_started = LoopEvent()
+    release = LoopEvent()
 
     async def slow(messages: list[ChatMessage]) -> str:
         if len(messages) == 4:  # its second turn

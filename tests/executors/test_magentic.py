@@ -27,6 +27,7 @@ from executors import (
     StallDetected,
     TaskLedger,
 )
+from tests.loop_event import LoopEvent
 from workflow import Executor, ExecutorFailedError, RunStatus, WorkflowContext, executor, handler
 from workflow.events import WorkflowEvent
 
@@ -274,7 +275,7 @@ async def test_round_limit_stops_with_a_final_answer() -> None:
 async def test_parallel_delegation_runs_concurrently_and_orders_replies_by_team() -> None:
     started: list[str] = []
     finished: list[str] = []
-    both, carol_done = anyio.Event(), anyio.Event()
+    both, carol_done = LoopEvent(), LoopEvent()
 
     def worker(name: str, after_carol: bool) -> FunctionAgent:
         async def fn(messages: list[ChatMessage]) -> str:

@@ -17,6 +17,7 @@ import pytest
 from builders import MagenticBuilder
 from executors import ChatMessage, FunctionAgent, MagenticContext, ProgressLedger
 from tests.executors.test_magentic import ScriptManager, ledger
+from tests.loop_event import LoopEvent
 from workflow import (
     InMemoryCheckpointStore,
     RunResult,
@@ -89,7 +90,7 @@ async def uninterrupted() -> RunResult:
 async def test_cancelled_run_resumes_with_a_fresh_workflow_and_matches() -> None:
     expected = await uninterrupted()
     store = InMemoryCheckpointStore()
-    reached = anyio.Event()
+    reached = LoopEvent()
 
     async def hold(messages: list[ChatMessage]) -> None:
         reached.set()

@@ -36,7 +36,14 @@ from executors import (
 )
 from workflow import ExecutorFailedError, RunStatus
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.local_only(
+        "an MCP session belongs to the event loop that opened it (the test's): handlers on "
+        "the thread backend's loops cannot use it (a Ray worker opens its own)",
+        on=("threads",),
+    ),
+]
 
 SERVER = Path(__file__).with_name("mcp_server.py")
 STDIO = [sys.executable, str(SERVER), "stdio"]

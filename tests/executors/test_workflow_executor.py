@@ -19,6 +19,7 @@ import pytest
 from builders import WorkflowBuilder
 from executors import WorkflowExecutor
 from executors._workflow_executor import SubWorkflowRequest
+from tests.loop_event import LoopEvent
 from tests.workflow import crash_worker as cw
 from workflow import (
     Executor,
@@ -118,7 +119,7 @@ async def test_child_outputs_become_the_nodes_messages_in_order() -> None:
 
 
 async def test_child_events_stream_live_through_the_parent_namespaced() -> None:
-    release = anyio.Event()
+    release = LoopEvent()
 
     class Talker(Executor):
         @handler

@@ -27,6 +27,7 @@ import anyio.lowlevel
 import pytest
 
 from builders import WorkflowBuilder
+from tests.loop_event import LoopEvent
 from workflow import (
     Case,
     CheckpointError,
@@ -678,7 +679,7 @@ async def test_a_value_that_cannot_be_serialized_fails_the_run_naming_its_path(
 class Sleepy(Executor):
     """Waits for ``release`` (set by the test) unless ``awake``; then passes the value on."""
 
-    def __init__(self, calls: Calls, started: anyio.Event | None) -> None:
+    def __init__(self, calls: Calls, started: LoopEvent | None) -> None:
         super().__init__("sleepy")
         self.calls, self.started = calls, started
 
@@ -692,7 +693,7 @@ class Sleepy(Executor):
         return x + 1
 
 
-def sleepy(store: Any, calls: Calls, started: anyio.Event | None, **kw: Any) -> Workflow:
+def sleepy(store: Any, calls: Calls, started: LoopEvent | None, **kw: Any) -> Workflow:
     start = Step("start", calls)
     return (
         WorkflowBuilder(start=start, name="sleepy", checkpoint_store=store, **kw)
@@ -724,7 +725,7 @@ async def test_cancellation_is_recorded_keeps_the_checkpoint_and_resumes(
     backend: Backend, how: str, durability: str
 ) -> None:
     calls: Calls = collections.Counter()
-    started = anyio.Event()
+    started = LoopEvent()
     watch = WriteWatch(backend.open())
     wf = sleepy(watch, calls, started, durability=durability)
     if how == "task":

@@ -17,6 +17,8 @@ import anyio
 import pytest
 
 from builders import WorkflowBuilder
+from tests.conftest import backend_under_test
+from tests.loop_event import LoopEvent
 from workflow import (
     Executor,
     RunStatus,
@@ -69,7 +71,7 @@ class Counted(Executor):
         self.calls = calls
         self.delay: float = kw.get("delay", 0.0)
         self.crash: set[str] = kw.get("crash", set())
-        self.gate: anyio.Event | None = kw.get("gate")
+        self.gate: LoopEvent | None = kw.get("gate")
         self.wait: Callable[[], Awaitable[None]] | None = kw.get("wait")
 
     @handler
@@ -98,6 +100,12 @@ async def committed(store: Any, run_id: str, executor_id: str) -> None:
             if f"seen {executor_id}" in json.dumps([latest.data["run"]["state"], writes]):
                 return
         await anyio.sleep(0.002)
+
+
+def loop_bound(stores: Stores) -> None:
+    """These tests' handlers read the store; PostgreSQL's pool belongs to the test's loop."""
+    if stores.kit.kind == "postgres" and backend_under_test() == "threads":
+        pytest.skip("on threads: a handler would use the test loop's asyncpg pool")
 
 
 def branches(store: Any, calls: dict[str, int], **slow: Any) -> Workflow:
@@ -132,6 +140,7 @@ async def test_commits_are_durable_and_a_completed_run_is_recorded(stores: Store
 
 
 async def test_a_crash_loses_only_what_was_in_flight(stores: Stores) -> None:
+    loop_bound(stores)
     calls: dict[str, int] = {}
     wait = lambda: committed(stores.store, "crash", "a3")  # noqa: E731
     wf = branches(stores.store, calls, wait=wait, crash={"slow"})
@@ -149,7 +158,7 @@ async def test_a_crash_loses_only_what_was_in_flight(stores: Stores) -> None:
 
 async def test_a_cancelled_run_keeps_its_commits(stores: Stores) -> None:
     calls: dict[str, int] = {}
-    gate = anyio.Event()
+    gate = LoopEvent()
     wf = branches(stores.store, calls, gate=gate)
     async with anyio.create_task_group() as tg:
 
@@ -399,6 +408,7 @@ async def test_a_crash_between_pending_writes_reruns_only_what_was_in_flight(
     stores: Stores,
 ) -> None:
     n = 12
+    loop_bound(stores)
     calls: dict[str, int] = {}
     wait = lambda: committed(stores.store, "pw", f"w{n - 2}")  # noqa: E731
     wf = fanned(stores.store, calls, n, wait=wait, crash={f"w{n - 1}"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from builders import WorkflowBuilder
+from tests.loop_event import LoopEvent
 from workflow import Case, Default, Executor, RunStatus, WorkflowContext, executor, handler
 
 pytestmark = pytest.mark.anyio
@@ -64,9 +65,8 @@ async def test_fan_out_selection_naming_unknown_target_fails() -> None:
 
 
 async def test_fan_in_orders_by_source_list_not_finish_time() -> None:
-    import anyio
 
-    fast_done = anyio.Event()
+    fast_done = LoopEvent()
     finished: list[str] = []
 
     @executor(id="slow")

@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from builders import WorkflowBuilder
+from tests.loop_event import LoopEvent
 from workflow import (
     Executor,
     ExecutorFailedError,
@@ -43,7 +44,7 @@ def fan(workers: list[Executor], **kw: object) -> WorkflowBuilder:
 async def test_ready_executors_run_concurrently() -> None:
     """Each worker waits until all 20 have started: only concurrent execution completes."""
     started: list[str] = []
-    everyone = anyio.Event()
+    everyone = LoopEvent()
 
     def waiter(name: str) -> Executor:
         async def f(x: int) -> str:
@@ -84,7 +85,7 @@ async def test_max_concurrency_bounds_parallelism() -> None:
 
 async def test_outputs_and_events_follow_graph_order_not_finish_order() -> None:
     finished: list[str] = []
-    fast_done = anyio.Event()
+    fast_done = LoopEvent()
 
     @executor(id="slow")
     async def slow(x: int) -> str:
@@ -117,7 +118,7 @@ async def test_same_input_same_event_sequence() -> None:
 
 async def test_deliveries_ordered_by_edge_then_send_order() -> None:
     received: list[object] = []
-    a_sent = anyio.Event()
+    a_sent = LoopEvent()
 
     @executor
     async def a(x: int, ctx: WorkflowContext[str]) -> None:

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from builders import WorkflowBuilder
+from tests.loop_event import LoopEvent
 from workflow import (
     CheckpointError,
     Executor,
@@ -42,8 +43,8 @@ class Gate(Executor):
 
     def __init__(self, id: str) -> None:
         super().__init__(id=id)
-        self.entered = anyio.Event()
-        self.opened = anyio.Event()
+        self.entered = LoopEvent()
+        self.opened = LoopEvent()
 
     @handler
     async def on_int(self, n: int, ctx: WorkflowContext[int]) -> int:
@@ -219,7 +220,7 @@ async def test_leaving_resume_stream_early_cancels_the_continuation() -> None:
                 await gate.entered.wait()
                 break
     assert await status_of(store, "again") == "cancelled"
-    gate.entered = anyio.Event()
+    gate.entered = LoopEvent()
     before = task_count()
     async with wf.resume_stream("again") as stream:
         async for event in stream:
