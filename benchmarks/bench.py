@@ -139,21 +139,22 @@ async def paused_runs(n: int) -> dict[str, Any]:
     }
 
 
-async def roundtrip_overhead(n: int) -> dict[str, Any]:
-    """What crossing the backend seam as JSON costs: a chain of n hops, local vs round-trip.
+async def seam_overhead(n: int, kind: str) -> dict[str, Any]:
+    """What a test backend costs per invocation: a chain of n hops, local vs ``kind``.
 
-    The round-trip backend encodes every request and outcome with the checkpoint serializer
-    (to JSON bytes and back), as a remote backend must; the difference per invocation is the
-    price of that line, before any network.
+    ``roundtrip`` encodes every request and outcome with the checkpoint serializer (to JSON
+    bytes and back), as a remote backend must: the price of that line, before any network.
+    ``threads`` runs each invocation on a worker thread's event loop: the price of two
+    thread hops (there and back) per invocation, as a thread-pool backend pays.
     """
-    from workflow.authoring import RoundTripBackend
+    from workflow.authoring import RoundTripBackend, ThreadBackend
 
     wf = chain(n)
-    backend = RoundTripBackend()
+    backend: Any = RoundTripBackend() if kind == "roundtrip" else ThreadBackend()
     await wf.run(0)
     await wf.run(0, backend=backend)
     best: dict[str, float] = {}
-    for name, kw in (("local", {}), ("roundtrip", {"backend": backend})):
+    for name, kw in (("local", {}), (kind, {"backend": backend})):
         times = []
         for _ in range(5):
             t0 = time.perf_counter()
@@ -162,14 +163,16 @@ async def roundtrip_overhead(n: int) -> dict[str, Any]:
             assert result.outputs == [n]
         best[name] = min(times)
     per = {k: v / n * 1e6 for k, v in best.items()}
-    return {
-        "seconds": round(best["roundtrip"], 6),
+    out = {
+        "seconds": round(best[kind], 6),
         "us_per_invocation_local": round(per["local"], 2),
-        "us_per_invocation_roundtrip": round(per["roundtrip"], 2),
-        "overhead_us_per_invocation": round(per["roundtrip"] - per["local"], 2),
-        "wire_bytes_per_invocation": round(backend.bytes / backend.invocations),
+        f"us_per_invocation_{kind}": round(per[kind], 2),
+        "overhead_us_per_invocation": round(per[kind] - per["local"], 2),
         "ok": True,
     }
+    if kind == "roundtrip":
+        out["wire_bytes_per_invocation"] = round(backend.bytes / backend.invocations)
+    return out
 
 
 def build_big(n: int) -> float:
@@ -215,8 +218,8 @@ async def measure(workload: str, n: int) -> dict[str, Any]:
     elif workload == "paused_runs":
         out.update(await paused_runs(n))
         return out
-    elif workload == "roundtrip":
-        out.update(await roundtrip_overhead(n))
+    elif workload in ("roundtrip", "threads"):
+        out.update(await seam_overhead(n, workload))
         return out
     elif workload == "build":
         secs = build_big(n)
@@ -299,6 +302,7 @@ SUITE = [
     ("throughput", 1000),
     ("build", 10000),
     ("roundtrip", 1000),
+    ("threads", 1000),
     ("checkpoint_memory", 100),
     ("checkpoint_file", 100),
     ("checkpoint_sqlite", 100),

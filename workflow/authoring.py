@@ -24,7 +24,8 @@ releases; a test fails any import of it from outside the ``workflow`` package.
   ``InvocationOutcome``, calling ``run_invocation`` to run the handlers and passing their
   events on through an ``EmitEvent`` channel; ``resources_for`` reads an executor's
   ``Resources``. ``RoundTripBackend`` is the reference: every request, outcome and event
-  crosses as checkpoint-serializer JSON.
+  crosses as checkpoint-serializer JSON; ``ThreadBackend`` runs each invocation on a worker
+  thread's own event loop (what a handler must not share with the caller shows up there).
 - Errors shown to outside clients: ``redact`` blanks credentials (``api_key=...``, bearer
   tokens, ``sk-...`` keys) in a run's error text before a server (MCP, A2A, AG-UI) sends it,
   as the HTTP service does.
@@ -55,9 +56,13 @@ from ._telemetry import redact
 from ._typing import overlaps
 
 if TYPE_CHECKING:
-    from ._backend_testing import RoundTripBackend
+    from ._backend_testing import RoundTripBackend, ThreadBackend
 
-__getattr__ = lazy_exports("workflow", {"RoundTripBackend": "._backend_testing"}, globals())
+__getattr__ = lazy_exports(
+    "workflow",
+    {"RoundTripBackend": "._backend_testing", "ThreadBackend": "._backend_testing"},
+    globals(),
+)
 
 __all__ = (
     "Backend",
@@ -71,6 +76,7 @@ __all__ = (
     "NodePolicy",
     "Predicate",
     "RoundTripBackend",
+    "ThreadBackend",
     "WorkflowGraph",
     "build_graph",
     "condition_label",
