@@ -20,20 +20,27 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, McpError, StdioServerParameters
 from mcp import types as mt
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+
+from workflow.authoring import call_soon
 
 from ._schema_tool import SchemaTool, ToolError, ToolUnavailableError
 from ._tools import ApprovalMode, Tool
@@ -41,6 +48,9 @@ from ._tools import ApprovalMode, Tool
 __all__ = ("MCPServerError", "MCPTools")
 
 _BAD = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+_Call = Callable[[], Coroutine[Any, Any, None]]  # a call handed over from another loop
 
 
 class MCPServerError(ToolUnavailableError):
@@ -57,6 +67,9 @@ class MCPServerError(ToolUnavailableError):
 
 class MCPTools:
     """An MCP server's tools, for as long as the ``async with`` block lasts.
+
+    The session lives on the event loop that entered the block; a tool called from another
+    thread's loop (a handler on a thread backend) is carried over to it and its answer back.
 
     Args:
         command: The server's command line (stdio transport), e.g. ``["python", "srv.py"]``.
@@ -111,6 +124,9 @@ class MCPTools:
         self._closed = anyio.Event()
         self._dead: BaseException | None = None
         self._tools: tuple[Tool[Any, Any], ...] = ()
+        self._home: anyio.lowlevel.EventLoopToken | None = None
+        self._home_thread = 0
+        self._inbox: MemoryObjectSendStream[_Call] | None = None
 
     def __repr__(self) -> str:
         return f"MCPTools(server={self.server!r}, tools={[t.name for t in self._tools]!r})"
@@ -136,6 +152,9 @@ class MCPTools:
             self._session = None
             raise
         self._group = group
+        self._home, self._home_thread = anyio.lowlevel.current_token(), threading.get_ident()
+        self._inbox, inbox = anyio.create_memory_object_stream[_Call](math.inf)
+        group.start_soon(self._courier, inbox)
         return self
 
     async def __aexit__(
@@ -145,10 +164,21 @@ class MCPTools:
         tb: TracebackType | None,
     ) -> None:
         group, self._group, self._session = self._group, None, None
+        self._home = None
+        if self._inbox is not None:
+            self._inbox.close()  # the courier ends once what was sent has started
+            self._inbox = None
         self._tools = ()
         self._closed.set()
         if group is not None:
             await group.__aexit__(None, None, None)
+
+    async def _courier(self, inbox: MemoryObjectReceiveStream[_Call]) -> None:
+        """Starts the calls other threads' loops hand over (``_call_from_afar``)."""
+        async with anyio.create_task_group() as calls:
+            with inbox:
+                async for call in inbox:
+                    calls.start_soon(call)
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[ClientSession]) -> None:
         started = False
@@ -257,6 +287,8 @@ class MCPTools:
             MCPServerError: The server is gone or did not answer in time.
             ToolError: The tool reported an error (its text says which); also a RuntimeError.
         """
+        if self._home is not None and threading.get_ident() != self._home_thread:
+            return await self._call_from_afar(self._home, tool_name, arguments)
         session = self._session
         if session is None:
             raise MCPServerError(
@@ -269,6 +301,61 @@ class MCPTools:
         if result.isError:
             raise ToolError(text or f"tool {tool_name!r} failed without a message")
         return text
+
+    async def _call_from_afar(
+        self, home: anyio.lowlevel.EventLoopToken, tool_name: str, arguments: dict[str, Any]
+    ) -> str:
+        """Run the call on the session's own loop; nothing blocks either loop meanwhile."""
+        here = anyio.lowlevel.current_token()
+        send, receive = anyio.create_memory_object_stream[tuple[bool, Any]](1)
+        scopes: list[anyio.CancelScope] = []  # touched on the home loop only
+
+        def answer(item: tuple[bool, Any]) -> None:  # on the caller's loop
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(item)
+            send.close()
+
+        async def at_home() -> None:
+            item: tuple[bool, Any] = (False, None)  # cancelled there: the caller has left
+            try:
+                with anyio.CancelScope() as scope:
+                    scopes.append(scope)
+                    try:
+                        item = (True, await self.call(tool_name, arguments))
+                    except Exception as exc:
+                        item = (False, exc)
+            finally:
+                call_soon(here, partial(answer, item))
+
+        def start() -> None:  # on the home loop, outside any task: the courier starts it
+            try:
+                if self._inbox is None:
+                    raise anyio.ClosedResourceError
+                self._inbox.send_nowait(at_home)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                call_soon(here, partial(answer, (False, None)))  # closed meanwhile
+
+        if not call_soon(home, start):
+            raise MCPServerError(
+                f"MCP server {self.server!r}: the event loop that opened it has ended",
+                server=self.server,
+            )
+        with receive:
+            try:
+                ok, value = await receive.receive()
+            except anyio.get_cancelled_exc_class():
+                call_soon(home, partial(_cancel_all, scopes))
+                raise
+        if ok:
+            text: str = value
+            return text
+        if value is None:
+            raise MCPServerError(
+                f"MCP server {self.server!r} was closed before tool {tool_name!r} was called; "
+                "call tools inside the `async with MCPTools(...)` block",
+                server=self.server,
+            )
+        raise value
 
     async def _request(self, call: Any) -> Any:
         if self._dead is not None:
@@ -303,6 +390,11 @@ class MCPTools:
             "and restart it",
             server=self.server,
         )
+
+
+def _cancel_all(scopes: list[anyio.CancelScope]) -> None:
+    for scope in scopes:
+        scope.cancel()
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -12,7 +12,7 @@ import threading
 import anyio
 import anyio.lowlevel
 
-from workflow._backend_threads import call_soon
+from workflow.authoring import call_soon
 
 
 class LoopEvent:

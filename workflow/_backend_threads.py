@@ -180,18 +180,24 @@ def _deliver(send: MemoryObjectSendStream[_Item], item: _Item) -> None:
         send.close()  # the last item: on the caller's loop, like every use of ``send``
 
 
-def call_soon(token: anyio.lowlevel.EventLoopToken, fn: Callable[[], object]) -> None:
+def call_soon(token: anyio.lowlevel.EventLoopToken, fn: Callable[[], object]) -> bool:
     """Schedule ``fn`` on ``token``'s loop from any thread without waiting for it.
 
+    For a resource that belongs to one event loop (an MCP session) used from another's.
     anyio's own ``from_thread`` calls wait for the other loop to run them: two loops each
-    waiting on the other would deadlock, so this uses the loops' non-blocking hooks.
+    waiting on the other would deadlock, so this uses the loops' non-blocking hooks
+    (asyncio's ``call_soon_threadsafe``, a trio token's ``run_sync_soon``). ``fn`` runs on
+    that loop outside any task, where anyio cannot tell which library runs the loop: it may
+    set events and send on memory streams made there (a task receiving them does the rest),
+    not start tasks or await. ``False`` when that loop has ended (``fn`` never runs).
     """
     native: Any = token.native_token
     schedule = getattr(native, "call_soon_threadsafe", None) or native.run_sync_soon
     try:
         schedule(fn)
     except RuntimeError:
-        pass  # that loop has ended (trio's RunFinishedError is a RuntimeError too)
+        return False  # that loop has ended (trio's RunFinishedError is a RuntimeError too)
+    return True
 
 
 def _forget_async_library() -> None:

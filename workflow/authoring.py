@@ -26,6 +26,8 @@ releases; a test fails any import of it from outside the ``workflow`` package.
   ``Resources``. ``RoundTripBackend`` is the reference: every request, outcome and event
   crosses as checkpoint-serializer JSON; ``ThreadBackend`` runs each invocation on a worker
   thread's own event loop (what a handler must not share with the caller shows up there).
+- Loops: ``call_soon`` schedules a callback on another thread's event loop without waiting,
+  for a resource that belongs to one loop (an MCP session) used by a handler on another's.
 - Errors shown to outside clients: ``redact`` blanks credentials (``api_key=...``, bearer
   tokens, ``sk-...`` keys) in a run's error text before a server (MCP, A2A, AG-UI) sends it,
   as the HTTP service does.
@@ -47,6 +49,7 @@ from ._backend import (
     resources_for,
     run_invocation,
 )
+from ._backend_threads import call_soon
 from ._edges import EdgeGroup, Predicate, condition_label
 from ._executor import HandlerSpec
 from ._graph import NodePolicy, WorkflowGraph, build_graph
@@ -79,6 +82,7 @@ __all__ = (
     "ThreadBackend",
     "WorkflowGraph",
     "build_graph",
+    "call_soon",
     "condition_label",
     "lazy_exports",
     "overlaps",

@@ -36,14 +36,7 @@ from executors import (
 )
 from workflow import ExecutorFailedError, RunStatus
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.local_only(
-        "an MCP session belongs to the event loop that opened it (the test's): handlers on "
-        "the thread backend's loops cannot use it (a Ray worker opens its own)",
-        on=("threads",),
-    ),
-]
+pytestmark = pytest.mark.anyio
 
 SERVER = Path(__file__).with_name("mcp_server.py")
 STDIO = [sys.executable, str(SERVER), "stdio"]
@@ -206,3 +199,33 @@ async def test_an_unreachable_url_is_reported_naming_it() -> None:
     with anyio.fail_after(30), pytest.raises(MCPServerError, match="could not be started"):
         async with MCPTools(url=url, timeout=5):
             pass
+
+
+async def test_a_handler_on_another_threads_loop_is_carried_over_to_the_session() -> None:
+    """The session lives on the loop that opened it; other loops' calls hop there and back."""
+    from workflow.authoring import ThreadBackend
+
+    def elsewhere(tools: MCPTools, a: int) -> str:
+        async def call() -> str:
+            return await tools.call("add", {"a": a, "b": 1})
+
+        return anyio.run(call)  # a loop of its own, on a thread of its own
+
+    async with MCPTools(STDIO) as tools:
+        with anyio.fail_after(30):
+            answers = []
+            async with anyio.create_task_group() as tg:
+
+                async def one(a: int) -> None:
+                    answers.append(await anyio.to_thread.run_sync(elsewhere, tools, a))
+
+                for a in range(4):
+                    tg.start_soon(one, a)
+            assert sorted(answers) == ["1", "2", "3", "4"]
+            agent = ChatAgent("calc", "", "", calls(("add", {"a": 20, "b": 22})), tools=tools)
+            wf = WorkflowBuilder(start=AgentExecutor(agent), name="far").build()
+            result = await wf.run("go", backend=ThreadBackend())
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert tool_texts(result.outputs[0].messages) == ["42"]
+    with pytest.raises(MCPServerError, match="was closed before tool 'add' was called"):
+        await anyio.to_thread.run_sync(elsewhere, tools, 1)
