@@ -32,7 +32,7 @@ from ._chat import ChatMessage, Usage
 
 __all__ = ("AgentExecutor", "AgentResponded", "ConversationReset", "to_messages")
 
-Incoming = str | ChatMessage | list[ChatMessage] | AgentResponse
+Incoming = str | ChatMessage | list[ChatMessage | AgentResponse] | AgentResponse
 
 
 class ConversationReset(BaseModel):
@@ -74,13 +74,18 @@ def to_messages(message: Incoming, *, source: str | None) -> list[ChatMessage]:
         return [message]
     if isinstance(message, AgentResponse):
         return list(message.messages)
+    messages: list[ChatMessage] = []
     for i, item in enumerate(message):
-        if not isinstance(item, ChatMessage):
+        if isinstance(item, AgentResponse):  # a fan-in: one reply from each source, in order
+            messages += item.messages
+        elif isinstance(item, ChatMessage):
+            messages.append(item)
+        else:
             raise TypeError(
-                f"a list sent to an agent must hold ChatMessage, but item #{i + 1} is "
-                f"{type(item).__name__} {item!r:.80}"
+                f"a list sent to an agent must hold ChatMessage or AgentResponse, but item "
+                f"#{i + 1} is {type(item).__name__} {item!r:.80}"
             )
-    return list(message)
+    return messages
 
 
 def plain(model: BaseModel) -> Any:
@@ -109,7 +114,7 @@ def load(data: list[dict[str, Any]] | None) -> list[ChatMessage]:
 class AgentExecutor(Executor):
     """Runs an agent on each message it receives and sends on the ``AgentResponse``.
 
-    Accepts ``str``, ``ChatMessage``, ``list[ChatMessage]`` and ``AgentResponse`` (an
+    Accepts ``str``, ``ChatMessage``, ``AgentResponse``, and a list of those two (an
     upstream agent's messages join the conversation). A ``ChatAgent``'s replies are streamed
     as ``AgentDelta`` events, and its tool calls that need approval pause the run with an
     ``ApprovalRequest`` per call (answer with an ``ApprovalResponse``).

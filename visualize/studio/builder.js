@@ -8,6 +8,7 @@
 import * as api from "./api.js";
 import { Canvas } from "./canvas.js";
 import { h } from "./dom.js";
+import { NEW_EDGE_KINDS, connect, edgeItem, fromDraft, toDraft, wires, without } from "./edges.js";
 import { clientFields, field, nextId, v } from "./fields.js";
 
 const KINDS = [["group_chat", "Group chat"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
@@ -23,7 +24,7 @@ export async function builderView(page, teamName) {
   const library = await api.studioLibrary().catch(() => ({ kinds: [], tools: [], clients: [], folder: null }));
   /** @type {{key: string, card: HTMLElement, node: HTMLElement, name: () => string, draft: () => Record<string, any>, client: ReturnType<typeof clientFields>, tools: Map<string, HTMLInputElement>, number: number}[]} */
   const agents = [];
-  /** @type {{from: string, to: string, when?: string}[]} edges by agent key; `when` names a condition function */
+  /** @type {import("./edges.js").Edge[]} edges by member key (plain, fan-out, fan-in) */
   let edges = [];
   let editing = teamName || null;
   let savedJson = "";
@@ -89,6 +90,8 @@ export async function builderView(page, teamName) {
   const add = h("button", { type: "button" }, "Add agent");
   add.addEventListener("click", () => { const a = addAgent(); a.card.querySelector("input")?.focus(); });
 
+  const edgeKind = h("select", { name: "edge-kind" }, ...NEW_EDGE_KINDS.map(([value, label]) => h("option", { value }, label)));
+  const edgeKindField = field("New edges make", edgeKind, "edge-kind");
   const edgeFrom = h("select", { name: "edge-from" });
   const edgeTo = h("select", { name: "edge-to" });
   const addEdgeButton = h("button", { type: "button" }, "Add edge");
@@ -100,7 +103,7 @@ export async function builderView(page, teamName) {
   const edgeList = h("ul", { class: "edge-list", "aria-label": "Edges" });
   const edgesBox = h("section", { class: "edges-box", "aria-label": "Edges and handoffs", "data-path": "edges" },
     h("h2", null, "Edges"),
-    h("div", { class: "add-edge" }, field("Edge from", edgeFrom, "edge-from"), field("Edge to", edgeTo, "edge-to"), addEdgeButton),
+    h("div", { class: "add-edge" }, edgeKindField, field("Edge from", edgeFrom, "edge-from"), field("Edge to", edgeTo, "edge-to"), addEdgeButton),
     h("p", { class: "error field-error", role: "alert", hidden: true }),
     edgeList);
 
@@ -197,7 +200,7 @@ export async function builderView(page, teamName) {
     };
     remove.addEventListener("click", () => {
       agents.splice(agents.indexOf(entry), 1);
-      edges = edges.filter((e) => e.from !== key && e.to !== key);
+      edges = without(edges, key);
       card.remove();
       canvas.remove(key);
       syncEdges();
@@ -246,8 +249,7 @@ export async function builderView(page, teamName) {
 
   /** @param {string} from @param {string} to keys */
   function addEdge(from, to) {
-    if (edges.some((e) => e.from === from && e.to === to)) return;
-    edges.push({ from, to });
+    if (!connect(edges, v(kind) === "graph" ? v(edgeKind) : "edge", from, to)) return;
     syncEdges();
     changed();
   }
@@ -268,22 +270,15 @@ export async function builderView(page, teamName) {
     /** @type {any} */ (aggregator).value = chosen;
     const to = /** @type {any} */ (edgeTo);
     if ((!to.value || to.value === /** @type {any} */ (edgeFrom).value) && agents[1]) to.value = agents[1].key;
-    edgeList.replaceChildren(...edges.map((e, i) => {
-      const label = `${byKey.get(e.from)?.name()} \u2192 ${byKey.get(e.to)?.name()}`;
-      const remove = h("button", { type: "button", class: "secondary", "aria-label": `Remove edge ${label}` }, "Remove");
-      remove.addEventListener("click", () => { edges.splice(i, 1); syncEdges(); changed(); });
-      // a graph edge may carry a condition: one of the studio's functions, of the message
-      let condition = null;
-      if (v(kind) === "graph") {
-        const pick = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": `Condition of ${label}` },
-          h("option", { value: "" }, "always"),
-          ...library.tools.map((/** @type {{name: string}} */ t) => h("option", { value: t.name, selected: e.when === t.name }, `when ${t.name}`))));
-        pick.addEventListener("change", () => { e.when = pick.value || undefined; syncEdges(); changed(); });
-        condition = pick;
-      }
-      return h("li", { "data-edge-index": i, class: invalid.has(i) ? "invalid" : "" }, h("span", null, label), " ", condition, " ", remove,
-        h("p", { class: "error field-error", role: "alert", hidden: true }));
-    }));
+    // the list is rebuilt: the control that had the focus gets it back (keyboard path)
+    const focused = edgeList.contains(document.activeElement) ? document.activeElement?.getAttribute("aria-label") : null;
+    const nameOf = (/** @type {string} */ key) => byKey.get(key)?.name() || "(no name)";
+    edgeList.replaceChildren(...edges.map((e, i) => edgeItem(e, i, {
+      name: nameOf, functions: library.tools, graph: v(kind) === "graph",
+      changed: () => { if (e.kind !== "edge") edges = edges.filter((x) => x.kind === "edge" || (Array.isArray(x.to) ? x.to.length : x.from.length)); syncEdges(); changed(); },
+      remove: () => { edges.splice(i, 1); syncEdges(); changed(); },
+    })));
+    if (focused) /** @type {HTMLElement | null} */ (edgeList.querySelector(`[aria-label="${CSS.escape(focused)}"]`))?.focus();
     if (!edges.length) edgeList.append(h("li", { class: "muted" }, "(no edges)"));
     markEdges(invalid);
   }
@@ -293,8 +288,7 @@ export async function builderView(page, teamName) {
     for (const item of edgeList.querySelectorAll("[data-edge-index]")) {
       item.classList.toggle("invalid", invalid.has(Number(/** @type {HTMLElement} */ (item).dataset.edgeIndex)));
     }
-    const graph = v(kind) === "graph";
-    canvas.setEdges(edges.map((e, i) => ({ from: e.from, to: e.to, label: graph && e.when ? `when ${e.when}` : "", invalid: invalid.has(i) })));
+    canvas.setEdges(wires(edges, invalid, v(kind) === "graph"));
   }
 
   function syncKind() {
@@ -306,6 +300,7 @@ export async function builderView(page, teamName) {
     aggregatorField.hidden = k !== "concurrent";
     magentic.hidden = k !== "magentic";
     startField.hidden = !EDGED.has(k);
+    edgeKindField.hidden = k !== "graph";
     edgesBox.hidden = !EDGED.has(k);
     canvas.el.classList.toggle("edged", EDGED.has(k));
     syncEdges();
@@ -330,7 +325,7 @@ export async function builderView(page, teamName) {
       people: agents.filter((a) => a.kind === "person").map((a) => a.draft()),
     };
     if (EDGED.has(k)) {
-      d.edges = edges.map((e) => ({ from: byKey.get(e.from), to: byKey.get(e.to), ...(k === "graph" && e.when ? { when: e.when } : {}) }));
+      d.edges = toDraft(edges, (key) => byKey.get(key), k === "graph");
       d.start = byKey.get(/** @type {any} */ (start).value) || null;
     }
     if (k === "magentic") d.manager = { client: manager.draft() };
@@ -342,6 +337,7 @@ export async function builderView(page, teamName) {
   function showProblems(problems) {
     for (const el of form.querySelectorAll(".field-error, .node-error")) { el.textContent = ""; /** @type {HTMLElement} */ (el).hidden = true; }
     for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    for (const el of edgeList.querySelectorAll(".chip.invalid, [data-path].invalid")) el.classList.remove("invalid");
     for (const a of agents) a.node.classList.remove("invalid");
     const general = /** @type {HTMLElement} */ (form.querySelector("#builder-error"));
     general.textContent = "";
@@ -374,9 +370,9 @@ export async function builderView(page, teamName) {
     }
     markEdges(badEdges);
     for (const { path, message } of problems) {
-      const edge = /^edges\[(\d+)\]/.exec(path);
+      const edge = /^edges\[(\d+)\]\.?(.*)$/.exec(path);
       const item = edge && edgeList.querySelector(`[data-edge-index="${edge[1]}"]`);
-      if (item) notes.push([/** @type {HTMLElement} */ (item), message]);
+      if (item) notes.push([edgePart(/** @type {HTMLElement} */ (item), edge[2]), message]);
     }
     for (const [where, message] of notes) {
       const slot = /** @type {HTMLElement | null} */ (where.querySelector(":scope > .field-error, :scope > .node-error"));
@@ -385,6 +381,21 @@ export async function builderView(page, teamName) {
       slot.hidden = false;
       where.querySelector("input, textarea, select")?.setAttribute("aria-invalid", "true");
     }
+  }
+
+  /**
+   * The part of an edge's item a problem's path names (`from[1]`, `to`, `select`): the most
+   * precise one with an error slot, the member it names marked too; else the whole item.
+   * @param {HTMLElement} item @param {string} tail
+   */
+  function edgePart(item, tail) {
+    const exact = tail && item.querySelector(`[data-path="${CSS.escape(tail)}"]`);
+    if (exact) exact.classList.add("invalid");
+    for (let path = tail; path; path = path.replace(/(\[\d+\]|\.?[^.[]+)$/, "")) {
+      const part = /** @type {HTMLElement | null} */ (item.querySelector(`[data-path="${CSS.escape(path)}"]`));
+      if (part?.querySelector(":scope > .field-error")) return part;
+    }
+    return item;
   }
 
   let timer = 0;
@@ -427,19 +438,41 @@ export async function builderView(page, teamName) {
     if (d.manager) manager.load(d.manager.client || {});
     /** @type {any} */ (speaker).value = d.selector ? "model" : "round_robin";
     if (d.selector) selectorClient.load(d.selector.client || {});
-    for (const a of d.agents || []) addAgent(a);
-    for (const p of d.people || []) addAgent(p, null, null, true);
+    const at = layers(d);
+    for (const a of d.agents || []) addAgent(a, ...at(a.name));
+    for (const p of d.people || []) addAgent(p, ...at(p.name), true);
     const keyOf = new Map(agents.map((a) => [a.name(), a.key]));
-    for (const e of d.edges || []) {
-      const from = keyOf.get(e.from), to = keyOf.get(e.to);
-      if (from && to) edges.push({ from, to, ...(e.when ? { when: e.when } : {}) });
-    }
+    edges = fromDraft(d.edges, keyOf);
     syncEdges();
     if (d.start && keyOf.has(d.start)) /** @type {any} */ (start).value = keyOf.get(d.start);
     /** @type {any} */ (aggregator).value = o.aggregator || "";
     syncKind();
     savedJson = JSON.stringify(draft());
     changed();
+  }
+
+  /**
+   * Where a loaded team's members go on the canvas: a column per step from the start (so
+   * fan-outs and fan-ins read left to right), else the default grid.
+   * @param {Record<string, any>} d @returns {(name: string) => [number | null, number | null]}
+   */
+  function layers(d) {
+    if (!EDGED.has(d.kind) || !d.start) return () => [null, null];
+    const depth = new Map([[d.start, 0]]);
+    const names = (/** @type {any} */ x) => (Array.isArray(x) ? x : [x]);
+    const pairs = (d.edges || []).flatMap((/** @type {any} */ e) =>
+      names(e.from).flatMap((/** @type {string} */ f) => names(e.to ?? (e.cases || []).map((/** @type {any} */ c) => c.to)).map((/** @type {string} */ t) => [f, t])));
+    for (let changed = true, rounds = 0; changed && rounds < 64; rounds++) {
+      changed = false;
+      for (const [f, t] of pairs) if (depth.has(f) && !depth.has(t)) { depth.set(t, /** @type {number} */ (depth.get(f)) + 1); changed = true; }
+    }
+    const rows = new Map(), top = canvas.spot(0).y;
+    return (name) => {
+      const column = depth.get(name) ?? Math.max(0, ...depth.values()) + 1;
+      const row = rows.get(column) || 0;
+      rows.set(column, row + 1);
+      return [20 + column * 260 + 60, top + row * 110 + 20];
+    };
   }
 
   async function openTeam(/** @type {string} */ team) {

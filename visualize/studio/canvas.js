@@ -33,7 +33,7 @@ export class Canvas {
     this.el.append(this.wires);
     /** @type {Map<string, Placed>} */
     this.placed = new Map();
-    /** @type {{from: string, to: string, label: string, invalid: boolean}[]} */
+    /** @type {{from: string, to: string, label: string, invalid: boolean, kind?: string}[]} */
     this.edges = [];
   }
 
@@ -67,7 +67,7 @@ export class Canvas {
     return { x: 20 + (n % perRow) * 320, y: hint.offsetHeight + 16 + Math.floor(n / perRow) * 130 };
   }
 
-  /** @param {{from: string, to: string, label: string, invalid: boolean}[]} edges by agent key */
+  /** @param {{from: string, to: string, label: string, invalid: boolean, kind?: string}[]} edges by agent key (a fan-out or fan-in: one per pair) */
   setEdges(edges) {
     this.edges = edges;
     this.draw();
@@ -91,6 +91,7 @@ export class Canvas {
       }
       const line = svg("line", { x1, y1, x2, y2, class: edge.invalid ? "wire invalid" : "wire", "marker-end": "url(#arrow)" });
       line.dataset.edge = `${a.name()}->${b.name()}`;
+      if (edge.kind) line.dataset.kind = edge.kind;
       this.wires.append(line);
       if (edge.label) {
         const text = svg("text", { x: (x1 + x2) / 2 + lx, y: (y1 + y2) / 2 + ly, class: "wire-label", "text-anchor": "middle" });

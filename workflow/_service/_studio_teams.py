@@ -17,6 +17,8 @@ from typing import Any
 from workflow._errors import WorkflowError
 from workflow._workflow import Workflow
 
+from ._studio_edges import draft_edges, edge_pairs, spec_edges
+
 __all__ = ("KINDS", "DraftError", "SpecLoader", "draft_to_spec", "spec_to_draft")
 
 SpecLoader = Callable[[Mapping[str, Any]], Workflow]
@@ -149,62 +151,12 @@ def _people(
     return people
 
 
-def _edges(
-    draft: Mapping[str, Any],
-    kind: str,
-    agents: Mapping[str, Any],
-    tools: Mapping[str, str],
-    problems: list[tuple[str, str]],
-) -> list[tuple[str, str, str | None]]:
-    """The draft's edges ``(from, to, when)``; ``when`` names a function (graph teams only)."""
-    edges_in = draft.get("edges") or []
-    if not isinstance(edges_in, list):
-        problems.append(("edges", "expected a list of {from, to}"))
-        return []
-    if len(edges_in) > MAX_AGENTS * MAX_AGENTS:
-        problems.append(("edges", f"{len(edges_in)} edges; at most one per pair of agents"))
-        return []
-    edges: list[tuple[str, str, str | None]] = []
-    pairs: set[tuple[str, str]] = set()
-    for i, raw in enumerate(edges_in):
-        if not isinstance(raw, Mapping):
-            problems.append((f"edges[{i}]", "expected an object with from and to"))
-            continue
-        if kind not in _EDGED:
-            problems.append(
-                (
-                    f"edges[{i}]",
-                    f"a {kind} team has no edges (its order is the agents' order); "
-                    "remove the edge or pick a graph or handoff team",
-                )
-            )
-            continue
-        source, target = str(raw.get("from")), str(raw.get("to"))
-        for end, name in (("from", source), ("to", target)):
-            if name not in agents:
-                problems.append((f"edges[{i}].{end}", f"{name!r} is not a member of this team"))
-        when = raw.get("when") or None
-        if when is not None and kind != "graph":
-            problems.append((f"edges[{i}].when", "only a graph team's edges take a condition"))
-        elif when is not None and when not in tools:
-            known = ", ".join(sorted(tools)) or "none (start the studio with --tools FILE.py)"
-            problems.append((f"edges[{i}].when", f"unknown function {when!r}; known: {known}"))
-        if source in agents and target in agents:
-            if source == target:
-                problems.append((f"edges[{i}]", f"{source!r} cannot hand over to itself"))
-            elif (source, target) in pairs:
-                problems.append((f"edges[{i}]", f"{source!r} -> {target!r} is there twice"))
-            else:
-                pairs.add((source, target))
-                edges.append((source, target, when if isinstance(when, str) else None))
-    return edges
-
-
-def _reachable(start: str, edges: list[tuple[str, str, str | None]]) -> set[str]:
+def _reachable(start: str, edges: list[dict[str, Any]]) -> set[str]:
+    pairs = edge_pairs(edges)
     seen, todo = {start}, [start]
     while todo:
         node = todo.pop()
-        for source, target, _ in edges:
+        for source, target in pairs:
             if source == node and target not in seen:
                 seen.add(target)
                 todo.append(target)
@@ -216,7 +168,8 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
 
     Args:
         draft: ``{name, kind, description, agents: [{name, description, instructions,
-            client, tools}], edges: [{from, to, when}], start, options, manager: {client}}``.
+            client, tools}], edges: [...], start, options, manager: {client}}``; a graph
+            team's edges have the spec's shapes (see ``_studio_edges``).
         tools: The functions the studio was given, name -> ``module:attr``: agents' tools and
             edges' conditions (written to the spec's ``imports`` so ``ledgerflow run`` finds
             them too).
@@ -241,8 +194,8 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
     agents, clients, used = _agents(draft, tools, problems)
     people = _people(draft, agents, problems)
     members = {**agents, **dict.fromkeys(people)}  # every node an edge may name
-    edges = _edges(draft, kind, members, tools, problems)
-    used.update(when for _, _, when in edges if when is not None)
+    edges = draft_edges(draft, kind, members, tools, problems, max_edges=MAX_AGENTS * MAX_AGENTS)
+    used.update(e[key] for e in edges for key in ("when", "select") if e.get(key))
     start = draft.get("start") or next(iter(agents), None)
     if kind in _EDGED and agents and start not in members:
         problems.append(("start", f"start {start!r} is not a member of this team"))
@@ -310,9 +263,7 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
     if kind == "graph":
         spec["executors"] = {**{agent: {"agent": agent} for agent in agents}, **humans}
         spec["start"] = start
-        spec["edges"] = [
-            {"from": s, "to": t, **({"when": when} if when else {})} for s, t, when in edges
-        ]
+        spec["edges"] = edges
     else:
         if humans:
             spec["executors"] = humans
@@ -323,7 +274,7 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
     if kind == "handoff":
         spec["start"] = start
         handoffs: dict[str, list[str]] = {}
-        for source, target, _ in edges:
+        for source, target in edge_pairs(edges):
             handoffs.setdefault(source, []).append(target)
         spec["handoffs"] = handoffs
     spec.update(chosen)
@@ -359,16 +310,9 @@ def spec_to_draft(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
                 "tools": list(body.get("tools") or []),
             }
         )
-    edges: list[dict[str, str]] = []
+    edges: list[dict[str, Any]] = []
     if kind == "graph":
-        for edge in spec.get("edges") or []:
-            source, target = edge.get("from"), edge.get("to")
-            simple = isinstance(source, str) and isinstance(target, str)
-            if set(edge) - {"from", "to", "when"} or not simple:
-                reasons.append("an edge has cases, a fan-out or a fan-in")
-                continue
-            when = {"when": edge["when"]} if edge.get("when") else {}
-            edges.append({"from": source, "to": target, **when})
+        edges = spec_edges(spec.get("edges"), reasons)
         executors = spec.get("executors") or {}
         if any(set(e) != {"agent"} and not _is_person(e) for e in executors.values()):
             reasons.append("an executor is not one of the agents or people")
