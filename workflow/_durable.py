@@ -215,6 +215,12 @@ class StoreDurability:
         await self._save(snapshot)
 
     async def finished(self, end: RunEnd) -> None:
+        """Record how the run ended, where its last checkpoint does not say it already.
+
+        Raises:
+            CheckpointError: the store failed; the runner then reports the run ``FAILED``
+                (or still ``CANCELLED``), never a status the store does not hold.
+        """
         status = end.status
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
             if end.failed_executor and self._checkpoint_id is not None:
@@ -222,13 +228,16 @@ class StoreDurability:
                 record = {"executor_id": end.failed_executor, "error": end.error}
                 with store_call(self.store, "record the failure", end.run_id):
                     await self.store.put_write(self._checkpoint_id, FAILURE_KEY, record)
-            with store_call(self.store, "record the run's status", end.run_id):
-                await self.store.set_status(end.run_id, self.workflow_name, status.value)
+            await self._set_status(end.run_id, status)
         elif status is not self._status and self._checkpoint_id is not None:
             # ended without committing a superstep here (a fork of a waiting run, a resume
             # with nothing to run): its only checkpoint of this process says "running"
-            with store_call(self.store, "record the run's status", end.run_id):
-                await self.store.set_status(end.run_id, self.workflow_name, status.value)
+            await self._set_status(end.run_id, status)
+
+    async def _set_status(self, run_id: str, status: RunStatus) -> None:
+        what = f"record the run's final status {status.value!r} (set_status)"
+        with store_call(self.store, what, run_id):
+            await self.store.set_status(run_id, self.workflow_name, status.value)
 
     def _checkpoint(self, snap: RunSnapshot) -> Checkpoint:
         parent = self._checkpoint_id

@@ -427,6 +427,12 @@ class Runner:
                     st.error = exc
                 else:
                     st.error.add_note(f"and its status was not recorded: {exc}")
+                if status is not RunStatus.CANCELLED:
+                    # a run whose end the store does not hold is not reported COMPLETED (or
+                    # waiting): the store still has its last checkpoint's status, and a resume
+                    # once the store works finishes it and records the status then. A
+                    # cancelled run stays CANCELLED: the caller's cancellation goes on out.
+                    status = st.status = RunStatus.FAILED
             st.checkpoint_id = dur.checkpoint_id
         if self.observer is not None:
             self.observer.run_finished(run_id=st.run_id, status=status.value)

@@ -9,23 +9,28 @@ store's error as its cause), ``RunFinished`` is the last event, nothing escapes 
 ``resume`` completes the run. The listing calls are also faulted where the CLI
 (``runs``, ``checkpoints``, ``prune``), the service (``GET /api/runs``, a run's checkpoints,
 adopting orphaned runs) and ``visualize.load_overlay`` make them: each names the failed call
-and nothing stored is lost.
+and nothing stored is lost. The final status (``set_status``) is faulted at each end that
+records it: a completed or waiting end the store cannot record ends ``FAILED`` instead, and a
+resume finishes the run (over an in-memory and a SQLite store, superstep and eager).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from builders import WorkflowBuilder
 from workflow import (
     Checkpoint,
     CheckpointError,
+    Executor,
     InMemoryCheckpointStore,
     RunStatus,
     Workflow,
@@ -33,6 +38,8 @@ from workflow import (
     WorkflowError,
     events,
     executor,
+    handler,
+    response_handler,
 )
 
 pytestmark = pytest.mark.anyio
@@ -49,8 +56,8 @@ class FlakyStore:
     the engine's internals.
     """
 
-    def __init__(self) -> None:
-        self.inner = InMemoryCheckpointStore()
+    def __init__(self, inner: Any = None) -> None:
+        self.inner = InMemoryCheckpointStore() if inner is None else inner
         self.broken: str | None = None
         self.after = 0
         self.calls: dict[str, int] = {}
@@ -216,6 +223,166 @@ async def test_status_write_fault_keeps_the_executor_error(durability: str) -> N
     assert result.status is RunStatus.FAILED
     assert isinstance(result.error, WorkflowError)
     assert isinstance(result.events[-1], events.RunFinished)
+
+
+# -- the final status: set_status ----------------------------------------------------------
+# A run's last checkpoint records how it ended in the same write, so a run that completes or
+# pauses through a checkpoint never calls set_status. It is called when the run ends FAILED
+# or CANCELLED, or without a checkpoint saying how (a fork or resume with nothing left to
+# run, a resume that leaves the run waiting). If it fails there, the run does not report a
+# status the store does not hold: it ends FAILED with a CheckpointError naming set_status and
+# the run, the store keeps its last checkpoint's status, and a resume finishes the run.
+
+SCHEDULINGS = ["superstep", "eager"]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def flaky(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A ``FlakyStore`` over an in-memory or a SQLite store."""
+    if request.param == "memory":
+        yield FlakyStore()
+        return
+    from workflow import SQLiteCheckpointStore
+
+    inner = SQLiteCheckpointStore(tmp_path / "runs.db")
+    try:
+        yield FlakyStore(inner)
+    finally:
+        await inner.aclose()
+
+
+def build_with(store: Any, durability: str, scheduling: str) -> Workflow:
+    return (
+        WorkflowBuilder(
+            start=start, checkpoint_store=store, durability=durability, scheduling=scheduling
+        )
+        .add_fan_out_edges(start, [left, right])
+        .add_fan_in_edges([left, right], join)
+        .build()
+    )
+
+
+def check_status_fault(result: Any, run_id: str, status: str) -> None:
+    error = check_failed(result, run_id)
+    assert f"failed to record the run's final status {status!r} (set_status)" in str(error)
+
+
+async def statuses(store: FlakyStore) -> dict[str, str]:
+    return {r.run_id: str(r.status) for r in await store.inner.list_runs()}
+
+
+@pytest.mark.parametrize("scheduling", SCHEDULINGS)
+@pytest.mark.parametrize("durability", DURABILITIES)
+async def test_a_run_whose_checkpoint_records_its_end_never_needs_set_status(
+    flaky: FlakyStore, durability: str, scheduling: str
+) -> None:
+    wf = build_with(flaky, durability, scheduling)
+    flaky.fail("set_status")
+    result = await wf.run(2, run_id="c")
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.error is None
+    assert flaky.calls.get("set_status", 0) == 0
+    assert await statuses(flaky) == {"c": "completed"}
+
+
+@pytest.mark.parametrize("scheduling", SCHEDULINGS)
+@pytest.mark.parametrize("durability", DURABILITIES)
+async def test_set_status_fault_at_a_completed_end_fails_the_run_and_resume_finishes_it(
+    flaky: FlakyStore, durability: str, scheduling: str
+) -> None:
+    wf = build_with(flaky, durability, scheduling)
+    assert (await wf.run(2, run_id="f")).status is RunStatus.COMPLETED
+    flaky.fail("set_status")
+    # a fork of the completed run: its one checkpoint says "running", it has nothing to run
+    fork = await wf.resume("f", state_updates={"note": 1})
+    check_status_fault(fork, fork.run_id, "completed")
+    assert fork.outputs == [23]
+    assert await statuses(flaky) == {"f": "completed", fork.run_id: "running"}
+    await check_intact_and_resume(wf, flaky, fork.run_id)
+    assert await statuses(flaky) == {"f": "completed", fork.run_id: "completed"}
+
+
+class Asker(Executor):
+    """Asks for a name, then outputs it."""
+
+    @handler
+    async def on(self, n: int, ctx: WorkflowContext[str]) -> None:
+        await ctx.request_info(f"name {n}?", response_type=str)
+
+    @response_handler
+    async def answered(self, question: str, name: str, ctx: WorkflowContext[str]) -> None:
+        await ctx.yield_output(name)
+
+
+@pytest.mark.parametrize("scheduling", SCHEDULINGS)
+@pytest.mark.parametrize("durability", DURABILITIES)
+async def test_set_status_fault_at_a_waiting_end_fails_the_run_and_keeps_the_question(
+    flaky: FlakyStore, durability: str, scheduling: str
+) -> None:
+    wf = WorkflowBuilder(
+        start=Asker("asker"), checkpoint_store=flaky, durability=durability, scheduling=scheduling
+    ).build()
+    first = await wf.run(1, run_id="w")
+    assert first.status is RunStatus.AWAITING_INPUT
+    (request,) = first.pending_requests
+    flaky.fail("set_status")
+    async with wf.resume_stream("w") as stream:  # no answers: it stops waiting again
+        seen = [event async for event in stream]
+    finished = seen[-1]
+    assert isinstance(finished, events.RunFinished)
+    assert finished.status is RunStatus.FAILED
+    assert "'awaiting_input' (set_status) for run 'w'" in (finished.error or "")
+    assert sum(isinstance(e, events.RunFinished) for e in seen) == 1
+    again = await wf.resume("w")
+    check_status_fault(again, "w", "awaiting_input")
+    assert await statuses(flaky) == {"w": "awaiting_input"}  # its checkpoint still says so
+    flaky.heal()
+    answered = await wf.resume("w", responses={request.request_id: "Ada"})
+    assert answered.status is RunStatus.COMPLETED, answered.error
+    assert answered.outputs == ["Ada"]
+    assert await statuses(flaky) == {"w": "completed"}
+
+
+@pytest.mark.parametrize("scheduling", SCHEDULINGS)
+@pytest.mark.parametrize("durability", DURABILITIES)
+async def test_set_status_fault_at_a_cancelled_end_keeps_the_cancellation(
+    flaky: FlakyStore, durability: str, scheduling: str
+) -> None:
+    started = threading.Event()  # set on the backend's loop, which may be another thread's
+    held = [True]
+
+    @executor(id="slow")
+    async def slow(n: int) -> int:
+        if held[0]:
+            started.set()
+            await anyio.sleep_forever()
+        return n
+
+    wf = (
+        WorkflowBuilder(
+            start=start, checkpoint_store=flaky, durability=durability, scheduling=scheduling
+        )
+        .add_edge(start, slow)
+        .build()
+    )
+    flaky.fail("set_status")
+    async with anyio.create_task_group() as tg:
+
+        async def consume() -> None:
+            async with wf.run_stream(2, run_id="x") as stream:
+                async for _ in stream:
+                    pass
+
+        tg.start_soon(consume)
+        assert await anyio.to_thread.run_sync(started.wait, 60)
+        tg.cancel_scope.cancel()  # the caller's cancellation goes on out, as always
+    assert flaky.calls["set_status"] == 1
+    assert (await statuses(flaky))["x"] == "running"  # not recorded: resumable as it was
+    flaky.heal()
+    held[0] = False
+    resumed = await wf.resume("x")
+    assert resumed.status is RunStatus.COMPLETED, resumed.error
+    assert resumed.outputs == [2]  # slow ran again, to the end
 
 
 # loading: resume reads the store before anything runs; a failure there raises and changes
