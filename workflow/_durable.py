@@ -223,12 +223,18 @@ class StoreDurability:
         """
         status = end.status
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            unrecorded: CheckpointError | None = None
             if end.failed_executor and self._checkpoint_id is not None:
                 # for diagrams: who failed, and why
                 record = {"executor_id": end.failed_executor, "error": end.error}
-                with store_call(self.store, "record the failure", end.run_id):
-                    await self.store.put_write(self._checkpoint_id, FAILURE_KEY, record)
+                try:
+                    with store_call(self.store, "record the failure", end.run_id):
+                        await self.store.put_write(self._checkpoint_id, FAILURE_KEY, record)
+                except CheckpointError as exc:  # only for diagrams: the status matters more
+                    unrecorded = exc
             await self._set_status(end.run_id, status)
+            if unrecorded is not None:
+                raise unrecorded
         elif status is not self._status and self._checkpoint_id is not None:
             # ended without committing a superstep here (a fork of a waiting run, a resume
             # with nothing to run): its only checkpoint of this process says "running"

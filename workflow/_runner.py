@@ -426,7 +426,7 @@ class Runner:
                 if st.error is None:
                     st.error = exc
                 else:
-                    st.error.add_note(f"and its status was not recorded: {exc}")
+                    st.error.add_note(f"and the store did not record it: {exc}")
                 if status is not RunStatus.CANCELLED:
                     # a run whose end the store does not hold is not reported COMPLETED (or
                     # waiting): the store still has its last checkpoint's status, and a resume

@@ -345,6 +345,30 @@ async def test_set_status_fault_at_a_waiting_end_fails_the_run_and_keeps_the_que
 
 @pytest.mark.parametrize("scheduling", SCHEDULINGS)
 @pytest.mark.parametrize("durability", DURABILITIES)
+async def test_failure_record_fault_still_records_the_failed_status(
+    flaky: FlakyStore, durability: str, scheduling: str
+) -> None:
+    @executor(id="boom")
+    async def boom(n: int) -> int:
+        raise RuntimeError("handler broke")
+
+    wf = WorkflowBuilder(
+        start=boom, checkpoint_store=flaky, durability=durability, scheduling=scheduling
+    ).build()
+    flaky.fail("put_write")  # the failure record, for diagrams, is the run's only write
+    result = await wf.run(1, run_id="b")
+    assert result.status is RunStatus.FAILED
+    assert "handler broke" in str(result.error)  # the executor's error, not the store's
+    notes = getattr(result.error, "__notes__", [])
+    assert any("failed to record the failure for run 'b'" in note for note in notes), notes
+    assert isinstance(result.events[-1], events.RunFinished)
+    assert await statuses(flaky) == {"b": "failed"}  # the status is recorded all the same
+    for cp in await flaky.inner.list_checkpoints("b"):
+        assert (await flaky.inner.load(cp.id)).id == cp.id
+
+
+@pytest.mark.parametrize("scheduling", SCHEDULINGS)
+@pytest.mark.parametrize("durability", DURABILITIES)
 async def test_set_status_fault_at_a_cancelled_end_keeps_the_cancellation(
     flaky: FlakyStore, durability: str, scheduling: str
 ) -> None:
