@@ -234,3 +234,44 @@ def test_agui_rejects_bad_input_and_unknown_workflows(server: str) -> None:
     bad = httpx.post(f"{server}/agui/echo", json={"messages": "no"})
     assert bad.status_code == 422
     assert bad.json()["error"]["type"] == "invalid_input"
+
+
+STALLING = """
+import anyio
+
+from builders import WorkflowBuilder
+from workflow import executor
+
+
+@executor(id="stall")
+async def stall(text: str) -> str:
+    await anyio.sleep_forever()
+    return text
+
+
+stalling = WorkflowBuilder(start=stall, name="stalling").build()
+"""
+
+
+def test_agui_client_that_goes_away_cancels_its_run(tmp_path: Path) -> None:
+    target = tmp_path / "stalling.py"
+    target.write_text(STALLING, encoding="utf-8")
+    url, proc = _start(tmp_path, f"{target}:stalling")
+    try:
+        body = _input("t-stall")
+        with httpx.stream("POST", f"{url}/agui/stalling", json=body, timeout=60) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if '"STEP_STARTED"' in line:
+                    break  # the run is inside its executor: leave without reading on
+        # the connection is closed: the response's task is cancelled, and its run with it
+        run = f"/api/runs/agui-{body['runId']}"
+        deadline = time.monotonic() + 60
+        status = None
+        while status != "cancelled" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = httpx.get(url + run, timeout=60).json().get("status")
+        assert status == "cancelled"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
