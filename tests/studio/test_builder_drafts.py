@@ -271,9 +271,11 @@ def test_a_hand_written_spec_the_builder_cannot_edit_says_why() -> None:
     }
     draft, reason = spec_to_draft(spec)
     assert reason is not None
-    for words in ("client 'shared'", "cases", "not one of the agents"):
+    for words in ("client 'shared'", "not one of the agents"):
         assert words in reason
     assert draft["agents"][0]["client"] == {"type": "scripted", "replies": ["x"]}
+    # its switch has a form now: it comes through as it is
+    assert draft["edges"] == spec["edges"]
 
 
 def test_oversized_drafts_are_refused(client: Any) -> None:

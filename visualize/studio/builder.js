@@ -8,7 +8,7 @@
 import * as api from "./api.js";
 import { Canvas } from "./canvas.js";
 import { h } from "./dom.js";
-import { NEW_EDGE_KINDS, connect, edgeItem, fromDraft, toDraft, wires, without } from "./edges.js";
+import { NEW_EDGE_KINDS, connect, edgeItem, fromDraft, pruned, toDraft, wires, without } from "./edges.js";
 import { clientFields, field, nextId, v } from "./fields.js";
 
 const KINDS = [["group_chat", "Group chat"], ["sequential", "Sequential"], ["concurrent", "Concurrent"],
@@ -274,8 +274,8 @@ export async function builderView(page, teamName) {
     const focused = edgeList.contains(document.activeElement) ? document.activeElement?.getAttribute("aria-label") : null;
     const nameOf = (/** @type {string} */ key) => byKey.get(key)?.name() || "(no name)";
     edgeList.replaceChildren(...edges.map((e, i) => edgeItem(e, i, {
-      name: nameOf, functions: library.tools, graph: v(kind) === "graph",
-      changed: () => { if (e.kind !== "edge") edges = edges.filter((x) => x.kind === "edge" || (Array.isArray(x.to) ? x.to.length : x.from.length)); syncEdges(); changed(); },
+      name: nameOf, members: () => agents.map((a) => a.key), functions: library.tools, graph: v(kind) === "graph",
+      changed: () => { edges = pruned(edges); syncEdges(); changed(); },
       remove: () => { edges.splice(i, 1); syncEdges(); changed(); },
     })));
     if (focused) /** @type {HTMLElement | null} */ (edgeList.querySelector(`[aria-label="${CSS.escape(focused)}"]`))?.focus();
@@ -471,7 +471,7 @@ export async function builderView(page, teamName) {
       const column = depth.get(name) ?? Math.max(0, ...depth.values()) + 1;
       const row = rows.get(column) || 0;
       rows.set(column, row + 1);
-      return [20 + column * 260 + 60, top + row * 110 + 20];
+      return [20 + column * 290 + 60, top + row * 110 + 20];
     };
   }
 

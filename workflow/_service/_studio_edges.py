@@ -3,7 +3,9 @@
 A draft's edges have the spec's own shapes (``builders``' graph spec), so a saved file reads
 back as the same edges: a plain edge ``{from, to, when?}``, a fan-out ``{from, to: [...],
 select?}`` (each message to every target, or to those a function picks), a fan-in ``{from:
-[...], to}`` (the target waits for one message from each source and gets them as a list).
+[...], to}`` (the target waits for one message from each source and gets them as a list), a
+switch ``{from, cases: [{when?, to}]}`` (each message to the first case whose condition holds,
+else to the default: the one case without a condition).
 Problems are ``(path, message)`` with the draft's path (``edges[2].from[1]``), which is also the
 spec's path: the spec keeps the draft's edges in order, so the loader's own problems
 (``edges[2].cases``) point at the same edge.
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-__all__ = ("draft_edges", "edge_pairs", "spec_edges")
+__all__ = ("draft_edges", "edge_functions", "edge_pairs", "spec_edges")
 
 Problems = list[tuple[str, str]]
 
@@ -91,6 +93,45 @@ def _fan_in(
     return {"from": sources, "to": target}  # with one source still: its target is reachable
 
 
+def _switch(
+    raw: Mapping[str, Any],
+    where: str,
+    members: Mapping[str, Any],
+    tools: Mapping[str, str],
+    problems: Problems,
+) -> dict[str, Any] | None:
+    source = str(raw.get("from"))
+    if source not in members:
+        problems.append((f"{where}.from", f"{source!r} is not a member of this team"))
+    cases_in = raw["cases"]
+    if not cases_in:
+        problems.append((f"{where}.cases", f"the switch from {source!r} has no cases"))
+    cases: list[dict[str, Any]] = []
+    for j, case in enumerate(cases_in):
+        here = f"{where}.cases[{j}]"
+        if not isinstance(case, Mapping):
+            problems.append((here, "expected an object with when and to"))
+            continue
+        target = str(case.get("to"))
+        if target not in members:
+            problems.append((f"{here}.to", f"{target!r} is not a member of this team"))
+        when = _function(case, "when", here, tools, problems)
+        if target in members and (when is not None or not case.get("when")):
+            cases.append({**({"when": when} if when else {}), "to": target})
+    defaults = sum(1 for c in cases_in if isinstance(c, Mapping) and not c.get("when"))
+    if cases_in and defaults != 1:
+        problems.append(
+            (
+                f"{where}.cases",
+                f"the switch from {source!r} has {defaults} cases without a condition; exactly "
+                'one is the default ("otherwise"), the others each need a condition',
+            )
+        )
+    if source not in members or not cases:
+        return None
+    return {"from": source, "cases": cases}  # with problems still: its targets are reachable
+
+
 def _plain(
     raw: Mapping[str, Any],
     where: str,
@@ -155,13 +196,19 @@ def draft_edges(
             )
             continue
         fans_out, fans_in = isinstance(raw.get("to"), list), isinstance(raw.get("from"), list)
-        if (fans_out or fans_in) and kind != "graph":
-            problems.append((where, "only a graph team's edges fan out or fan in"))
+        branches = isinstance(raw.get("cases"), list)
+        if (fans_out or fans_in or branches) and kind != "graph":
+            problems.append((where, "only a graph team's edges fan out, fan in or branch"))
+            continue
+        if branches and (raw.get("to") is not None or fans_in):
+            problems.append((where, "a switch has cases (each with its to), not to or from lists"))
             continue
         if fans_out and fans_in:
             problems.append((where, "an edge fans out (to: a list) or in (from: a list), not both"))
             continue
-        if fans_out:
+        if branches:
+            edge = _switch(raw, where, members, tools, problems)
+        elif fans_out:
             edge = _fan_out(raw, where, members, tools, problems)
         elif fans_in:
             edge = _fan_in(raw, where, members, problems)
@@ -177,9 +224,18 @@ def edge_pairs(edges: list[dict[str, Any]]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for edge in edges:
         sources = edge["from"] if isinstance(edge["from"], list) else [edge["from"]]
-        targets = edge["to"] if isinstance(edge["to"], list) else [edge["to"]]
+        if "cases" in edge:
+            targets = [case["to"] for case in edge["cases"]]
+        else:
+            targets = edge["to"] if isinstance(edge["to"], list) else [edge["to"]]
         pairs += [(s, t) for s in sources for t in targets]
     return pairs
+
+
+def edge_functions(edges: list[dict[str, Any]]) -> set[str]:
+    """The studio's functions the edges use (conditions, selections): the spec's imports."""
+    found = {e[key] for e in edges for key in ("when", "select") if e.get(key)}
+    return found | {c["when"] for e in edges for c in e.get("cases", ()) if c.get("when")}
 
 
 def spec_edges(edges: Any, reasons: list[str]) -> list[dict[str, Any]]:
@@ -198,9 +254,20 @@ def spec_edges(edges: Any, reasons: list[str]) -> list[dict[str, Any]]:
             out.append({"from": source, "to": list(target), **_opt(edge, "select")})
         elif _strings(source) and isinstance(target, str) and not keys:
             out.append({"from": list(source), "to": target})
+        elif isinstance(source, str) and target is None and keys == {"cases"} and _cases(edge):
+            cases = [{**_opt(c, "when"), "to": c["to"]} for c in edge["cases"]]
+            out.append({"from": source, "cases": cases})
         else:
-            reasons.append("an edge has cases")
+            reasons.append("an edge has a shape the builder has no form for")
     return out
+
+
+def _cases(edge: Mapping[str, Any]) -> bool:
+    cases = edge["cases"]
+    return isinstance(cases, list) and all(
+        isinstance(c, Mapping) and set(c) <= {"when", "to"} and isinstance(c.get("to"), str)
+        for c in cases
+    )
 
 
 def _strings(value: Any) -> TypeGuard[list[str]]:

@@ -17,7 +17,7 @@ from typing import Any
 from workflow._errors import WorkflowError
 from workflow._workflow import Workflow
 
-from ._studio_edges import draft_edges, edge_pairs, spec_edges
+from ._studio_edges import draft_edges, edge_functions, edge_pairs, spec_edges
 
 __all__ = ("KINDS", "DraftError", "SpecLoader", "draft_to_spec", "spec_to_draft")
 
@@ -195,7 +195,7 @@ def draft_to_spec(draft: Any, tools: Mapping[str, str] | None = None) -> dict[st
     people = _people(draft, agents, problems)
     members = {**agents, **dict.fromkeys(people)}  # every node an edge may name
     edges = draft_edges(draft, kind, members, tools, problems, max_edges=MAX_AGENTS * MAX_AGENTS)
-    used.update(e[key] for e in edges for key in ("when", "select") if e.get(key))
+    used.update(edge_functions(edges))
     start = draft.get("start") or next(iter(agents), None)
     if kind in _EDGED and agents and start not in members:
         problems.append(("start", f"start {start!r} is not a member of this team"))
