@@ -19,12 +19,13 @@ on that task's scope stack after a ``break`` and corrupt it (tried: anyio on asy
 "Attempted to exit a cancel scope that isn't the current tasks's current cancel scope" where
 the consumer leaves its own scope; trio, "Cancel scope stack corrupted").
 
-So the plain form runs in a task no task group owns. anyio has no call that starts one in the
-running loop; its public way in from another thread does: a helper thread calls
-``anyio.from_thread.run`` with this loop's token (a task on asyncio, a system task on trio) and
-waits, blocked, until the run is over. That thread is the plain form's whole extra cost (~0.15 ms
-a run on asyncio, ~0.2 ms on trio, and one parked thread per running plain stream); ``async
-with`` has none.
+So the plain form runs in a task group the consumer never enters: one per event loop, in a
+host task started the first time that loop runs a plain-form stream and kept until the loop
+ends. anyio has no call that starts a task no task group owns in the running loop; its public
+way in from another thread does: a helper thread calls ``anyio.from_thread.run`` with the
+loop's token (a task on asyncio, a system task on trio) and stays parked until the loop ends.
+One parked thread and one host task per loop are the plain form's whole extra cost; each run
+is then handed to the host through a memory stream. ``async with`` needs neither.
 Dropping the stream (leaving the ``async for`` early) cancels the run from ``__del__``;
 ``await stream.aclose()`` does it and waits. Either way the run's last events are discarded
 once nobody reads them, so a full buffer can never hold the run up while it records its
@@ -34,6 +35,7 @@ cancellation.
 from __future__ import annotations
 
 import contextvars
+import math
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -201,32 +203,71 @@ class EventStream:
             self._receive.close()
 
 
-def _detach(produce: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Start ``produce`` in a task no task group owns (the plain form only; see the module doc).
+_Produce = Callable[[], Coroutine[Any, Any, None]]
 
-    The helper thread carries the consumer's context variables over (the run sees what a task
-    started here would) and only waits: ``produce`` keeps its errors for the reader, and a
-    loop that closes with the run still going cancels it, which ends the wait.
+# per running loop (its native token: an asyncio loop, a trio token), the inbox of the task
+# that hosts that loop's plain-form runs
+_hosts: dict[object, MemoryObjectSendStream[tuple[contextvars.Context, _Produce]]] = {}
+_hosts_lock = threading.Lock()
+
+
+def _detach(produce: _Produce) -> None:
+    """Start ``produce`` in a task no task group the consumer can see owns (see the module doc).
+
+    The run starts in (a copy of) the consumer's context, as a task started here would.
     """
     token = anyio.lowlevel.current_token()
-    context = contextvars.copy_context()
+    item = (contextvars.copy_context(), produce)
+    with _hosts_lock:
+        inbox = _hosts.get(token.native_token)
+        if inbox is not None:
+            try:
+                inbox.send_nowait(item)
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # that host is ending with its loop: start another
+        inbox, receive = anyio.create_memory_object_stream[tuple[contextvars.Context, _Produce]](
+            math.inf
+        )
+        _hosts[token.native_token] = inbox
+        inbox.send_nowait(item)  # waits in the inbox until the host is up
 
-    async def detached() -> None:
+    def enter() -> None:
         try:
-            await produce()
-        except anyio.get_cancelled_exc_class():
-            # only a closing loop cancels this task from outside (``asyncio.run`` cancels what
-            # is left, trio its system tasks): the run has recorded CANCELLED and there is no
-            # one left to tell (re-raised, asyncio.run would log it as an error at shutdown)
+            anyio.from_thread.run(_host, token.native_token, receive, token=token)
+        except BaseException:  # the loop closed under the host (its runs were cancelled)
             return
 
-    def wait() -> None:
-        anyio.from_thread.run(detached, token=token)
+    threading.Thread(target=enter, name="ledgerflow-run-stream-host", daemon=True).start()
 
-    def host() -> None:
-        try:
-            context.run(wait)
-        except BaseException:  # the loop closed and cancelled the run, or it was gone already
-            return
 
-    threading.Thread(target=host, name="ledgerflow-run-stream", daemon=True).start()
+async def _host(
+    key: object, receive: MemoryObjectReceiveStream[tuple[contextvars.Context, _Produce]]
+) -> None:
+    """Runs this loop's plain-form runs, from the first until the loop ends.
+
+    Entered once per loop by a helper thread (anyio's public way to start a task that no
+    task group owns), which then stays parked until the loop ends.
+    """
+    try:
+        with receive:
+            async with anyio.create_task_group() as runs:
+                async for context, produce in receive:
+                    context.run(runs.start_soon, _quietly, produce)
+    except anyio.get_cancelled_exc_class():
+        # only a closing loop cancels the host (``asyncio.run`` cancels what is left, trio its
+        # system tasks): its runs have recorded CANCELLED and there is no one left to tell
+        # (re-raised, asyncio.run would log it as an error at shutdown)
+        return
+    finally:
+        with _hosts_lock:
+            inbox = _hosts.pop(key, None)
+        if inbox is not None:
+            inbox.close()
+
+
+async def _quietly(produce: _Produce) -> None:
+    try:
+        await produce()
+    except anyio.get_cancelled_exc_class():
+        return  # the loop is closing (see _host); a run cancelled by its consumer returns

@@ -11,6 +11,7 @@ import ast
 import contextvars
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,16 @@ def gated(store: Any = None) -> tuple[Workflow, Gate]:
 
 def task_count() -> int:
     return len(anyio.get_running_tasks())
+
+
+async def host_up() -> None:
+    """Start this loop's plain-form host (one task per loop, kept until the loop ends)."""
+
+    @executor(id="noop")
+    async def noop(n: int) -> None:
+        return None
+
+    await consume_plain(WorkflowBuilder(start=noop).build().run_stream(0))
 
 
 def finished(seen: list[events.WorkflowEvent]) -> events.RunFinished:
@@ -234,6 +245,7 @@ async def test_leaving_resume_stream_early_cancels_the_continuation() -> None:
 async def test_plain_async_for_still_works_and_aclose_cancels() -> None:
     store = InMemoryCheckpointStore()
     wf, gate = gated(store)
+    await host_up()
     before = task_count()
     stream = wf.run_stream(1, run_id="plain")
     async for event in stream:
@@ -258,6 +270,7 @@ async def eventually(check: Any) -> None:
 async def test_breaking_out_of_plain_async_for_cancels_the_run_without_aclose() -> None:
     store = InMemoryCheckpointStore()
     wf, gate = gated(store)
+    await host_up()
     before = task_count()
     # inside scopes of the consumer's own, which a run hosted by the consumer's task would
     # leave corrupted after a ``break``
@@ -277,6 +290,31 @@ async def test_breaking_out_of_plain_async_for_cancels_the_run_without_aclose() 
     done = await wf.resume("dropped")  # the run released its lock and its last checkpoint
     assert done.status is RunStatus.COMPLETED
     assert done.outputs == [2]
+
+
+async def test_plain_streams_share_one_host_task_and_thread_per_loop() -> None:
+    inside: list[int] = []
+    everyone, release = LoopEvent(), LoopEvent()
+
+    @executor(id="wait")
+    async def wait(n: int) -> None:
+        inside.append(n)
+        if len(inside) == 20:
+            everyone.set()
+        await release.wait()
+
+    wf = WorkflowBuilder(start=wait).build()
+    await host_up()
+    tasks = task_count()
+    threads = {t.ident for t in threading.enumerate()}
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(consume_plain, wf.run_stream(i))
+            await everyone.wait()  # all 20 runs are going at once
+            assert [t.name for t in threading.enumerate() if t.ident not in threads] == []
+            release.set()
+    assert task_count() == tasks  # each run's task ended; the loop's host is the one left
 
 
 SEEN_BY_RUN: contextvars.ContextVar[str] = contextvars.ContextVar("seen_by_run", default="")
