@@ -14,7 +14,7 @@ import pytest
 from workflow.cli._load import load_spec_file
 
 from . import test_builder_canvas as canvas_tests
-from .conftest import Studio, shot
+from .conftest import SHOTS, Studio, shot
 from .test_builder_canvas import card
 from .test_builder_fans_browser import connect
 
@@ -122,3 +122,50 @@ def test_switch_cases_from_the_canvas(tab: Any, canvas_studio: Studio, folder: P
     assert tab.locator('[data-node-id="oncall"]').get_attribute("data-status") == "completed"
     assert tab.locator('[data-node-id="backlog"]').get_attribute("data-status") == "idle"
     shot(tab, "builder-switch-run")
+
+
+def test_the_keyboard_alone_builds_a_switch_in_a_narrow_window(
+    browser: Any, canvas_studio: Studio, folder: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 420, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(canvas_studio.url + "/#/new")
+        page.get_by_label("Team name").fill("desk")
+        page.get_by_label("Team kind").select_option("graph")
+        library = page.get_by_role("complementary", name="Library")
+        for _ in range(3):
+            library.get_by_role("button", name="Agent", exact=True).focus()
+            page.keyboard.press("Enter")
+        card(page, 1, "triage", "Urgent.")
+        card(page, 2, "oncall", "On it.")
+        card(page, 3, "backlog", "Later.")
+        page.get_by_label("New edges make").select_option("switch")
+        for target in ("backlog", "oncall"):
+            page.get_by_label("Edge from").select_option(label="triage")
+            page.get_by_label("Edge to").select_option(label=target)
+            page.get_by_role("button", name="Add edge").press("Enter")
+        switch = page.locator('[data-edge-kind="switch"]')
+        switch.locator('[data-path="cases"]').get_by_role("alert").wait_for()
+        condition = switch.get_by_label("Condition of case 1 of the switch from triage")
+        condition.focus()
+        condition.select_option("urgent")
+        page.get_by_text("Valid: ready to save.").wait_for()
+        # the list was redrawn: the focus stayed on the field the person was using
+        assert page.evaluate("document.activeElement.getAttribute('aria-label')") == (
+            "Condition of case 1 of the switch from triage"
+        )
+        switch.scroll_into_view_if_needed()
+        shot(page, "builder-switch-narrow")
+        edges = page.get_by_role("region", name="Edges and handoffs")
+        edges.screenshot(path=str(SHOTS / "builder-switch-narrow-edges.png"))
+        page.get_by_role("button", name="Save").press("Enter")
+        page.get_by_role("link", name="Open desk in the playground").wait_for()
+        assert "  cases:\n  - when: urgent\n    to: oncall\n  - to: backlog\n" in (
+            (folder / "desk.yaml").read_text()
+        )
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 440  # nothing forces a sideways scroll
+    finally:
+        context.close()
