@@ -160,6 +160,8 @@ def test_the_keyboard_alone_builds_a_switch_in_a_narrow_window(
         shot(page, "builder-switch-narrow")
         edges = page.get_by_role("region", name="Edges and handoffs")
         edges.screenshot(path=str(SHOTS / "builder-switch-narrow-edges.png"))
+        canvas = page.get_by_role("region", name="Team canvas")
+        canvas.screenshot(path=str(SHOTS / "builder-switch-narrow-canvas.png"))
         page.get_by_role("button", name="Save").press("Enter")
         page.get_by_role("link", name="Open desk in the playground").wait_for()
         assert "  cases:\n  - when: urgent\n    to: oncall\n  - to: backlog\n" in (

@@ -64,7 +64,10 @@ export class Canvas {
     const width = Math.max(this.el.clientWidth, 400);
     const perRow = Math.max(1, Math.floor((width - 20) / 320));
     const hint = /** @type {HTMLElement} */ (this.el.querySelector(".canvas-hint"));
-    return { x: 20 + (n % perRow) * 320, y: hint.offsetHeight + 16 + Math.floor(n / perRow) * 130 };
+    // one box a row (a narrow window): every other one to the right, so an arrow that skips a
+    // row (a switch's or fan's second target) does not run through the box between
+    const x = perRow === 1 ? (n % 2 ? Math.max(20, this.el.clientWidth - 200) : 20) : 20 + (n % perRow) * 320;
+    return { x, y: hint.offsetHeight + 16 + Math.floor(n / perRow) * 130 };
   }
 
   /** @param {{from: string, to: string, label: string, invalid: boolean, kind?: string}[]} edges by agent key (a fan-out or fan-in: one per pair) */
