@@ -51,9 +51,9 @@ pytest: venv
 # The core, agents, teams, durable and diagram suites again on the test backends that prove
 # the dispatch seam (workflow/_backend_testing.py): every invocation crossing it as checkpoint
 # JSON (roundtrip), then every invocation on a worker thread's own event loop (threads). What
-# leaks across the seam fails here. asyncio only (the trio pass adds nothing at the seam);
-# subprocess-based, sandbox and server tests (their workflows run in a child process, never
-# on these backends) are left to the first pass.
+# leaks across the seam fails here. asyncio callers only (test_backend_testing covers trio
+# callers of both backends); subprocess-based, sandbox and server tests (their workflows run
+# in a child process, never on these backends) are left to the first pass.
 SEAM_ARGS ?= -k "not trio" tests/workflow tests/executors tests/builders tests/visualize \
 	--ignore=tests/workflow/service --ignore=tests/workflow/test_crash.py \
 	--ignore=tests/workflow/test_cli.py --ignore=tests/executors/test_sandbox.py \

@@ -1,4 +1,6 @@
-"""Shared fixtures: anyio runs async tests on asyncio (our only supported backend)."""
+"""Shared fixtures and switches: the test backend, the ``local_only`` marker, required services.
+
+async tests run on asyncio here; tests/workflow runs the core suite on trio too."""
 
 from __future__ import annotations
 

@@ -110,11 +110,11 @@ class _ThreadRun:
             except BaseException:
                 # a timeout, a cancelled run or a failed emit: stop it there and wait, so
                 # nothing of it runs on after the caller moved on
-                loop.call(job.cancel)
-                with anyio.CancelScope(shield=True):
-                    async for kind, _ in receive:
-                        if kind != _EVENT:
-                            break
+                if loop.call(job.cancel):
+                    with anyio.CancelScope(shield=True):
+                        async for kind, _ in receive:
+                            if kind != _EVENT:
+                                break
                 raise
 
     async def aclose(self) -> None:
@@ -163,8 +163,10 @@ class _Job:
                             self.node, self.request, self.emit, self.backend
                         )
                         kind = _DONE
-                    except anyio.get_cancelled_exc_class():
-                        raise
+                    except anyio.get_cancelled_exc_class() as exc:
+                        if self.scope.cancel_called:
+                            raise  # ours (the caller left): the scope ends it here
+                        kind, value = _RAISED, exc  # the handler's own: never the loop's
                     except BaseException as exc:  # the caller raises it; the loop lives on
                         kind, value = _RAISED, exc
         finally:
@@ -216,9 +218,10 @@ class _Loop:
         self._send: MemoryObjectSendStream[_Start] | None = None
         ready = threading.Event()
         name = f"ledgerflow-thread-backend-{index}"
-        threading.Thread(
+        self.thread = threading.Thread(
             target=anyio.run, args=(self._serve, ready), name=name, daemon=True
-        ).start()
+        )
+        self.thread.start()
         ready.wait()
 
     async def _serve(self, ready: threading.Event) -> None:
@@ -236,11 +239,13 @@ class _Loop:
     ) -> None:
         """Start ``job`` on this loop in (a copy of) ``context``."""
         assert self._send is not None
-        self.call(partial(self._send.send_nowait, (context, job)))
+        if not self.call(partial(self._send.send_nowait, (context, job))):
+            raise WorkflowError(f"worker thread {self.thread.name!r} has stopped")
 
-    def call(self, fn: Callable[[], object]) -> None:
+    def call(self, fn: Callable[[], object]) -> bool:
+        """Schedule ``fn`` there; ``False`` when the loop has ended."""
         assert self._token is not None
-        call_soon(self._token, fn)
+        return call_soon(self._token, fn)
 
 
 _loops: list[_Loop] = []
@@ -249,6 +254,9 @@ _loops_lock = threading.Lock()
 
 def _worker_loops(count: int) -> list[_Loop]:
     with _loops_lock:
+        for index, loop in enumerate(_loops[:count]):
+            if not loop.thread.is_alive():  # never expected: jobs keep their errors
+                _loops[index] = _Loop(index)
         while len(_loops) < count:
             _loops.append(_Loop(len(_loops)))
         return _loops[:count]

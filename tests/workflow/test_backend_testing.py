@@ -235,3 +235,26 @@ async def test_a_handler_error_on_a_worker_thread_fails_the_run_as_itself() -> N
     assert isinstance(result.error, ExecutorFailedError)
     assert isinstance(result.error.__cause__, LookupError)
     assert "no such thing: 7" in str(result.error.__cause__)
+
+
+async def test_a_handler_raising_cancellation_itself_leaves_its_worker_loop_serving(
+    anyio_backend: str,
+) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("trio's Cancelled cannot be raised by hand")
+
+    @executor(id="odd")
+    async def odd(x: int) -> int:
+        raise anyio.get_cancelled_exc_class()("raised by the handler, not by a cancel scope")
+
+    @executor(id="fine")
+    async def fine(x: int) -> int:
+        return x + 1
+
+    backend = ThreadBackend(threads=1)
+    for wf_backend in (LocalBackend(), backend):  # the same outcome on both
+        with pytest.raises(anyio.get_cancelled_exc_class(), match="raised by the handler"):
+            await WorkflowBuilder(start=odd, name="odd").build().run(1, backend=wf_backend)
+    with anyio.fail_after(10):  # the worker loop is still there, and serves the next run
+        result = await WorkflowBuilder(start=fine, name="fine").build().run(1, backend=backend)
+    assert result.outputs == [2]

@@ -92,14 +92,15 @@ class Counted(Executor):
 
 async def committed(store: Any, run_id: str, executor_id: str) -> None:
     """Until ``run_id``'s latest checkpoint, or a pending write after it, holds
-    ``executor_id``'s commit."""
-    while True:
-        latest = await store.latest(run_id)
-        if latest is not None:
-            writes = await store.get_writes(latest.id)
-            if f"seen {executor_id}" in json.dumps([latest.data["run"]["state"], writes]):
-                return
-        await anyio.sleep(0.002)
+    ``executor_id``'s commit (a deadline: a commit that never comes fails, not hangs)."""
+    with anyio.fail_after(30):
+        while True:
+            latest = await store.latest(run_id)
+            if latest is not None:
+                writes = await store.get_writes(latest.id)
+                if f"seen {executor_id}" in json.dumps([latest.data["run"]["state"], writes]):
+                    return
+            await anyio.sleep(0.002)
 
 
 def loop_bound(stores: Stores) -> None:
