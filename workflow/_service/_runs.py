@@ -17,12 +17,10 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
 from workflow._errors import CheckpointError, store_call
@@ -39,62 +37,25 @@ from workflow.events import (
     WorkflowEvent,
 )
 
-from ._encode import adapter, event_json, input_adapter, pending_json, plain
-from ._errors import ApiError, store_read
+from ._encode import event_json, input_adapter, pending_json, plain
+from ._errors import (
+    ApiError,
+    api_error,
+    convert_answer,
+    first_error,
+    locked,
+    store_read,
+    validation_details,
+)
 from ._eventlog import EventLog
+from ._handle import RunHandle, Subscription
 
-__all__ = ("RunManager", "Subscription")
+__all__ = ("TERMINAL", "RunHandle", "RunManager", "Subscription")
 
 log = logging.getLogger("ledgerflow.service")
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "max_supersteps"})
-SUBSCRIBER_BUFFER = 1024
 FLUSH_INTERVAL = 0.05
-
-
-@dataclass(eq=False)
-class RunHandle:
-    """A run executing in this server (one execution: a start, a resume or a fork)."""
-
-    run_id: str
-    workflow: Workflow
-    outputs: list[Any]
-    seq: int = 0
-    superstep: int = 0
-    status: str = "running"
-    error: str | None = None
-    pending: list[PendingRequest] = field(default_factory=list)
-    recent: list[tuple[int, str]] = field(default_factory=list)  # not yet known to be logged
-    scope: anyio.CancelScope | None = None
-    done: anyio.Event = field(default_factory=anyio.Event)
-    started: anyio.Event = field(default_factory=anyio.Event)
-    saved: anyio.Event = field(default_factory=anyio.Event)  # its first checkpoint is stored
-    failure: BaseException | None = None  # raised before the run started (lock, bad checkpoint)
-    cancelled_by_user: bool = False
-
-
-class Subscription:
-    """One SSE client's bounded queue; falling behind closes it (the client reconnects)."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.send: MemoryObjectSendStream[tuple[int, str]]
-        self.receive: MemoryObjectReceiveStream[tuple[int, str]]
-        self.send, self.receive = anyio.create_memory_object_stream[tuple[int, str]](
-            SUBSCRIBER_BUFFER
-        )
-        self.cut_off = False
-
-    def offer(self, item: tuple[int, str]) -> bool:
-        try:
-            self.send.send_nowait(item)
-        except anyio.WouldBlock:
-            self.cut_off = True
-            self.send.close()
-            return False
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return False
-        return True
 
 
 class RunManager:
@@ -197,8 +158,8 @@ class RunManager:
                     422,
                     "invalid_input",
                     f"input for workflow {wf.name!r} does not match its input schema: "
-                    f"{_first_error(exc)}",
-                    details=_errors(exc),
+                    f"{first_error(exc)}",
+                    details=validation_details(exc),
                 ) from None
         if not start.can_handle(value):
             raise ApiError(
@@ -223,7 +184,7 @@ class RunManager:
         # committed before the caller hears of it, so a crash right after cannot lose it
         await _first_of(handle.saved, handle.done)
         if handle.failure is not None and not handle.saved.is_set():
-            raise _api_error(handle.failure)  # never stored: the caller must not think it ran
+            raise api_error(handle.failure)  # never stored: the caller must not think it ran
         return handle
 
     async def resume(
@@ -277,7 +238,7 @@ class RunManager:
         self._spawn(handle, lambda: wf.resume_stream(run_id, **kwargs))
         await _first_of(handle.started, handle.done)
         if handle.failure is not None:
-            raise _api_error(handle.failure)
+            raise api_error(handle.failure)
         return handle
 
     def _spawn(self, handle: RunHandle, stream: Callable[[], EventStream]) -> None:
@@ -431,7 +392,7 @@ class RunManager:
             if handle.started.is_set():
                 log.info("resumed run %s of %s", info.run_id, wf.name)
                 resumed.append(info.run_id)
-            elif handle.failure is not None and not _locked(handle.failure):
+            elif handle.failure is not None and not locked(handle.failure):
                 self._unadoptable.add(info.run_id)
                 log.warning(
                     "run %s cannot be resumed: %s", info.run_id, redact(str(handle.failure))
@@ -557,10 +518,10 @@ class RunManager:
                         f"request {request_id!r} of run {run_id!r} is not pending (answered "
                         f"already, or never asked); pending: {sorted(pending) or 'none'}",
                     )
-                converted[request_id] = _convert_answer(request, value)
+                converted[request_id] = convert_answer(request, value)
             handle = await self.resume(wf, run_id, converted)
             if handle.failure is not None:
-                raise _api_error(handle.failure)
+                raise api_error(handle.failure)
             return handle
 
     async def _settle(self, run_id: str) -> None:
@@ -610,11 +571,6 @@ class RunManager:
             return "cancelled"
 
 
-def _locked(exc: BaseException) -> bool:
-    """Whether ``exc`` says another process holds the run (the only reason to try again)."""
-    return type(exc).__name__ == "RunLockedError" or "being executed" in str(exc)
-
-
 def _redacted(text: str | None) -> str | None:
     return None if text is None else redact(text)
 
@@ -628,45 +584,3 @@ async def _first_of(*events: anyio.Event) -> None:
 
         for event in events:
             tg.start_soon(wait, event)
-
-
-def _convert_answer(request: PendingRequest, value: Any) -> Any:
-    tp = request.response_type
-    if tp is object or tp is Any:
-        return value
-    try:
-        return adapter(tp).validate_python(value)
-    except ValidationError as exc:
-        raise ApiError(
-            422,
-            "invalid_answer",
-            f"answer to request {request.request_id!r} does not match its response_schema: "
-            f"{_first_error(exc)}",
-            details=_errors(exc),
-        ) from None
-
-
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where + ': ' if where else ''}{first['msg']}"
-
-
-def _api_error(exc: BaseException) -> ApiError:
-    text = str(exc)
-    if isinstance(exc, CheckpointError):
-        if _locked(exc):
-            return ApiError(409, "run_elsewhere", text)
-        if "unknown" in text:
-            return ApiError(404, "unknown_run", text)
-        return ApiError(409, "checkpoint_error", text)
-    if isinstance(exc, TypeError | KeyError):
-        return ApiError(422, "invalid_answer", text)
-    return ApiError(500, "internal", f"{type(exc).__name__}")
