@@ -25,6 +25,16 @@ def _known(tools: Mapping[str, str]) -> str:
     return ", ".join(sorted(tools)) or "none (start the studio with --tools FILE.py)"
 
 
+def _member(
+    raw: Mapping[str, Any], key: str, where: str, members: Mapping[str, Any], problems: Problems
+) -> str:
+    """The member named at ``raw[key]`` (an edge's ``from`` or ``to``), checked."""
+    name = str(raw.get(key))
+    if name not in members:
+        problems.append((f"{where}.{key}", f"{name!r} is not a member of this team"))
+    return name
+
+
 def _names(value: Any, where: str, members: Mapping[str, Any], problems: Problems) -> list[str]:
     """A list of member names (a fan-out's targets, a fan-in's sources), each checked."""
     names: list[str] = []
@@ -56,9 +66,7 @@ def _fan_out(
     tools: Mapping[str, str],
     problems: Problems,
 ) -> dict[str, Any] | None:
-    source = str(raw.get("from"))
-    if source not in members:
-        problems.append((f"{where}.from", f"{source!r} is not a member of this team"))
+    source = _member(raw, "from", where, members, problems)
     targets = _names(raw["to"], f"{where}.to", members, problems)
     if source in targets:
         problems.append((f"{where}.to", f"a fan-out from {source!r} cannot send to itself"))
@@ -73,9 +81,7 @@ def _fan_out(
 def _fan_in(
     raw: Mapping[str, Any], where: str, members: Mapping[str, Any], problems: Problems
 ) -> dict[str, Any] | None:
-    target = str(raw.get("to"))
-    if target not in members:
-        problems.append((f"{where}.to", f"{target!r} is not a member of this team"))
+    target = _member(raw, "to", where, members, problems)
     sources = _names(raw["from"], f"{where}.from", members, problems)
     if target in sources:
         problems.append((f"{where}.from", f"a fan-in to {target!r} cannot wait for itself"))
@@ -100,9 +106,7 @@ def _switch(
     tools: Mapping[str, str],
     problems: Problems,
 ) -> dict[str, Any] | None:
-    source = str(raw.get("from"))
-    if source not in members:
-        problems.append((f"{where}.from", f"{source!r} is not a member of this team"))
+    source = _member(raw, "from", where, members, problems)
     cases_in = raw["cases"]
     if not cases_in:
         problems.append((f"{where}.cases", f"the switch from {source!r} has no cases"))
@@ -112,9 +116,7 @@ def _switch(
         if not isinstance(case, Mapping):
             problems.append((here, "expected an object with when and to"))
             continue
-        target = str(case.get("to"))
-        if target not in members:
-            problems.append((f"{here}.to", f"{target!r} is not a member of this team"))
+        target = _member(case, "to", here, members, problems)
         when = _function(case, "when", here, tools, problems)
         if target in members and (when is not None or not case.get("when")):
             cases.append({**({"when": when} if when else {}), "to": target})
@@ -141,10 +143,8 @@ def _plain(
     problems: Problems,
     pairs: set[tuple[str, str]],
 ) -> dict[str, Any] | None:
-    source, target = str(raw.get("from")), str(raw.get("to"))
-    for end, name in (("from", source), ("to", target)):
-        if name not in members:
-            problems.append((f"{where}.{end}", f"{name!r} is not a member of this team"))
+    source = _member(raw, "from", where, members, problems)
+    target = _member(raw, "to", where, members, problems)
     if raw.get("when") and kind != "graph":
         problems.append((f"{where}.when", "only a graph team's edges take a condition"))
         when = None
