@@ -33,18 +33,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-import json
 import math
-import re
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import pydantic_core
 
 from ._errors import CheckpointError
 from ._invocation import HeldValue
-from ._serde_blobs import dumps, loads, pack, unpack
+from ._serde_blobs import JSON, dumps, loads, pack, unpack
 from ._serde_registry import (
     _BUILTIN_NAMES,
     SerializationError,
@@ -69,14 +66,8 @@ __all__ = (
     "unpack",
 )
 
-JSON: TypeAlias = Any
-"""A JSON tree: None, bool, int, float, str, list of JSON, dict of str to JSON."""
-
 _TAG = "$type"
-_BLOB = "$blob"
 _BIG_INT_BITS = 14_000  # below Python's 4300-digit int<->str limit
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_enc_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 # --------------------------------------------------------------------------- encode / decode

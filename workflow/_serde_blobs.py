@@ -19,13 +19,12 @@ from typing import Any, TypeAlias
 from ._errors import CheckpointError
 from ._serde_registry import SerializationError, _Fail, _short_repr
 
-__all__ = ("dumps", "loads", "pack", "unpack")
+__all__ = ("JSON", "dumps", "loads", "pack", "unpack")
 
 JSON: TypeAlias = Any
+"""A JSON tree: None, bool, int, float, str, list of JSON, dict of str to JSON."""
 
-_TAG = "$type"
 _BLOB = "$blob"
-_BIG_INT_BITS = 14_000  # below Python's 4300-digit int<->str limit
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _enc_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
